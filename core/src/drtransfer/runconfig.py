@@ -1,0 +1,47 @@
+"""One DRfC run as deepracer-transfer sees it: where its model is and where it goes.
+
+Built by :func:`drtransfer.config.load_runs` from DRfC's env files; plain picklable data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drtransfer.endpoints import Endpoint
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run (one ``run.env`` or experiment): its source model and its upload target.
+
+    ``values`` holds every variable as DRfC would see it after precedence (flag > process environment >
+    run file > system file), for plugins that need more (``DR_WORLD_NAME``, ``DR_DROA_URL`` ...).
+    """
+
+    run_id: str
+    local: Endpoint
+    local_bucket: str
+    model_prefix: str
+    upload: Endpoint | None
+    upload_bucket: str
+    upload_prefix: str
+    reward_key: str
+    metrics_prefix: str
+    region: str
+    run_file: Path | None = None
+    system_file: Path | None = None
+    values: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"run {self.run_id} ({self.model_prefix})"
+
+    @property
+    def source_url(self) -> str:
+        return f"s3://{self.local_bucket}/{self.model_prefix}"
+
+    @property
+    def target_url(self) -> str:
+        return f"s3://{self.upload_bucket}/{self.upload_prefix}"

@@ -1,0 +1,43 @@
+"""Turn botocore exceptions into one sentence a DRfC user can act on (never with a secret in it)."""
+
+from __future__ import annotations
+
+import botocore.exceptions
+
+from drtransfer.endpoints import Endpoint
+from drtransfer.errors import ConfigError, DrTransferError, TransferError
+
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidClientTokenId"}
+_DENIED_CODES = {"AccessDenied", "403", "Forbidden"}
+
+
+def error_code(error: BaseException) -> str:
+    if isinstance(error, botocore.exceptions.ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def describe_client_error(error: BaseException, *, endpoint: Endpoint, bucket: str, action: str) -> DrTransferError:
+    """Map ``error`` from ``action`` on ``bucket`` to a ConfigError (fix your setup) or TransferError."""
+    if isinstance(error, DrTransferError):
+        return error
+    where = endpoint.describe()
+    who = f" (profile {endpoint.profile})" if endpoint.profile else ""
+    if isinstance(error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
+        return ConfigError(f"Cannot reach the {where}; check that the server runs and the URL is right.")
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return ConfigError(f"No credentials for the {where}; set the profile{who} or its keys.")
+    code = error_code(error)
+    if code in _CREDENTIAL_CODES:
+        return ConfigError(f"The {where} refused the credentials{who} ({code}); check the access key and secret.")
+    if code == "NoSuchBucket":
+        return ConfigError(f"The bucket {bucket!r} does not exist on the {where}; create it or fix the bucket name.")
+    if code in _DENIED_CODES:
+        return ConfigError(
+            f"Access denied: the credentials{who} may not {action} in bucket {bucket!r} on the {where}; "
+            f"grant that permission."
+        )
+    if isinstance(error, botocore.exceptions.ClientError):
+        message = error.response.get("Error", {}).get("Message", "")
+        return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {code} {message}".strip() + ".")
+    return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {type(error).__name__}: {error}.")

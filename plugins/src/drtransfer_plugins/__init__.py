@@ -1,0 +1,1 @@
+"""deepracer-transfer built-in plugins, each found through the drtransfer entry-point group."""
