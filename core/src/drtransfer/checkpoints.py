@@ -84,7 +84,9 @@ class CheckpointIndex:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
-            raise ModelError(f"{url} is not valid JSON ({error}); fix or delete it and let training rewrite it.") from None
+            raise ModelError(
+                f"{url} is not valid JSON ({error}); fix or delete it and let training rewrite it."
+            ) from None
         if not isinstance(data, dict):
             raise ModelError(f"{url} must hold a JSON object with last_checkpoint and best_checkpoint.")
         entries: dict[str, dict[str, Any] | None] = {}
@@ -96,7 +98,9 @@ class CheckpointIndex:
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
                 raise ModelError(f"{url}: {key} must be an object with a string 'name'.")
             if parse_checkpoint_name(entry["name"]) is None:
-                raise ModelError(f"{url}: {key} names {entry['name']!r}, which is not a checkpoint name like 12_Step-3456.ckpt.")
+                raise ModelError(
+                    f"{url}: {key} names {entry['name']!r}, which is not a checkpoint name like 12_Step-3456.ckpt."
+                )
             entries[key] = entry
         if entries["last_checkpoint"] is None and entries["best_checkpoint"] is None:
             raise ModelError(f"{url} names neither a last nor a best checkpoint.")

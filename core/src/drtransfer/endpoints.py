@@ -108,7 +108,7 @@ def make_s3_client(endpoint: Endpoint, settings: ClientSettings | None = None) -
         max_pool_connections=settings.max_pool_connections,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},  # type: ignore[typeddict-item]
+        retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
         # Some servers return a whole-object checksum on ranged GETs; we verify content ourselves.
         response_checksum_validation="when_required",
         request_checksum_calculation="when_required",

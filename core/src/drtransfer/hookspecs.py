@@ -5,6 +5,16 @@ picklable data (operations, endpoints) or importable classes: worker processes n
 manager. Implementations must not give their parameters defaults (pluggy would not pass them), and may
 accept any subset of the arguments. ``docs/plugins.md`` documents each hook with an example; a test
 checks that every hook here has a documentation entry and a test.
+
+Call semantics, per group:
+
+- checkpoint selection: ``drtransfer_select_checkpoint`` is *firstresult* (the first non-``None``
+  answer wins; core's ``last`` fallback is registered ``trylast``);
+- planning: ``drtransfer_extend_plan`` is a broadcast that mutates the plan it is given;
+- registration: ``drtransfer_register_*`` are broadcasts, each implementation is called on its own so
+  that a duplicate or a failure names the plugin (wrapper implementations are refused);
+- notification: ``drtransfer_notify`` is a broadcast whose implementations are called one by one,
+  isolated from each other and from the transfer (wrapper implementations are refused).
 """
 
 from __future__ import annotations
@@ -33,14 +43,19 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 def drtransfer_select_checkpoint(expression: str, model: ModelInventory, run: RunConfig) -> Selection | None:
     """Choose the checkpoint of ``model`` that ``expression`` asks for.
 
-    Return ``None`` when ``expression`` is not yours; the first non-``None`` answer wins. Core's
-    fallback (``last``) runs last. Raise :class:`drtransfer.errors.ModelError` when the expression is
-    yours but cannot be satisfied for this model (for example ``step:12`` and checkpoint 12 is gone).
+    Return ``None`` when ``expression`` is not yours; the first non-``None`` answer wins (firstresult).
+    Core's fallback (``last``) runs last. Raise :class:`drtransfer.errors.ConfigError` when the
+    expression is yours but malformed (``step:x``), naming the valid forms; raise
+    :class:`drtransfer.errors.ModelError` when it is well formed but cannot be satisfied for this
+    model (``step:12`` and checkpoint 12 is gone). Pick only complete checkpoints
+    (``model.complete_checkpoints``, ``model.checkpoint(n)``).
 
-    :param expression: what the user asked for, e.g. ``best``, ``step:12``, ``metric:progress``.
-    :param model: the model's inventory: objects, complete checkpoints, the parsed index.
-    :param run: the run's configuration.
-    :returns: a :class:`drtransfer.checkpoints.Selection` with a one-line explanation, or ``None``.
+    :param expression: what the user asked for (``--checkpoint``), stripped of surrounding blanks,
+        e.g. ``best``, ``step:12``, ``metric:progress``.
+    :param model: the model's inventory: objects, complete checkpoints, the parsed index, a reader.
+    :param run: the run's configuration (``run.values`` holds every DRfC variable).
+    :returns: a :class:`drtransfer.checkpoints.Selection` whose ``explanation`` is one line starting
+        with the expression, e.g. ``best: 64_Step-170203.ckpt (avg_eval_metric 58.9)``; or ``None``.
     """
 
 
@@ -48,9 +63,11 @@ def drtransfer_select_checkpoint(expression: str, model: ModelInventory, run: Ru
 def drtransfer_checkpoint_expressions() -> list[str]:
     """Describe the checkpoint expressions you answer, one ``"form: meaning"`` string each.
 
-    Core lists them when a user gives an expression nobody answers.
+    Core lists them all when a user gives an expression nobody answers, and ``drtransfer plugins``
+    shows them.
+
+    :returns: a list such as ``["step:N: checkpoint number N"]``.
     """
-    return []
 
 
 # ---- planning -------------------------------------------------------------------------------------
@@ -60,8 +77,9 @@ def drtransfer_checkpoint_expressions() -> list[str]:
 def drtransfer_extend_plan(plan: ModelPlan, model: ModelInventory, run: RunConfig) -> None:
     """Add or drop operations of one model's plan before it runs (or is shown by a dry run).
 
-    Use ``plan.add(CopyObject(...))`` or ``plan.drop(target_key)``. Mark nothing ``commit``: the
-    index files that make a model importable are core's and always go last.
+    Use ``plan.add(CopyObject(...))`` or ``plan.drop(target_key)``; build target locations under
+    ``plan.target_root``. Mark nothing ``commit``: the index files that make a model importable are
+    core's and always go last. Do no I/O but ``model.read(...)``: the plan is data, the engine runs it.
 
     :param plan: the mutable plan of one model.
     :param model: the model's inventory (every source object is in ``model.objects``).
@@ -74,26 +92,33 @@ def drtransfer_extend_plan(plan: ModelPlan, model: ModelInventory, run: RunConfi
 
 @hookspec
 def drtransfer_register_importers(register: Registry[Any]) -> None:
-    """Register import targets: ``register(name, importer, description)``.
+    """Register import targets: call ``register(name, importer, description)`` for each.
 
     ``importer`` implements :class:`drtransfer.importing.Importer`; ``name`` is what ``--to`` takes.
+    A name registered twice is refused, naming both plugins.
+
+    :param register: the registry of import targets; call it, do not keep it.
     """
 
 
 @hookspec
 def drtransfer_register_packagers(register: Registry[Any]) -> None:
-    """Register archive formats: ``register(name, packager, description)``.
+    """Register archive formats: call ``register(name, packager, description)`` for each.
 
-    ``packager`` implements :class:`drtransfer.packaging.Packager`.
+    ``packager`` implements :class:`drtransfer.packaging.Packager`; ``name`` is what ``--format`` takes.
+
+    :param register: the registry of archive formats; call it, do not keep it.
     """
 
 
 @hookspec
 def drtransfer_register_notifiers(register: Registry[Any]) -> None:
-    """Register notifier kinds: ``register(name, factory, description)``.
+    """Register notifier kinds: call ``register(name, factory, description)`` for each.
 
     ``factory`` implements :class:`drtransfer.notifying.NotifierFactory`: it says which ``--notify``
     URLs it takes and builds a notifier for one.
+
+    :param register: the registry of notifier kinds; call it, do not keep it.
     """
 
 

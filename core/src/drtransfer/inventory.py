@@ -18,8 +18,6 @@ from drtransfer.operations import ObjectLocation, SourceObject
 from drtransfer.runconfig import RunConfig
 from drtransfer.s3errors import describe_client_error
 
-LOCAL = "local"  # endpoint name of every source object
-
 
 @dataclass
 class ModelInventory:
@@ -54,9 +52,7 @@ class ModelInventory:
         ckpt = self.checkpoints.get(number)
         if ckpt is None:
             have = ", ".join(str(c.number) for c in self.complete_checkpoints) or "none"
-            raise ModelError(
-                f"Checkpoint {number} is not in {self.url('model/')} (complete checkpoints: {have})."
-            )
+            raise ModelError(f"Checkpoint {number} is not in {self.url('model/')} (complete checkpoints: {have}).")
         if not ckpt.complete:
             raise ModelError(
                 f"Checkpoint {number} in {self.url('model/')} is incomplete: missing "
@@ -97,9 +93,9 @@ def _list(client: Any, run: RunConfig, prefix: str, what: str) -> dict[str, Sour
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=run.local_bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                loc = ObjectLocation(LOCAL, run.local_bucket, item["Key"])
+                loc = ObjectLocation(run.local.name, run.local_bucket, item["Key"])
                 objects[item["Key"]] = SourceObject(loc, int(item["Size"]), item["ETag"].strip('"'))
-    except Exception as error:  # noqa: BLE001 - translated into one sentence
+    except Exception as error:
         raise describe_client_error(error, endpoint=run.local, bucket=run.local_bucket, action=f"list {what}") from None
     return objects
 
@@ -107,11 +103,13 @@ def _list(client: Any, run: RunConfig, prefix: str, what: str) -> dict[str, Sour
 def _head(client: Any, run: RunConfig, key: str) -> SourceObject | None:
     try:
         head = client.head_object(Bucket=run.local_bucket, Key=key)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         if getattr(error, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
         raise describe_client_error(error, endpoint=run.local, bucket=run.local_bucket, action="read") from None
-    return SourceObject(ObjectLocation(LOCAL, run.local_bucket, key), int(head["ContentLength"]), head["ETag"].strip('"'))
+    return SourceObject(
+        ObjectLocation(LOCAL, run.local_bucket, key), int(head["ContentLength"]), head["ETag"].strip('"')
+    )
 
 
 def inspect_model(run: RunConfig, client: Any) -> ModelInventory:
@@ -125,7 +123,7 @@ def inspect_model(run: RunConfig, client: Any) -> ModelInventory:
     def reader(obj: SourceObject) -> bytes:
         try:
             body: bytes = client.get_object(Bucket=obj.location.bucket, Key=obj.location.key)["Body"].read()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             raise describe_client_error(error, endpoint=run.local, bucket=obj.location.bucket, action="read") from None
         return body
 
@@ -187,7 +185,9 @@ def parse_model_metadata(raw: bytes, url: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ModelError(f"{url} is not valid JSON ({error}); restore it from custom_files/model_metadata.json.") from None
+        raise ModelError(
+            f"{url} is not valid JSON ({error}); restore it from custom_files/model_metadata.json."
+        ) from None
     if not isinstance(data, dict) or "action_space" not in data:
         raise ModelError(f"{url} has no action_space; restore it from custom_files/model_metadata.json.")
     return data

@@ -177,7 +177,7 @@ class SeaweedServer:
             if self.process is None or self.process.poll() is not None:
                 return False
             try:
-                urllib.request.urlopen(self.url + "/", timeout=2)  # noqa: S310 - loopback only
+                urllib.request.urlopen(self.url + "/", timeout=2)
             except urllib.error.HTTPError:
                 pass  # any HTTP answer means the gateway is up
             except OSError:

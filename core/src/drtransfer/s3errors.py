@@ -7,7 +7,13 @@ import botocore.exceptions
 from drtransfer.endpoints import Endpoint
 from drtransfer.errors import ConfigError, DrTransferError, TransferError
 
-_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidClientTokenId"}
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "InvalidClientTokenId",
+}
 _DENIED_CODES = {"AccessDenied", "403", "Forbidden"}
 
 

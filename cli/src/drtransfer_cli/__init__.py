@@ -1,0 +1,1 @@
+"""deepracer-transfer command line."""

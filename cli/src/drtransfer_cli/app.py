@@ -1,0 +1,163 @@
+"""What every command shares: error handling and exit codes, the plugin host, loading runs, the
+confirmation question, engine settings, progress bars and JSON lines."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO, TypeVar
+
+import click
+from tqdm import tqdm
+
+from drtransfer.engine import EngineSettings, TransferSubscriber
+from drtransfer.errors import ConfigError, DrTransferError, Interrupted
+from drtransfer.operations import ModelPlan, ModelResult
+from drtransfer.plugins import PluginHost, get_plugin_manager
+from drtransfer.runconfig import RunConfig
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(error: DrTransferError, prog: str = "drtransfer") -> NoReturn:
+    click.echo(f"{prog}: error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def handle_errors(function: F) -> F:
+    """Turn our errors into one sentence on stderr and the documented exit code."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        prog = click.get_current_context().find_root().info_name or "drtransfer"
+        try:
+            return function(*args, **kwargs)
+        except DrTransferError as error:
+            fail(error, prog)
+        except KeyboardInterrupt:
+            fail(Interrupted(), prog)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def build_host(disabled: Sequence[str] = ()) -> PluginHost:
+    return get_plugin_manager(disabled=disabled)
+
+
+def load_runs(
+    run_files: Sequence[Path],
+    *,
+    system_env: Path | None,
+    experiments: Sequence[str],
+    all_experiments: Path | None,
+    overrides: Mapping[str, str] | None = None,
+    local_target: bool = False,
+) -> list[RunConfig]:
+    from drtransfer.config import load_runs as load
+
+    from drtransfer.workflow import unique_endpoint_names
+
+    runs = load(
+        list(run_files),
+        system_env=system_env,
+        experiments=list(experiments),
+        all_experiments_dir=all_experiments,
+        overrides=dict(overrides or {}),
+        local_target=local_target,
+    )
+    if not runs:
+        raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")
+    return unique_endpoint_names(runs)
+
+
+def confirm(
+    lines: Sequence[str], *, force: bool, question: str = "Are you sure? [y/N] ", refusal: str = "Aborting."
+) -> None:
+    """Ask once for everything; without a terminal and without -f, refuse."""
+    for line in lines:
+        click.echo(line, err=True)
+    if force:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("There is no terminal to ask for confirmation; pass -f to go ahead without the question.")
+    answer = input(question).strip().lower()
+    if answer not in ("y", "yes"):
+        raise ConfigError(refusal)
+
+
+def engine_settings(
+    processes: int | None, concurrency: int | None, part_size: int | None, *, dry_run: bool = False
+) -> EngineSettings:
+    defaults = EngineSettings()
+    return EngineSettings(
+        processes=defaults.processes if processes is None else processes,
+        concurrency=concurrency or defaults.concurrency,
+        part_size=part_size or defaults.part_size,
+        multipart_threshold=max(defaults.multipart_threshold, part_size or 0),
+        dry_run=dry_run,
+    )
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+class ProgressBars(TransferSubscriber):
+    """tqdm bars on stderr: one for the total and one per model; drawn only by the parent."""
+
+    def __init__(self, labels: Mapping[str, str], stream: TextIO | None = None) -> None:
+        self.labels = labels
+        self.stream = stream or sys.stderr
+        self.total: tqdm[Any] | None = None
+        self.bars: dict[str, tqdm[Any]] = {}
+
+    def on_start(self, plans: Sequence[ModelPlan]) -> None:
+        kwargs: dict[str, Any] = {
+            "unit": "B",
+            "unit_scale": True,
+            "unit_divisor": 1024,
+            "file": self.stream,
+            "dynamic_ncols": True,
+            "leave": True,
+        }
+        self.total = tqdm(total=sum(p.total_bytes for p in plans), desc="total", position=0, **kwargs)
+        for i, plan in enumerate(plans, start=1):
+            self.bars[plan.model_id] = tqdm(
+                total=plan.total_bytes, desc=self.labels.get(plan.model_id, plan.model_id), position=i, **kwargs
+            )
+
+    def on_progress(self, model_id: str, delta: int) -> None:
+        if self.total is not None:
+            self.total.update(delta)
+        if model_id in self.bars:
+            self.bars[model_id].update(delta)
+
+    def on_model_done(self, result: ModelResult) -> None:
+        bar = self.bars.get(result.model_id)
+        if bar is not None:
+            bar.set_postfix_str(result.status)
+            bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        if self.total is not None:
+            self.total.close()
+
+
+def wants_progress(no_progress: bool, json_output: bool) -> bool:
+    return not no_progress and sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not json_output
+
+
+def print_json(data: Mapping[str, Any]) -> None:
+    click.echo(json.dumps(data, sort_keys=False, default=str))

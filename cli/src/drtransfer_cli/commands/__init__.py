@@ -1,0 +1,1 @@
+"""One module per command; each exposes ``register(cli)`` and is discovered by ``main``."""

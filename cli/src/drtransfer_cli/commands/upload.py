@@ -1,0 +1,61 @@
+"""``drtransfer upload``: upload the chosen checkpoint of every run's model in the importable layout."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from drtransfer_cli import app, options
+from drtransfer_cli.uploading import UploadRequest, run_upload
+
+upload_switches = options._compose(
+    click.option("-f", "--force", is_flag=True, help="No confirmation question."),
+    click.option(
+        "-w", "--wipe", is_flag=True, help="Delete target objects under each target prefix that are not in the plan."
+    ),
+    click.option("-d", "--dry-run", is_flag=True, help="Print every planned copy, put and delete; write nothing."),
+    click.option("-p", "--prefix", metavar="PREFIX", help="Source and target prefix (as DRfC's -p)."),
+    click.option("-L", "--local-target", is_flag=True, help="Upload into the local bucket instead."),
+    click.option(
+        "-1",
+        "--increment",
+        is_flag=True,
+        help="After a run's upload succeeded, increment DR_UPLOAD_S3_PREFIX in its run file.",
+    ),
+    click.option(
+        "-i", "--import", "import_requested", is_flag=True, help="Import each model, named after its upload prefix."
+    ),
+    click.option("-I", "--import-name", metavar="NAME", help="Import with this name."),
+)
+
+
+def request_from(kwargs: dict[str, Any]) -> UploadRequest:
+    checkpoint = options.resolve_checkpoint(
+        kwargs.pop("checkpoint_expr"), kwargs.pop("best"), kwargs.pop("checkpoint_number")
+    )
+    return UploadRequest(checkpoint=checkpoint, **kwargs)
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("upload")
+    @options.run_selection
+    @options.checkpoint_choice
+    @upload_switches
+    @options.engine_options
+    @options.output_options
+    @options.plugin_options
+    @app.handle_errors
+    def upload(**kwargs: Any) -> None:
+        """Upload the chosen checkpoint of every run's model to its upload bucket.
+
+        Each RUN_FILE is a DRfC run.env (one run); with none, the activated DRfC environment is used.
+
+        \b
+        Examples:
+          drtransfer upload run-0.env run-1.env run-2.env -f
+          drtransfer upload --experiment fast --experiment slow -b
+          drtransfer upload -d -w run.env          # show what would be copied and deleted
+        """
+        sys.exit(run_upload(request_from(kwargs)))

@@ -1,0 +1,33 @@
+"""``dr-upload-model``: DRfC's command, same letters and wording, backed by ``drtransfer upload``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from drtransfer_cli import app, options
+from drtransfer_cli.commands.upload import request_from, upload_switches
+from drtransfer_cli.uploading import DRFC_WORDING, run_upload
+
+
+@click.command("dr-upload-model", context_settings={"help_option_names": ["-h", "--help"]})
+@options.run_selection
+@options.checkpoint_choice
+@upload_switches
+@options.engine_options
+@options.output_options
+@options.plugin_options
+@app.handle_errors
+def upload_model(**kwargs: Any) -> None:
+    """Upload the model of the activated DRfC run (or of each RUN_FILE) to DR_UPLOAD_S3_BUCKET.
+
+    DRfC's switches: -f force, -w wipe, -d dry run, -b best, -c N checkpoint, -p prefix, -L local,
+    -1 increment, -i / -I NAME import.
+    """
+    sys.exit(run_upload(request_from(kwargs), DRFC_WORDING))
+
+
+def upload_model_main() -> None:
+    upload_model(prog_name="dr-upload-model")

@@ -1,0 +1,142 @@
+"""Shared click options, so every command spells them the same way.
+
+Each decorator adds options whose values the command passes on to :class:`drtransfer_cli.app`
+helpers; ``-b`` / ``-c N`` / ``--checkpoint`` resolve to one checkpoint expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1024,
+    "KB": 1024,
+    "KIB": 1024,
+    "M": 1024**2,
+    "MB": 1024**2,
+    "MIB": 1024**2,
+    "G": 1024**3,
+    "GB": 1024**3,
+    "GIB": 1024**3,
+}
+
+
+class ByteSize(click.ParamType):  # type: ignore[type-arg]
+    """``8MB``, ``16MiB``, ``1048576``: binary units, as awscli's s3 configuration reads them."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().replace(" ", "")
+        number = text.rstrip("KMGIB")
+        unit = text[len(number) :]
+        try:
+            size = int(float(number) * _UNITS[unit])
+        except (KeyError, ValueError):
+            self.fail(f"{value!r} is not a size; write e.g. 8MB or 8388608.", param, ctx)
+        if size <= 0:
+            self.fail(f"{value!r} must be positive.", param, ctx)
+        return size
+
+
+def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+run_selection = _compose(
+    click.argument("run_files", nargs=-1, type=click.Path(path_type=Path), metavar="[RUN_FILE]..."),
+    click.option(
+        "--system-env", type=click.Path(path_type=Path), help="DRfC system.env (default: $DR_DIR/system.env)."
+    ),
+    click.option(
+        "--experiment", "experiments", multiple=True, metavar="NAME", help="Use experiments/NAME/run.env (repeatable)."
+    ),
+    click.option(
+        "--all-experiments",
+        type=click.Path(path_type=Path),
+        metavar="DIR",
+        help="Use every experiments/*/run.env under DIR.",
+    ),
+)
+
+checkpoint_choice = _compose(
+    click.option(
+        "--checkpoint",
+        "checkpoint_expr",
+        metavar="EXPR",
+        help="Which checkpoint: last (default), best, step:N, metric:NAME, ... (see `drtransfer plugins`).",
+    ),
+    click.option(
+        "-b", "--best", "best", is_flag=True, help="Best checkpoint instead of the last (= --checkpoint best)."
+    ),
+    click.option(
+        "-c",
+        "--checkpoint-number",
+        "checkpoint_number",
+        type=int,
+        metavar="N",
+        help="Checkpoint number N (= --checkpoint step:N).",
+    ),
+)
+
+engine_options = _compose(
+    click.option(
+        "--processes", type=click.IntRange(min=0), help="Worker processes (default: CPU count; 0 = in-process)."
+    ),
+    click.option("--concurrency", type=click.IntRange(min=1), help="Concurrent requests per process (default 10)."),
+    click.option("--part-size", type=ByteSize(), help="Multipart part size (default 8MB)."),
+)
+
+output_options = _compose(
+    click.option("--json", "json_output", is_flag=True, help="One JSON object per model per line on stdout."),
+    click.option("--no-progress", is_flag=True, help="No progress bars."),
+    click.option("-v", "--verbose", is_flag=True, help="Log each event and retry on stderr."),
+)
+
+plugin_options = _compose(
+    click.option(
+        "--disable-plugin",
+        "disabled_plugins",
+        multiple=True,
+        metavar="NAME",
+        help="Do not load this plugin (repeatable; also DRTRANSFER_DISABLE_PLUGINS).",
+    ),
+    click.option(
+        "--notify",
+        "notify_urls",
+        multiple=True,
+        metavar="URL",
+        help="Send notifications to URL (repeatable; also DRTRANSFER_NOTIFY).",
+    ),
+)
+
+
+def resolve_checkpoint(checkpoint_expr: str | None, best: bool, checkpoint_number: int | None) -> str:
+    """One expression from ``--checkpoint``, ``-b`` and ``-c N``; more than one is a usage error."""
+    given = [
+        e
+        for e in (
+            checkpoint_expr,
+            "best" if best else None,
+            None if checkpoint_number is None else f"step:{checkpoint_number}",
+        )
+        if e
+    ]
+    if len(given) > 1:
+        raise click.UsageError(f"Choose one checkpoint: {' and '.join(given)} were both given.")
+    return given[0] if given else "last"

@@ -1,0 +1,196 @@
+"""The upload flow shared by ``drtransfer upload`` and ``dr-upload-model`` (which differ only in
+spelling and wording)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from drtransfer.errors import ConfigError
+from drtransfer.operations import CopyObject, DeleteObject, ModelResult, OperationResult
+from drtransfer.workflow import PreparedModel, UploadOutcome, check_targets, execute, prepare_uploads
+from drtransfer_cli import app
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a command talks: drtransfer's own words or DRfC's."""
+
+    prog: str
+    ready: str = "Ready to upload {count} model(s):"
+    question: str = "Are you sure? [y/N] "
+    refusal: str = "Aborted: nothing was uploaded."
+    dry_run_banner: str = "Dry run: nothing is written or deleted at any target."
+
+
+DRTRANSFER_WORDING = Wording(prog="drtransfer")
+DRFC_WORDING = Wording(
+    prog="dr-upload-model",
+    ready="Ready to upload model(s):",
+    refusal="Aborting.",
+    dry_run_banner="*** DRYRUN MODE ***",
+)
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    run_files: Sequence[Path]
+    system_env: Path | None
+    experiments: Sequence[str]
+    all_experiments: Path | None
+    checkpoint: str
+    force: bool = False
+    wipe: bool = False
+    dry_run: bool = False
+    prefix: str | None = None
+    local_target: bool = False
+    increment: bool = False
+    import_requested: bool = False
+    import_name: str | None = None
+    processes: int | None = None
+    concurrency: int | None = None
+    part_size: int | None = None
+    json_output: bool = False
+    no_progress: bool = False
+    verbose: bool = False
+    disabled_plugins: Sequence[str] = ()
+    notify_urls: Sequence[str] = ()
+
+
+def prefix_overrides(prefix: str | None) -> dict[str, str]:
+    """``-p PREFIX``: source prefix, its metrics and the target prefix all become PREFIX (as DRfC)."""
+    if prefix is None:
+        return {}
+    prefix = prefix.strip("/")
+    if not prefix:
+        raise ConfigError("-p needs a non-empty prefix.")
+    return {
+        "DR_LOCAL_S3_MODEL_PREFIX": prefix,
+        "DR_LOCAL_S3_METRICS_PREFIX": f"{prefix}/metrics",
+        "DR_UPLOAD_S3_PREFIX": prefix,
+    }
+
+
+def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) -> int:
+    started = time.monotonic()
+    host = app.build_host(request.disabled_plugins)
+    if (request.import_requested or request.import_name) and request.local_target:
+        raise ConfigError("Combination of -i and -L is not permitted: the import reads from the upload bucket.")
+    if (request.import_requested or request.import_name) and len(host.importers()) == 0:
+        raise ConfigError(
+            "No importer installed: -i/-I need an import plugin (aws-console or droa from drtransfer-plugins); "
+            "install it or drop -i/-I."
+        )
+    runs = app.load_runs(
+        request.run_files,
+        system_env=request.system_env,
+        experiments=request.experiments,
+        all_experiments=request.all_experiments,
+        overrides=prefix_overrides(request.prefix),
+        local_target=request.local_target,
+    )
+    if request.increment:
+        missing = [run.label for run in runs if run.run_file is None]
+        if missing:
+            raise ConfigError(f"-1 needs each run's run.env to edit; none is known for {', '.join(missing)}.")
+    check_targets(runs)
+    prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe)
+
+    lines = [wording.ready.format(count=len(prepared))]
+    for item in prepared:
+        if item.ok and item.selection is not None:
+            lines.append(
+                f"  {item.run.label}: {item.run.source_url} -> {item.run.target_url} ({item.selection.explanation})"
+            )
+        else:
+            lines.append(f"  {item.run.label}: cannot upload: {item.error}")
+    if request.dry_run:
+        click.echo(wording.dry_run_banner, err=True)
+        for line in lines:
+            click.echo(line, err=True)
+    elif any(item.ok for item in prepared):
+        app.confirm(lines, force=request.force, question=wording.question, refusal=wording.refusal)
+
+    progress = None
+    if app.wants_progress(request.no_progress, request.json_output) and not request.dry_run:
+        progress = app.ProgressBars({p.run.run_id: p.run.label for p in prepared})
+    settings = app.engine_settings(request.processes, request.concurrency, request.part_size, dry_run=request.dry_run)
+    try:
+        outcomes = execute(prepared, settings, [progress] if progress else [])
+    finally:
+        if progress:
+            progress.close()
+
+    for outcome in outcomes:
+        if request.increment and outcome.result.status == "ok" and outcome.prepared.run.run_file is not None:
+            from drtransfer.config import increment_upload_prefix
+
+            outcome.extra["next_upload_prefix"] = increment_upload_prefix(outcome.prepared.run.run_file)
+    report(outcomes, request, time.monotonic() - started)
+    return app.EXIT_OK if all(o.result.status in ("ok", "dry-run") for o in outcomes) else app.EXIT_FAILED
+
+
+def describe_operation(result: OperationResult) -> str:
+    op = result.operation
+    size = app.human_bytes(op.size)
+    if isinstance(op, CopyObject):
+        what = f"copy   {op.source.location.url} -> {op.target.url}"
+    elif isinstance(op, DeleteObject):
+        what = f"delete {op.target.url}"
+    else:
+        what = f"put    {op.target.url}"
+    how = f" [{result.strategy}]" if result.strategy else ""
+    return f"  {what} ({size}){how}"
+
+
+def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
+    item: PreparedModel = outcome.prepared
+    result: ModelResult = outcome.result
+    data: dict[str, object] = {
+        "run_id": item.run.run_id,
+        "source": item.run.source_url,
+        "target": item.run.target_url,
+        "checkpoint": item.selection.checkpoint.name if item.selection else None,
+        "selection": item.selection.explanation if item.selection else None,
+        "objects": sum(1 for r in result.operations if r.status in ("copied", "put", "dry-run", "skipped")),
+        "bytes": result.bytes,
+        "skipped": result.skipped,
+        "seconds": round(result.seconds, 3),
+        "status": result.status,
+        "error": result.error,
+    }
+    data.update(outcome.extra)
+    return data
+
+
+def report(outcomes: Sequence[UploadOutcome], request: UploadRequest, seconds: float) -> None:
+    for outcome in outcomes:
+        if request.json_output:
+            app.print_json(outcome_json(outcome))
+            continue
+        result, run = outcome.result, outcome.prepared.run
+        if request.dry_run and outcome.prepared.ok:
+            click.echo(f"{run.label}: would write {run.target_url}/")
+            for op_result in result.operations:
+                click.echo(describe_operation(op_result))
+            continue
+        if result.status == "ok":
+            click.echo(
+                f"{run.label}: uploaded {run.target_url}/ ({app.human_bytes(result.bytes)} in "
+                f"{result.seconds:.1f} s, {result.skipped} object(s) already there)"
+            )
+        else:
+            click.echo(f"{run.label}: FAILED: {result.error}", err=True)
+        if "next_upload_prefix" in outcome.extra:
+            click.echo(f"{run.label}: DR_UPLOAD_S3_PREFIX is now {outcome.extra['next_upload_prefix']}")
+    if not request.json_output and not request.dry_run:
+        failed = sum(1 for o in outcomes if o.result.status == "failed")
+        click.echo(
+            f"{len(outcomes) - failed} of {len(outcomes)} model(s) uploaded in {seconds:.1f} s.", err=bool(failed)
+        )
+    sys.stdout.flush()

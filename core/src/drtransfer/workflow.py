@@ -1,0 +1,174 @@
+"""The upload workflow behind ``drtransfer upload`` and ``dr-upload-model``.
+
+1. :func:`check_targets` — every target bucket reachable with its credentials (configuration errors,
+   exit 2, before anything is written);
+2. :func:`prepare_uploads` — per run: inspect the model, select the checkpoint through the plugin host,
+   plan, let plugins extend the plan, add ``-w`` deletions. A model that cannot be prepared is reported
+   failed; the others go on;
+3. :func:`execute` — run every prepared plan through the engine at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from drtransfer.checkpoints import Selection
+from drtransfer.endpoints import ClientSettings, Endpoint, make_s3_client
+from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
+from drtransfer.errors import ConfigError, DrTransferError
+from drtransfer.inventory import ModelInventory, inspect_model
+from drtransfer.operations import ModelPlan, ModelResult, ObjectLocation
+from drtransfer.plan import add_wipe, plan_model
+from drtransfer.plugins import PluginHost
+from drtransfer.runconfig import RunConfig
+from drtransfer.s3errors import describe_client_error
+
+ClientFactory = Callable[[Endpoint], Any]
+
+
+@dataclass
+class PreparedModel:
+    """One run after planning: either a plan, or the sentence saying why there is none."""
+
+    run: RunConfig
+    inventory: ModelInventory | None = None
+    selection: Selection | None = None
+    plan: ModelPlan | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None
+
+
+@dataclass
+class UploadOutcome:
+    prepared: PreparedModel
+    result: ModelResult
+    extra: dict[str, Any] = field(default_factory=dict)  # import results, increments ...
+
+
+def target_endpoint(run: RunConfig) -> Endpoint:
+    if run.upload is None:
+        raise ConfigError(f"{run.label}: no upload endpoint is configured.")
+    return run.upload
+
+
+def unique_endpoint_names(runs: Sequence[RunConfig]) -> list[RunConfig]:
+    """Give endpoints that differ between runs different names, so one mapping serves every plan."""
+    seen: dict[str, Endpoint] = {}
+    out = []
+    for run in runs:
+        changes: dict[str, Endpoint] = {}
+        for attr in ("local", "upload"):
+            endpoint: Endpoint | None = getattr(run, attr)
+            if endpoint is None:
+                continue
+            name = endpoint.name
+            if name in seen and seen[name] != endpoint:
+                name = f"{endpoint.name}-run{run.run_id}"
+                changes[attr] = dataclasses.replace(endpoint, name=name)
+            seen[name] = changes.get(attr, endpoint)
+        out.append(dataclasses.replace(run, **changes) if changes else run)  # type: ignore[arg-type]
+    return out
+
+
+def endpoint_map(runs: Sequence[RunConfig]) -> dict[str, Endpoint]:
+    endpoints: dict[str, Endpoint] = {}
+    for run in runs:
+        endpoints[run.local.name] = run.local
+        if run.upload is not None:
+            endpoints[run.upload.name] = run.upload
+    return endpoints
+
+
+def default_client_factory(endpoint: Endpoint) -> Any:
+    # Planning happens in the parent before workers start: fail fast instead of retrying for minutes.
+    return make_s3_client(endpoint, ClientSettings(max_attempts=2, connect_timeout=5, read_timeout=30))
+
+
+def check_targets(runs: Sequence[RunConfig], client_for: ClientFactory = default_client_factory) -> None:
+    """Fail with one sentence when a target bucket is missing, unreachable or refuses the credentials."""
+    checked: set[tuple[str, str]] = set()
+    for run in runs:
+        endpoint = target_endpoint(run)
+        if (endpoint.name, run.upload_bucket) in checked:
+            continue
+        checked.add((endpoint.name, run.upload_bucket))
+        try:
+            client_for(endpoint).head_bucket(Bucket=run.upload_bucket)
+        except Exception as error:
+            # HeadBucket has no body: a 404 means the bucket is missing.
+            if getattr(error, "response", {}).get("Error", {}).get("Code") in ("404", "NotFound"):
+                raise ConfigError(
+                    f"The upload bucket {run.upload_bucket!r} does not exist on the {endpoint.describe()}; "
+                    f"create it or fix DR_UPLOAD_S3_BUCKET."
+                ) from None
+            raise describe_client_error(error, endpoint=endpoint, bucket=run.upload_bucket, action="write") from None
+
+
+def list_target(run: RunConfig, client: Any) -> dict[str, int]:
+    """Every object under the run's target prefix (with the trailing slash: never a sibling prefix)."""
+    prefix = run.upload_prefix.strip("/") + "/"
+    out: dict[str, int] = {}
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=run.upload_bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                out[item["Key"]] = int(item["Size"])
+    except Exception as error:
+        raise describe_client_error(
+            error, endpoint=target_endpoint(run), bucket=run.upload_bucket, action="list"
+        ) from None
+    return out
+
+
+def prepare_uploads(
+    runs: Sequence[RunConfig],
+    host: PluginHost,
+    *,
+    checkpoint: str = "last",
+    wipe: bool = False,
+    client_for: ClientFactory = default_client_factory,
+) -> list[PreparedModel]:
+    """Inspect, select and plan every run. ConfigErrors (unknown expression, unreachable endpoint,
+    refused credentials, missing bucket, empty wipe prefix) propagate; model errors stay per model."""
+    prepared = []
+    for run in runs:
+        if wipe and not run.upload_prefix.strip("/"):
+            raise ConfigError(f"{run.label}: refusing -w with an empty upload prefix; set DR_UPLOAD_S3_PREFIX.")
+        item = PreparedModel(run)
+        prepared.append(item)
+        try:
+            item.inventory = inspect_model(run, client_for(run.local))
+            item.selection = host.select_checkpoint(checkpoint, item.inventory, run)
+            target = ObjectLocation(target_endpoint(run).name, run.upload_bucket, run.upload_prefix.strip("/"))
+            plan = plan_model(item.inventory, item.selection, target)
+            host.extend_plan(plan, item.inventory, run)
+            if wipe:
+                add_wipe(plan, list_target(run, client_for(target_endpoint(run))))
+            item.plan = plan
+        except ConfigError:
+            raise
+        except DrTransferError as error:
+            item.error = str(error)
+    return prepared
+
+
+def execute(
+    prepared: Sequence[PreparedModel],
+    settings: EngineSettings,
+    subscribers: Sequence[TransferSubscriber] = (),
+) -> list[UploadOutcome]:
+    """Run every ready plan at once; models that failed preparation get a failed result."""
+    ready = [p for p in prepared if p.plan is not None]
+    plans = [p.plan for p in ready if p.plan is not None]
+    results = run_transfer(plans, endpoint_map([p.run for p in ready]), settings, subscribers) if plans else []
+    by_model = {id(p): r for p, r in zip(ready, results, strict=True)}
+    outcomes = []
+    for item in prepared:
+        result = by_model.get(id(item)) or ModelResult(item.run.run_id, "failed", error=item.error, seconds=0.0)
+        outcomes.append(UploadOutcome(item, result))
+    return outcomes
