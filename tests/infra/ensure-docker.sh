@@ -70,7 +70,7 @@ fi
 if ! daemon_answers; then
     [ "$(id -u)" = "0" ] || fail "no Docker daemon answers on $SOCK and only root can start one"
     command -v dockerd >/dev/null 2>&1 || fail "dockerd is missing; install docker.io"
-    if pgrep -x dockerd >/dev/null 2>&1; then
+    if command -v pgrep >/dev/null 2>&1 && pgrep -x dockerd >/dev/null 2>&1; then
         log "a dockerd process exists but does not answer yet; waiting for it"
     else
         # A socket left by a dead daemon makes the new one refuse to start.

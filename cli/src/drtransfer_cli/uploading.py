@@ -3,6 +3,7 @@ spelling and wording)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -11,8 +12,14 @@ from pathlib import Path
 
 import click
 
+from drtransfer.config import increment_upload_prefix
 from drtransfer.errors import ConfigError
+from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
+from drtransfer.locking import target_locks
+from drtransfer.notifying import NotificationDispatcher, collect_notify_urls, open_notifications
 from drtransfer.operations import CopyObject, DeleteObject, ModelResult, OperationResult
+from drtransfer.plugins import PluginHost
+from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import PreparedModel, UploadOutcome, check_targets, execute, prepare_uploads
 from drtransfer_cli import app
 
@@ -79,9 +86,10 @@ def prefix_overrides(prefix: str | None) -> dict[str, str]:
 def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) -> int:
     started = time.monotonic()
     host = app.build_host(request.disabled_plugins)
-    if (request.import_requested or request.import_name) and request.local_target:
+    importing = bool(request.import_requested or request.import_name)
+    if importing and request.local_target:
         raise ConfigError("Combination of -i and -L is not permitted: the import reads from the upload bucket.")
-    if (request.import_requested or request.import_name) and len(host.importers()) == 0:
+    if importing and len(host.importers()) == 0:
         raise ConfigError(
             "No importer installed: -i/-I need an import plugin (aws-console or droa from drtransfer-plugins); "
             "install it or drop -i/-I."
@@ -98,9 +106,35 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
         missing = [run.label for run in runs if run.run_file is None]
         if missing:
             raise ConfigError(f"-1 needs each run's run.env to edit; none is known for {', '.join(missing)}.")
-    check_targets(runs)
-    prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe)
+    notifications = open_notifications(
+        host, collect_notify_urls(request.notify_urls, os.environ, runs), verbose=request.verbose, stderr=sys.stderr
+    )
+    try:
+        check_targets(runs)
+        targets = [(run.upload.url or "aws", run.target_url) for run in runs if run.upload is not None]
+        with target_locks([] if request.dry_run else targets):
+            outcomes = _plan_and_transfer(request, wording, host, runs, notifications)
+        for outcome in outcomes:
+            run = outcome.prepared.run
+            if request.increment and outcome.result.status == "ok" and run.run_file is not None:
+                outcome.extra["next_upload_prefix"] = increment_upload_prefix(run.run_file)
+        seconds = time.monotonic() - started
+        report(outcomes, request, seconds)
+        _emit_results(notifications, outcomes, seconds, dry_run=request.dry_run)
+    finally:
+        for line in notifications.close():
+            click.echo(f"{wording.prog}: warning: notification failed: {line}", err=True)
+    return app.EXIT_OK if all(o.result.status in ("ok", "dry-run") for o in outcomes) else app.EXIT_FAILED
 
+
+def _plan_and_transfer(
+    request: UploadRequest,
+    wording: Wording,
+    host: PluginHost,
+    runs: Sequence[RunConfig],
+    notifications: NotificationDispatcher,
+) -> list[UploadOutcome]:
+    prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe)
     lines = [wording.ready.format(count=len(prepared))]
     for item in prepared:
         if item.ok and item.selection is not None:
@@ -116,23 +150,60 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
     elif any(item.ok for item in prepared):
         app.confirm(lines, force=request.force, question=wording.question, refusal=wording.refusal)
 
+    planned = sum(item.plan.total_bytes for item in prepared if item.plan is not None)
+    notifications.emit(
+        BatchStarted(command="upload", runs=[item.run.run_id for item in prepared], bytes_planned=planned)
+    )
+    for item in prepared:
+        if item.selection is not None:
+            notifications.emit(
+                CheckpointSelected(
+                    run_id=item.run.run_id,
+                    checkpoint=item.selection.checkpoint.name,
+                    explanation=item.selection.explanation,
+                )
+            )
     progress = None
     if app.wants_progress(request.no_progress, request.json_output) and not request.dry_run:
         progress = app.ProgressBars({p.run.run_id: p.run.label for p in prepared})
     settings = app.engine_settings(request.processes, request.concurrency, request.part_size, dry_run=request.dry_run)
     try:
-        outcomes = execute(prepared, settings, [progress] if progress else [])
+        return execute(prepared, settings, [progress] if progress else [])
     finally:
         if progress:
             progress.close()
 
-    for outcome in outcomes:
-        if request.increment and outcome.result.status == "ok" and outcome.prepared.run.run_file is not None:
-            from drtransfer.config import increment_upload_prefix
 
-            outcome.extra["next_upload_prefix"] = increment_upload_prefix(outcome.prepared.run.run_file)
-    report(outcomes, request, time.monotonic() - started)
-    return app.EXIT_OK if all(o.result.status in ("ok", "dry-run") for o in outcomes) else app.EXIT_FAILED
+def _emit_results(
+    notifications: NotificationDispatcher, outcomes: Sequence[UploadOutcome], seconds: float, *, dry_run: bool
+) -> None:
+    failures = []
+    for outcome in outcomes:
+        run, result = outcome.prepared.run, outcome.result
+        if result.status == "ok":
+            notifications.emit(
+                ModelUploaded(
+                    run_id=run.run_id,
+                    target=run.target_url,
+                    bytes=result.bytes,
+                    seconds=result.seconds,
+                    skipped=result.skipped,
+                )
+            )
+        elif result.status == "failed":
+            reason = result.error or "failed"
+            failures.append(f"run {run.run_id}: {reason}")
+            notifications.emit(ModelFailed(run_id=run.run_id, target=run.target_url, reason=reason))
+    notifications.emit(
+        BatchFinished(
+            command="upload (dry run)" if dry_run else "upload",
+            succeeded=len(outcomes) - len(failures),
+            failed=len(failures),
+            bytes=sum(o.result.bytes for o in outcomes),
+            seconds=seconds,
+            failures=failures,
+        )
+    )
 
 
 def describe_operation(result: OperationResult) -> str:

@@ -8,12 +8,18 @@ their ``repr`` hides every secret.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import botocore.config
+import botocore.configprovider
+import botocore.credentials
 import botocore.exceptions
+import botocore.session
+import botocore.utils
 
 from drtransfer.errors import ConfigError
 
@@ -79,16 +85,29 @@ def resolve_credentials(
     access_key: str | None = None,
     secret_key: str | None = None,
     session_token: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Credentials | None:
-    """Resolve credentials once: explicit keys win, else the named profile, else boto3's default chain."""
+    """Resolve credentials once: explicit keys win, else the named profile, else boto3's default chain.
+
+    ``environ`` replaces ``os.environ`` for every variable botocore reads (``AWS_SHARED_CREDENTIALS_FILE``,
+    ``AWS_CONFIG_FILE``, ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``HOME`` for ``~/.aws`` ...), so a caller
+    that was handed an environment mapping gets exactly that environment. A missing profile named
+    ``default`` falls back to the default chain (environment keys, container or instance role): DRfC on
+    EC2 with an instance role leaves the profile out the same way.
+    """
     if access_key and secret_key:
         return Credentials(access_key, secret_key, session_token)
     try:
-        session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
-        found = session.get_credentials()
-    except botocore.exceptions.ProfileNotFound:
+        try:
+            found = _botocore_session(profile, environ).get_credentials()
+        except botocore.exceptions.ProfileNotFound:
+            if profile != "default":
+                raise
+            found = _botocore_session(None, environ).get_credentials()
+    except botocore.exceptions.ProfileNotFound as error:
+        missing = error.kwargs.get("profile", profile)
         raise ConfigError(
-            f"The {name} AWS profile {profile!r} does not exist; add it to ~/.aws/credentials "
+            f"The {name} AWS profile {missing!r} does not exist; add it to ~/.aws/credentials "
             f"or set the right profile name."
         ) from None
     except botocore.exceptions.BotoCoreError as error:
@@ -97,6 +116,55 @@ def resolve_credentials(
         return None
     frozen = found.get_frozen_credentials()
     return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+
+def _botocore_session(profile: str | None, environ: Mapping[str, str] | None) -> Any:
+    """A botocore session for ``profile`` that reads ``environ`` instead of ``os.environ`` when given."""
+    session = botocore.session.Session(profile=profile)
+    if environ is None:
+        return session
+    env = dict(environ)
+    # Rebuild every session variable's lookup chain (instance > env > config file > default) on `env`.
+    chains = botocore.configprovider.ConfigChainFactory(session=session, environ=env)
+    store = session.get_component("config_store")
+    for logical, spec in botocore.configprovider.BOTOCORE_DEFAUT_SESSION_VARIABLES.items():
+        config_name, env_names, default, convert = spec
+        if isinstance(default, str) and default.startswith("~/") and env.get("HOME"):
+            default = os.path.join(env["HOME"], default[2:])
+        chain = chains.create_config_chain(
+            instance_name=logical,
+            env_var_names=env_names,
+            config_property_names=config_name,
+            default=default,
+            conversion_func=convert,
+        )
+        store.set_config_provider(logical, chain)
+    # The credential providers that read the environment directly get `env` too.
+    resolver = botocore.credentials.create_credential_resolver(session)
+    fetcher = botocore.utils.InstanceMetadataFetcher(
+        timeout=session.get_config_variable("metadata_service_timeout"),
+        num_attempts=session.get_config_variable("metadata_service_num_attempts"),
+        env=env,
+        user_agent=session.user_agent(),
+        config={
+            "ec2_metadata_service_endpoint": session.get_config_variable("ec2_metadata_service_endpoint"),
+            "ec2_metadata_service_endpoint_mode": botocore.utils.resolve_imds_endpoint_mode(session),
+            "ec2_metadata_v1_disabled": session.get_config_variable("ec2_metadata_v1_disabled"),
+        },
+    )
+    replacements = [
+        botocore.credentials.EnvProvider(environ=env),
+        botocore.credentials.OriginalEC2Provider(environ=env),
+        botocore.credentials.BotoProvider(environ=env),
+        botocore.credentials.ContainerProvider(environ=env),
+        botocore.credentials.InstanceMetadataProvider(iam_role_fetcher=fetcher),
+    ]
+    methods = [provider.METHOD for provider in resolver.providers]
+    for provider in replacements:
+        if provider.METHOD in methods:
+            resolver.providers[methods.index(provider.METHOD)] = provider
+    session.register_component("credential_provider", resolver)
+    return session
 
 
 def make_s3_client(endpoint: Endpoint, settings: ClientSettings | None = None) -> Any:

@@ -108,7 +108,7 @@ def _head(client: Any, run: RunConfig, key: str) -> SourceObject | None:
             return None
         raise describe_client_error(error, endpoint=run.local, bucket=run.local_bucket, action="read") from None
     return SourceObject(
-        ObjectLocation(LOCAL, run.local_bucket, key), int(head["ContentLength"]), head["ETag"].strip('"')
+        ObjectLocation(run.local.name, run.local_bucket, key), int(head["ContentLength"]), head["ETag"].strip('"')
     )
 
 

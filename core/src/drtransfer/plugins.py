@@ -65,6 +65,12 @@ def disabled_from_env(environ: Mapping[str, str]) -> list[str]:
     return [name.strip() for name in environ.get(DISABLE_ENV, "").split(",") if name.strip()]
 
 
+def _describe(error: BaseException) -> str:
+    """``"KeyError: 'oops'"`` on one line (pluggy's and import errors span several)."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _call(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
     """Call one implementation with the subset of arguments it declares (pluggy's own rule)."""
     return impl.function(**{name: kwargs[name] for name in impl.argnames})
@@ -100,15 +106,25 @@ class PluginHost:
         return selection
 
     def checkpoint_expressions(self) -> list[str]:
-        """Every ``"form: meaning"`` line the plugins answer, core's fallback first."""
-        hook = self.pm.hook.drtransfer_checkpoint_expressions
-        try:
-            results: list[list[str]] = hook()
-        except DrTransferError:
-            raise
-        except Exception as error:
-            raise self._failure(error, hook, "listing its checkpoint expressions") from error
-        return [form for forms in reversed(results) for form in forms]
+        """Every ``"form: meaning"`` line the plugins answer: core's fallback first, then the plugins in
+        registration order."""
+        return [form for forms in self.checkpoint_expressions_by_plugin().values() for form in forms]
+
+    def checkpoint_expressions_by_plugin(self) -> dict[str, list[str]]:
+        """Plugin name -> the checkpoint expressions it answers (for ``drtransfer plugins``)."""
+        out: dict[str, list[str]] = {}
+        for impl in self.pm.hook.drtransfer_checkpoint_expressions.get_hookimpls():  # trylast first
+            try:
+                forms = _call(impl)
+            except DrTransferError:
+                raise
+            except Exception as error:
+                raise self._failure(
+                    error, self.pm.hook.drtransfer_checkpoint_expressions, "listing its checkpoint expressions"
+                ) from error
+            if forms:
+                out.setdefault(impl.plugin_name, []).extend(str(form) for form in forms)
+        return out
 
     def unknown_expression_message(self, expression: str) -> str:
         known = "; ".join(self.checkpoint_expressions())
@@ -137,7 +153,7 @@ class PluginHost:
                 except Exception as error:
                     raise PluginError(
                         f"The plugin {impl.plugin_name!r} failed while registering its {kind}s "
-                        f"({type(error).__name__}: {error}); disable it with --disable-plugin {impl.plugin_name}."
+                        f"({_describe(error)}); disable it with --disable-plugin {impl.plugin_name}."
                     ) from error
             self._registries[kind] = registry
         return self._registries[kind]
@@ -190,7 +206,7 @@ class PluginHost:
         name = _blame(error, hook)
         who = f"The plugin {name!r}" if name else "A plugin"
         fix = f"disable it with --disable-plugin {name}" if name else "disable the plugin with --disable-plugin"
-        return PluginError(f"{who} failed while {doing} ({type(error).__name__}: {error}); {fix}.")
+        return PluginError(f"{who} failed while {doing} ({_describe(error)}); {fix}.")
 
 
 def _blame(error: BaseException, hook: pluggy.HookCaller) -> str | None:
@@ -215,12 +231,23 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
+def _ordered(eps: Iterable[importlib.metadata.EntryPoint]) -> list[importlib.metadata.EntryPoint]:
+    """Built-in distributions first, then the others, each by name: later registrations are called
+    first (pluggy is LIFO), so a third-party plugin can answer before a built-in one."""
+
+    def key(ep: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
+        dist = ep.dist.name if ep.dist else ""
+        return (dist not in BUILTIN_DISTRIBUTIONS, dist, ep.name)
+
+    return sorted(eps, key=key)
+
+
 def _register(pm: pluggy.PluginManager, plugin: object, name: str, dist: str) -> None:
     try:
         pm.register(plugin, name=name)
     except (ValueError, pluggy.PluginValidationError) as error:
         raise PluginError(
-            f"The plugin {name!r} (distribution {dist}) cannot be registered: {error}; "
+            f"The plugin {name!r} (distribution {dist}) cannot be registered ({_describe(error)}); "
             f"fix its installation or disable it with --disable-plugin {name}."
         ) from error
     for caller in pm.get_hookcallers(plugin) or []:
@@ -265,7 +292,7 @@ def get_plugin_manager(
     available: set[str] = set()
     extras = list(extra_plugins)
     if load_entrypoints:
-        for ep in importlib.metadata.entry_points(group=PROJECT_NAME):
+        for ep in _ordered(importlib.metadata.entry_points(group=PROJECT_NAME)):
             available.add(ep.name)
             dist = ep.dist.name if ep.dist else "unknown"
             version = ep.dist.version if ep.dist else "unknown"
@@ -279,7 +306,7 @@ def get_plugin_manager(
             except Exception as error:  # any import failure is reported the same way
                 raise PluginError(
                     f"The plugin {ep.name!r} (distribution {dist}) failed to load "
-                    f"({type(error).__name__}: {error}); fix its installation or disable it with "
+                    f"({_describe(error)}); fix its installation or disable it with "
                     f"--disable-plugin {ep.name}."
                 ) from error
             _register(pm, plugin, ep.name, dist)
@@ -303,7 +330,7 @@ def get_plugin_manager(
     except pluggy.PluginValidationError as error:
         name = pm.get_name(error.plugin) or "?"
         raise PluginError(
-            f"The plugin {name!r} implements a hook that does not exist ({error}); "
+            f"The plugin {name!r} implements a hook that does not exist ({_describe(error)}); "
             f"update it or disable it with --disable-plugin {name}."
         ) from error
     return PluginHost(pm, distributions, skipped)

@@ -1,0 +1,575 @@
+"""Load DRfC runs (``run.env`` files, experiments, the activated shell) into :class:`RunConfig` objects.
+
+**Which runs.** Each run file is one run. So is each ``--experiment NAME``, which means
+``experiments/NAME/run.env`` under ``$DR_DIR`` (else the current directory). ``all_experiments_dir``
+adds every ``experiments/*/run.env`` under that directory, or directly under it when it is the
+``experiments`` directory itself. With none of these, the run is the activated DRfC shell: the file
+in ``$DR_CONFIG``, re-read like every ``dr-*`` command re-reads it, or, without ``DR_CONFIG``, the
+exported ``DR_*`` variables alone.
+
+**Which system.env.** In order:
+
+1. ``system_env`` when given;
+2. ``$DR_DIR/system.env`` when it exists;
+3. ``system.env`` beside the run file;
+4. for ``experiments/NAME/run.env``, the ``system.env`` two directories up (the DRfC root).
+
+No system.env is an error, as it is for DRfC.
+
+**Layers, lowest first.**
+
+1. What DRfC's activation sets before reading the files: ``DR_DIR`` (the system.env's directory
+   unless exported), ``DR_CONFIG`` (the run file) and ``DR_EXPERIMENT_NAME`` for experiments.
+2. The system file.
+3. The run file. ``$VAR`` in both files is expanded as DRfC does while reading them, see
+   :mod:`drtransfer.envfile`.
+4. The process environment: exported ``DR_*`` variables.
+5. ``overrides`` (command-line flags).
+
+Layers 4 and 5 replace values. They do not re-expand the files, so ``DR_UPLOAD_S3_PREFIX=
+$DR_LOCAL_S3_MODEL_PREFIX-1`` keeps the model prefix the file had.
+
+**The activated-shell trap.** In a shell where DRfC was activated, the environment holds the activated
+run's values; they must not leak into other runs. With ``DR_CONFIG`` set, an exported ``DR_*``
+variable therefore counts only when it differs from what activating ``$DR_CONFIG`` (with its
+system.env) gives, that is, when the user set it by hand. In detail:
+
+- variables that activation computes itself (docker, ports, ``DR_DIR``, ``DR_CONFIG``,
+  ``DR_EXPERIMENT_NAME`` ...) never count;
+- a variable equal to its activated value does not count;
+- a variable the activated files define never counts, even when it differs. DRfC re-reads the files
+  on every ``dr-*`` command, so an exported copy is either stale (the file was edited, or ``-1``
+  incremented ``DR_UPLOAD_S3_PREFIX``, after activation) or would be overwritten by DRfC anyway. The
+  file wins, and a log warning names the variable. Use a command-line flag to override a file value;
+- anything else counts: variables the files do not set, and derived ones set by hand
+  (``DR_LOCAL_S3_ENDPOINT_URL``, ``DR_LOCAL_ACCESS_KEY_ID`` ...) that differ from what activation
+  derives.
+
+Without ``DR_CONFIG``, every exported ``DR_*`` variable counts.
+
+**Derived like DRfC.**
+
+- Local endpoint: ``DR_LOCAL_S3_ENDPOINT_URL`` when set. Else ``DR_CLOUD`` decides:
+  ``local``/``azure`` give ``http://localhost:9000``, ``remote`` gives ``DR_REMOTE_MINIO_URL``, and
+  ``aws`` gives AWS itself.
+- Upload endpoint: ``DR_UPLOAD_S3_ENDPOINT_URL`` when set (for S3-compatible targets), else AWS.
+- Region: ``DR_AWS_APP_REGION`` (``us-east-1``).
+- Profiles: ``DR_LOCAL_S3_PROFILE`` (``minio``, or ``default`` for ``DR_CLOUD=aws``) and
+  ``DR_UPLOAD_S3_PROFILE`` (``default``). ``DR_LOCAL_ACCESS_KEY_ID``/``DR_LOCAL_SECRET_ACCESS_KEY`` win
+  over the local profile. Credentials are resolved once per distinct profile.
+- Template defaults apply when a variable is unset or empty: ``DR_RUN_ID`` 0, ``DR_LOCAL_S3_BUCKET``
+  bucket, ``DR_LOCAL_S3_MODEL_PREFIX`` rl-deepracer-sagemaker, ``DR_LOCAL_S3_CUSTOM_FILES_PREFIX``
+  custom_files, ``DR_LOCAL_S3_REWARD_KEY`` ``<custom files>/reward_function.py``,
+  ``DR_LOCAL_S3_METRICS_PREFIX`` ``<model prefix>/metrics``.
+- Prefixes lose leading and trailing ``/``.
+- ``DR_UPLOAD_S3_BUCKET`` and ``DR_UPLOAD_S3_PREFIX`` have no default. Empty, ``not-defined`` or
+  ``to-be-defined`` is an error, unless ``local_target`` (``-L``) makes the local bucket the target,
+  or ``require_target=False`` (inspection only) leaves ``upload`` as None.
+
+``RunConfig.values`` is the merged mapping after defaults, without the local secret keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drtransfer.endpoints import Credentials, Endpoint, resolve_credentials
+from drtransfer.envfile import EnvFile, parse_env_text, read_env_file, read_text
+from drtransfer.errors import ConfigError
+from drtransfer.runconfig import RunConfig
+
+log = logging.getLogger(__name__)
+
+LOCALHOST_MINIO = "http://localhost:9000"
+PLACEHOLDERS = frozenset({"", "not-defined", "to-be-defined"})
+CLOUDS = ("local", "azure", "remote", "aws")
+SECRET_VARIABLES = frozenset({"DR_LOCAL_ACCESS_KEY_ID", "DR_LOCAL_SECRET_ACCESS_KEY"})
+
+# Variables that bin/activate.sh computes itself (not read from the files): an exported copy describes
+# the activated run only.
+ACTIVATION_ONLY = frozenset(
+    {
+        "DR_DIR",
+        "DR_CONFIG",
+        "DR_EXPERIMENT_NAME",
+        "DR_MINIO_URL",
+        "DR_LOCAL_PROFILE_ENDPOINT_URL",
+        "DR_UPLOAD_PROFILE",
+        "DR_LOCAL_S3_AUTH_MODE",
+        "DR_ROBOMAKER_TRAIN_PORT",
+        "DR_ROBOMAKER_EVAL_PORT",
+        "DR_ROBOMAKER_GUI_PORT",
+        "DR_DOCKER_FILE_SEP",
+        "DR_DOCKER_MAJOR_VERSION",
+        "DR_TRAIN_COMPOSE_FILE",
+        "DR_EVAL_COMPOSE_FILE",
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where one run's settings come from."""
+
+    run_file: Path | None
+    system_file: Path | None
+    experiment: str | None = None
+
+    def describe(self) -> str:
+        return str(self.run_file) if self.run_file else "the activated DRfC environment"
+
+
+@dataclass
+class _Activation:
+    """What activating ``$DR_CONFIG`` gives: file-defined values plus what activate.sh derives."""
+
+    file_values: dict[str, str]
+    derived: dict[str, str]
+    source: Path
+
+
+@dataclass
+class _CredentialCache:
+    environ: Mapping[str, str]
+    found: dict[tuple[str, str | None, str | None, str | None], Credentials | None] = field(default_factory=dict)
+
+    def get(
+        self, name: str, profile: str | None, access_key: str | None = None, secret_key: str | None = None
+    ) -> Credentials | None:
+        key = (name, profile, access_key, secret_key)
+        if key not in self.found:
+            self.found[key] = resolve_credentials(
+                name, profile=profile, access_key=access_key, secret_key=secret_key, environ=self.environ
+            )
+        return self.found[key]
+
+
+def load_runs(
+    run_files: Sequence[Path] = (),
+    *,
+    system_env: Path | None = None,
+    experiments: Sequence[str] = (),
+    all_experiments_dir: Path | None = None,
+    overrides: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    local_target: bool = False,
+    require_target: bool = True,
+) -> list[RunConfig]:
+    """One :class:`RunConfig` per run (see the module docstring for every rule); [] when there is nothing
+    to load (no files, no experiments, no DRfC variables in the environment)."""
+    env = dict(os.environ if environ is None else environ)
+    flags = dict(overrides or {})
+    credentials = _CredentialCache(env)
+    sources = _sources(run_files, system_env, experiments, all_experiments_dir, env)
+    activation = _activation(env, credentials)
+    env_layer = _environment_layer(env, activation)
+
+    if not sources:
+        if activation is not None:
+            system_file = _system_file_for(activation.source, system_env, env)
+            sources = [_Source(activation.source, system_file, env.get("DR_EXPERIMENT_NAME") or None)]
+        elif env_layer:
+            values = {**env_layer, **flags}
+            return [_build_run(values, _Source(None, None), credentials, local_target, require_target)]
+        else:
+            return []
+
+    runs = []
+    for source in sources:
+        values = {**_file_values(source, env), **env_layer, **flags}
+        runs.append(_build_run(values, source, credentials, local_target, require_target))
+    _check_distinct(runs)
+    return runs
+
+
+# ---- which runs -------------------------------------------------------------------------------------
+
+
+def _sources(
+    run_files: Iterable[Path],
+    system_env: Path | None,
+    experiments: Iterable[str],
+    all_experiments_dir: Path | None,
+    env: Mapping[str, str],
+) -> list[_Source]:
+    if system_env is not None and not system_env.is_file():
+        raise ConfigError(f"The system file {system_env} does not exist; check the --system-env path.")
+    found: list[_Source] = []
+    for run_file in run_files:
+        found.append(_Source(run_file, _system_file_for(run_file, system_env, env)))
+    for name in experiments:
+        run_file = _experiment_file(name, env)
+        found.append(_Source(run_file, _system_file_for(run_file, system_env, env), experiment=name))
+    if all_experiments_dir is not None:
+        for name, run_file in _all_experiments(all_experiments_dir):
+            found.append(_Source(run_file, _system_file_for(run_file, system_env, env), experiment=name))
+    unique: dict[Path, _Source] = {}
+    for source in found:  # the same file given twice is one run
+        assert source.run_file is not None
+        unique.setdefault(source.run_file.resolve(), source)
+    return list(unique.values())
+
+
+def _drfc_root(env: Mapping[str, str]) -> Path:
+    return Path(env["DR_DIR"]) if env.get("DR_DIR") else Path.cwd()
+
+
+def _experiment_file(name: str, env: Mapping[str, str]) -> Path:
+    if not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ConfigError(f"{name!r} is not an experiment name; give the name of a directory under experiments/.")
+    directory = _drfc_root(env) / "experiments" / name
+    if not directory.is_dir():
+        raise ConfigError(
+            f"Experiment directory {directory} does not exist; check the name, or set DR_DIR to the DRfC directory."
+        )
+    run_file = directory / "run.env"
+    if not run_file.is_file():
+        raise ConfigError(f"Experiment {name!r} has no run.env ({run_file}); copy one into {directory}.")
+    return run_file
+
+
+def _all_experiments(directory: Path) -> list[tuple[str, Path]]:
+    base = directory / "experiments" if (directory / "experiments").is_dir() else directory
+    if not base.is_dir():
+        raise ConfigError(f"{directory} is not a directory; give the DRfC directory or its experiments/ directory.")
+    found = sorted((child.name, child / "run.env") for child in base.iterdir() if (child / "run.env").is_file())
+    if not found:
+        raise ConfigError(f"No experiments/*/run.env under {directory}; create one or give run files instead.")
+    return found
+
+
+def _system_file_for(run_file: Path, system_env: Path | None, env: Mapping[str, str]) -> Path:
+    if system_env is not None:
+        return system_env
+    candidates = []
+    if env.get("DR_DIR"):
+        candidates.append(Path(env["DR_DIR"]) / "system.env")
+    candidates.append(run_file.parent / "system.env")
+    if run_file.parent.parent.name == "experiments":
+        candidates.append(run_file.parent.parent.parent / "system.env")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(f"No system.env found for {run_file} (looked at {looked}); pass --system-env or set DR_DIR.")
+
+
+# ---- layers -----------------------------------------------------------------------------------------
+
+
+def _read_files(source: _Source, env: Mapping[str, str]) -> tuple[dict[str, str], list[EnvFile]]:
+    """Activation seeds, then system.env, then the run file, each expanded against what came before."""
+    assert source.run_file is not None and source.system_file is not None
+    values = {
+        "DR_DIR": env.get("DR_DIR") or str(source.system_file.resolve().parent),
+        "DR_CONFIG": str(source.run_file.resolve()),
+    }
+    if source.experiment:
+        values["DR_EXPERIMENT_NAME"] = source.experiment
+    files = []
+    for path in (source.system_file, source.run_file):
+        parsed = read_env_file(path, values, env)
+        values.update(parsed.values())
+        files.append(parsed)
+    return values, files
+
+
+def _file_values(source: _Source, env: Mapping[str, str]) -> dict[str, str]:
+    return _read_files(source, env)[0]
+
+
+def _activation(env: Mapping[str, str], credentials: _CredentialCache) -> _Activation | None:
+    """What ``source bin/activate.sh`` gave this shell, recomputed from ``$DR_CONFIG`` (None if not activated)."""
+    if not env.get("DR_CONFIG"):
+        return None
+    run_file = Path(env["DR_CONFIG"])
+    if not run_file.is_file():
+        raise ConfigError(f"DR_CONFIG names {run_file}, which does not exist; activate DRfC again or unset DR_CONFIG.")
+    source = _Source(run_file, _system_file_for(run_file, None, env))
+    values, files = _read_files(source, env)
+    file_values = {key: value for parsed in files for key, value in parsed.values().items()}
+    derived = {"DR_RUN_ID": values.get("DR_RUN_ID") or "0"}
+    url = _activation_endpoint(values)
+    if url is not None:
+        derived["DR_LOCAL_S3_ENDPOINT_URL"] = url
+    if env.get("DR_LOCAL_ACCESS_KEY_ID"):  # activate.sh exports the activated profile's keys
+        try:
+            keys = credentials.get("local", _local_profile(values))
+        except ConfigError:
+            keys = None
+        if keys is not None:
+            derived["DR_LOCAL_ACCESS_KEY_ID"] = keys.access_key
+            derived["DR_LOCAL_SECRET_ACCESS_KEY"] = keys.secret_key
+    return _Activation(file_values, derived, run_file)
+
+
+def _activation_endpoint(values: Mapping[str, str]) -> str | None:
+    """DR_LOCAL_S3_ENDPOINT_URL as activate.sh exports it (it overwrites the file's value for these clouds)."""
+    cloud = values.get("DR_CLOUD", "").lower()
+    if cloud in ("local", "azure"):
+        return LOCALHOST_MINIO
+    if cloud == "remote":
+        return values.get("DR_REMOTE_MINIO_URL", "")
+    return values.get("DR_LOCAL_S3_ENDPOINT_URL")
+
+
+def _environment_layer(env: Mapping[str, str], activation: _Activation | None) -> dict[str, str]:
+    """The exported DR_* variables that count as overrides (see "the activated-shell trap")."""
+    layer: dict[str, str] = {}
+    for key, value in env.items():
+        if not key.startswith("DR_"):
+            continue
+        if activation is None:
+            layer[key] = value
+            continue
+        if key in ACTIVATION_ONLY or activation.derived.get(key) == value:
+            continue
+        if key in activation.file_values:
+            if activation.file_values[key] != value and key not in SECRET_VARIABLES:
+                log.warning(
+                    "%s is exported with a value that differs from %s (activated as DR_CONFIG); using the file, "
+                    "as DRfC does; pass a command-line option to override it.",
+                    key,
+                    activation.source,
+                )
+            continue
+        layer[key] = value
+    return layer
+
+
+# ---- building a run ---------------------------------------------------------------------------------
+
+
+def _local_profile(values: Mapping[str, str]) -> str:
+    default = "default" if values.get("DR_CLOUD", "").lower() == "aws" else "minio"
+    return values.get("DR_LOCAL_S3_PROFILE") or default
+
+
+def _prefix(value: str) -> str:
+    return value.strip("/")
+
+
+def _apply_defaults(values: dict[str, str]) -> None:
+    def default(key: str, value: str) -> str:
+        if not values.get(key):
+            values[key] = value
+        return values[key]
+
+    default("DR_RUN_ID", "0")
+    default("DR_LOCAL_S3_BUCKET", "bucket")
+    model_prefix = default("DR_LOCAL_S3_MODEL_PREFIX", "rl-deepracer-sagemaker")
+    custom_files = default("DR_LOCAL_S3_CUSTOM_FILES_PREFIX", "custom_files")
+    default("DR_LOCAL_S3_REWARD_KEY", f"{_prefix(custom_files)}/reward_function.py")
+    default("DR_LOCAL_S3_METRICS_PREFIX", f"{_prefix(model_prefix)}/metrics")
+    default("DR_AWS_APP_REGION", "us-east-1")
+    default("DR_LOCAL_S3_PROFILE", _local_profile(values))
+    default("DR_UPLOAD_S3_PROFILE", "default")
+
+
+def _check_url(url: str, variable: str, where: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{variable}={url!r} for {where} is not an http(s) URL; write e.g. http://host:9000.")
+    return url
+
+
+def _local_url(values: Mapping[str, str], where: str) -> str | None:
+    if values.get("DR_LOCAL_S3_ENDPOINT_URL"):
+        return _check_url(values["DR_LOCAL_S3_ENDPOINT_URL"], "DR_LOCAL_S3_ENDPOINT_URL", where)
+    cloud = values.get("DR_CLOUD", "")
+    if cloud.lower() in ("local", "azure"):
+        return LOCALHOST_MINIO
+    if cloud.lower() == "remote":
+        if not values.get("DR_REMOTE_MINIO_URL"):
+            raise ConfigError(f"DR_CLOUD=remote needs DR_REMOTE_MINIO_URL for {where}; set it in system.env.")
+        return _check_url(values["DR_REMOTE_MINIO_URL"], "DR_REMOTE_MINIO_URL", where)
+    if cloud.lower() == "aws":
+        return None
+    if not cloud:
+        raise ConfigError(
+            f"DR_CLOUD is not set for {where}; set it in system.env (local, azure, remote or aws) "
+            f"or set DR_LOCAL_S3_ENDPOINT_URL."
+        )
+    raise ConfigError(f"DR_CLOUD={cloud!r} for {where} is not one of {', '.join(CLOUDS)}; fix it in system.env.")
+
+
+def _build_run(
+    values: dict[str, str],
+    source: _Source,
+    credentials: _CredentialCache,
+    local_target: bool,
+    require_target: bool,
+) -> RunConfig:
+    _apply_defaults(values)
+    run_id = values["DR_RUN_ID"]
+    where = f"run {run_id} ({source.describe()})"
+    region = values["DR_AWS_APP_REGION"]
+    model_prefix = _prefix(values["DR_LOCAL_S3_MODEL_PREFIX"])
+    local_url = _local_url(values, where)
+    if local_url is not None:
+        values["DR_LOCAL_S3_ENDPOINT_URL"] = local_url
+    local_profile = values["DR_LOCAL_S3_PROFILE"]
+    local = Endpoint(
+        "local",
+        local_url,
+        region,
+        credentials.get(
+            "local", local_profile, values.get("DR_LOCAL_ACCESS_KEY_ID"), values.get("DR_LOCAL_SECRET_ACCESS_KEY")
+        ),
+        profile=local_profile,
+    )
+
+    upload: Endpoint | None
+    upload_bucket = values.get("DR_UPLOAD_S3_BUCKET", "")
+    upload_prefix = _prefix(values.get("DR_UPLOAD_S3_PREFIX", ""))
+    if local_target:
+        upload, upload_bucket = local, values["DR_LOCAL_S3_BUCKET"]
+    elif upload_bucket in PLACEHOLDERS:
+        upload, upload_bucket = None, ""
+        if require_target:
+            raise ConfigError(
+                f"No upload bucket defined for {where}: set DR_UPLOAD_S3_BUCKET in system.env or the run file, "
+                f"or use -L to upload into the local bucket."
+            )
+    else:
+        url = values.get("DR_UPLOAD_S3_ENDPOINT_URL") or None
+        profile = values["DR_UPLOAD_S3_PROFILE"]
+        url = url and _check_url(url, "DR_UPLOAD_S3_ENDPOINT_URL", where)
+        upload = Endpoint("upload", url, region, credentials.get("upload", profile), profile=profile)
+    if upload_prefix in PLACEHOLDERS:
+        upload_prefix = ""
+        if require_target or local_target:
+            raise ConfigError(f"No upload prefix defined for {where}: set DR_UPLOAD_S3_PREFIX in the run file.")
+    if upload is not None and (upload.url, upload_bucket, upload_prefix) == (
+        local.url,
+        values["DR_LOCAL_S3_BUCKET"],
+        model_prefix,
+    ):
+        raise ConfigError(
+            f"Target equals source for {where} (s3://{upload_bucket}/{upload_prefix}); "
+            f"set a different DR_UPLOAD_S3_PREFIX."
+        )
+
+    return RunConfig(
+        run_id=run_id,
+        local=local,
+        local_bucket=values["DR_LOCAL_S3_BUCKET"],
+        model_prefix=model_prefix,
+        upload=upload,
+        upload_bucket=upload_bucket,
+        upload_prefix=upload_prefix,
+        reward_key=values["DR_LOCAL_S3_REWARD_KEY"].lstrip("/"),
+        metrics_prefix=_prefix(values["DR_LOCAL_S3_METRICS_PREFIX"]),
+        region=region,
+        run_file=source.run_file,
+        system_file=source.system_file,
+        values={key: value for key, value in values.items() if key not in SECRET_VARIABLES},
+    )
+
+
+def _check_distinct(runs: Sequence[RunConfig]) -> None:
+    """Runs must not share a DR_RUN_ID, a source model or a target prefix."""
+
+    def name(run: RunConfig) -> str:
+        return str(run.run_file) if run.run_file else "the activated DRfC environment"
+
+    seen: dict[tuple[str, ...], RunConfig] = {}
+    for run in runs:
+        checks: list[tuple[tuple[str, ...], str]] = [
+            (("id", run.run_id), f"both use DR_RUN_ID={run.run_id}; give each run its own DR_RUN_ID"),
+            (
+                ("source", run.local_bucket, run.model_prefix),
+                f"both train into s3://{run.local_bucket}/{run.model_prefix}; give each its own "
+                f"DR_LOCAL_S3_MODEL_PREFIX",
+            ),
+        ]
+        if run.upload is not None:
+            checks.append(
+                (
+                    ("target", run.upload.url or "aws", run.upload_bucket, run.upload_prefix),
+                    f"both upload to s3://{run.upload_bucket}/{run.upload_prefix}; give each its own "
+                    f"DR_UPLOAD_S3_PREFIX",
+                )
+            )
+        for key, problem in checks:
+            if key in seen:
+                raise ConfigError(f"{name(seen[key])} and {name(run)} {problem}.")
+        for key, _ in checks:
+            seen[key] = run
+
+
+# ---- -1 -------------------------------------------------------------------------------------------------
+
+
+def increment_upload_prefix(
+    run_file: Path, *, system_env: Path | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """``-1``: increment ``DR_UPLOAD_S3_PREFIX`` in ``run_file`` and return the new prefix, expanded.
+
+    DRfC's rule (``scripts/upload/increment.sh``), with its numeric-suffix bug fixed: split the value
+    on ``-``. When the last part is all digits, it is incremented, keeping its zero padding
+    (``model-009`` gives ``model-010``). Otherwise ``-1`` is appended (``model`` gives ``model-1``,
+    ``model-abc`` gives ``model-abc-1``). The value is taken as written: an expression such as
+    ``$DR_LOCAL_S3_MODEL_PREFIX-1`` stays an expression (``$DR_LOCAL_S3_MODEL_PREFIX-2``), and
+    ``"..."`` or ``'...'`` around the whole value are kept.
+
+    Only the line that takes effect (the last ``DR_UPLOAD_S3_PREFIX=`` line) is changed. Every other
+    byte stays as it was. The new file replaces the old one atomically (temporary file and rename,
+    same permissions). Expansion sees the run's system.env, found as by :func:`load_runs`, when there
+    is one.
+    """
+    env = dict(os.environ if environ is None else environ)
+    target = run_file.resolve()  # rewrite the real file, not a symlink pointing at it
+    known: dict[str, str] = {"DR_CONFIG": str(target)}
+    try:
+        system_file: Path | None = _system_file_for(run_file, system_env, env)
+    except ConfigError:
+        system_file = None
+    if system_file is not None:
+        known["DR_DIR"] = env.get("DR_DIR") or str(system_file.resolve().parent)
+        known.update(read_env_file(system_file, known, env).values())
+    text = read_text(target)
+    current = parse_env_text(text, run_file, known, env).last("DR_UPLOAD_S3_PREFIX")
+    if current is None:
+        raise ConfigError(
+            f"{run_file} has no DR_UPLOAD_S3_PREFIX line to increment; add one, e.g. DR_UPLOAD_S3_PREFIX=my-model-1."
+        )
+    new_raw = _incremented(current.raw, run_file, current.line)
+    lines = text.split("\n")
+    line = lines[current.line - 1]
+    lines[current.line - 1] = line[: current.start] + new_raw + line[current.start + len(current.raw) :]
+    new_text = "\n".join(lines)
+    updated = parse_env_text(new_text, run_file, known, env).last("DR_UPLOAD_S3_PREFIX")
+    assert updated is not None
+    _replace_atomically(target, new_text.encode("utf-8"))
+    return _prefix(updated.value)
+
+
+def _incremented(raw: str, run_file: Path, line: int) -> str:
+    quote = raw[0] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"" and raw[0] not in raw[1:-1] else ""
+    inner = raw[1:-1] if quote else raw
+    if not inner:
+        raise ConfigError(f"{run_file} line {line}: DR_UPLOAD_S3_PREFIX is empty; set a prefix before using -1.")
+    head, dash, last = inner.rpartition("-")
+    numeric = last.isascii() and last.isdigit()
+    inner = f"{head}{dash}{int(last) + 1:0{len(last)}d}" if numeric else f"{inner}-1"
+    return f"{quote}{inner}{quote}"
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    mode = path.stat().st_mode & 0o7777
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,83 @@
+"""Engine settings (re-exported as ``drtransfer.engine.EngineSettings``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from drtransfer.endpoints import ClientSettings
+from drtransfer.errors import ConfigError
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+MAX_SINGLE_COPY = 5 * GiB  # S3's limit for CopyObject and for one part
+MIN_PART = 5 * MiB  # S3's smallest non-last part
+MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the engine runs.
+
+    processes: worker processes (0 = everything in this process, for debugging and tests).
+    concurrency: concurrent requests per process.
+    part_size: bytes per part of a streamed multipart copy (sources with multipart ETags keep their own
+        part layout so their ETag can be checked).
+    multipart_threshold: objects above this are streamed cross-endpoint as ranged GETs + UploadParts.
+    copy_threshold: same-endpoint objects above this use UploadPartCopy (always above 5 GiB).
+    max_attempts: outer attempts per operation and per part (on top of botocore's own retries).
+    client_max_attempts: botocore "legacy" retry attempts per request.
+    connect_timeout, read_timeout: seconds, per request.
+    retry_base_delay, retry_max_delay: exponential backoff (with jitter) between outer attempts.
+    abort_timeout: how long to keep trying to abort multipart uploads at the end of a failed or
+        interrupted run (the server may be restarting).
+    start_method: multiprocessing start method ("spawn", "forkserver", "fork"; None = Python's default).
+    dry_run: go through the whole path but swap every write and delete for a "dry-run" result.
+    """
+
+    processes: int = os.cpu_count() or 1
+    concurrency: int = 10
+    part_size: int = 8 * MiB
+    multipart_threshold: int = 16 * MiB
+    copy_threshold: int = 5 * GiB
+    max_attempts: int = 5
+    client_max_attempts: int = 10
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 20.0
+    abort_timeout: float = 30.0
+    start_method: str | None = None
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.processes < 0:
+            problems.append("processes must be 0 or more")
+        if self.concurrency < 1:
+            problems.append("concurrency must be at least 1")
+        if not MIN_PART <= self.part_size <= MAX_SINGLE_COPY:
+            problems.append("part size must be between 5 MiB and 5 GiB")
+        if self.multipart_threshold < 0 or self.copy_threshold < 0:
+            problems.append("thresholds must not be negative")
+        if self.max_attempts < 1 or self.client_max_attempts < 1:
+            problems.append("attempts must be at least 1")
+        if self.start_method not in (None, "spawn", "forkserver", "fork"):
+            problems.append("start method must be spawn, forkserver or fork")
+        if problems:
+            raise ConfigError(f"Invalid transfer settings: {'; '.join(problems)}.")
+
+    @property
+    def threads(self) -> int:
+        """Requests that can run at once over the whole pool."""
+        return max(1, self.processes) * self.concurrency
+
+    def client_settings(self) -> ClientSettings:
+        return ClientSettings(
+            # part uploads of a sequential stream run on helper threads beside the task threads
+            max_pool_connections=2 * self.concurrency + 2,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retry_mode="legacy",
+            max_attempts=self.client_max_attempts,
+        )

@@ -1,0 +1,92 @@
+"""The car package from S3: stream the chosen checkpoint's ``model_N.pb`` and the model metadata.
+
+The model is inspected with :func:`drtransfer.inventory.inspect_model` (the same listing and checks as
+an upload, so every checkpoint selector sees the inventory it expects), the checkpoint is chosen
+through the plugin host, the car's rules are checked on the metadata, and only then is the ``.pb``
+GET body read in chunks straight into the archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from drtransfer.endpoints import make_s3_client
+from drtransfer.errors import ModelError
+from drtransfer.inventory import inspect_model, parse_model_metadata
+from drtransfer.operations import SourceObject
+from drtransfer.packaging import (
+    CAR_FORMAT,
+    CAR_METADATA_MEMBER,
+    CAR_MODEL_MEMBER,
+    CAR_SUFFIX,
+    MemberSource,
+    OpenedMember,
+    Package,
+    PackageRequest,
+    build_targz,
+    check_car_package,
+    resolve_archive_name,
+)
+from drtransfer.s3errors import describe_client_error, error_code
+
+if TYPE_CHECKING:
+    from drtransfer.plugins import PluginHost
+    from drtransfer.runconfig import RunConfig
+
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")  # a single-PUT ETag; multipart ETags end in -N
+
+
+def build_from_s3(run: RunConfig, request: PackageRequest, host: PluginHost) -> Package:
+    client = make_s3_client(run.local)
+    inventory = inspect_model(run, client)
+    selection = host.select_checkpoint(request.checkpoint or "last", inventory, run)
+    pb = selection.checkpoint.files["pb"]
+    # Read the metadata once: the bytes checked against the car's rules are the bytes packaged.
+    metadata_url = inventory.url("model/model_metadata.json")
+    metadata_bytes = inventory.read(inventory.model_metadata)
+    metadata = parse_model_metadata(metadata_bytes, metadata_url)
+    name, note = resolve_archive_name(run, request.name)
+    members = [
+        MemberSource(CAR_MODEL_MEMBER, pb.location.url, _s3_opener(client, run, pb)),
+        MemberSource.from_bytes(CAR_METADATA_MEMBER, metadata_bytes, metadata_url),
+    ]
+    check_car_package(name, [m.arcname for m in members], metadata, run.label)
+    data, written = build_targz(members)
+    return Package(
+        run=run,
+        format=CAR_FORMAT,
+        name=name,
+        suffix=CAR_SUFFIX,
+        data=data,
+        members=written,
+        origin=pb.location.url,
+        explanation=selection.explanation,
+        checkpoint=selection.checkpoint.name,
+        notes=(note,) if note else (),
+    )
+
+
+def _s3_opener(client: Any, run: RunConfig, obj: SourceObject) -> Any:
+    @contextlib.contextmanager
+    def opener() -> Iterator[OpenedMember]:
+        bucket, key = obj.location.bucket, obj.location.key
+        try:
+            response = client.get_object(Bucket=bucket, Key=key)
+        except Exception as error:
+            if error_code(error) in ("NoSuchKey", "404"):
+                raise ModelError(
+                    f"{obj.location.url} was deleted while packaging (training rotates old checkpoints); "
+                    f"choose another checkpoint."
+                ) from None
+            raise describe_client_error(error, endpoint=run.local, bucket=bucket, action="read") from None
+        body = response["Body"]
+        etag = str(response.get("ETag", "")).strip('"')
+        try:
+            yield OpenedMember(body, int(response["ContentLength"]), etag if _PLAIN_MD5.match(etag) else None)
+        finally:
+            body.close()
+
+    return opener
