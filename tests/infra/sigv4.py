@@ -85,10 +85,13 @@ def verify(
             raise SignatureError("The provided 'x-amz-content-sha256' header does not match what was computed.")
         payload = declared
     canonical_headers = "".join(f"{name}:{' '.join(lower[name].split())}\n" for name in signed)
-    canonical = "\n".join([method, canonical_path, _canonical_query(query), canonical_headers, ";".join(signed), payload])
+    parts = [method, canonical_path, _canonical_query(query), canonical_headers, ";".join(signed), payload]
+    canonical = "\n".join(parts)
     scope = f"{match['date']}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret.secret_key}".encode(), match["date"]), region), service), "aws4_request")
+    key = _hmac(f"AWS4{secret.secret_key}".encode(), match["date"])
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
     expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, match["signature"]):
         raise SignatureError("The request signature we calculated does not match the signature you provided.")

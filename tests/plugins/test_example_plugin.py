@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from tests.conftest import list_tree
-from tests.plugins.conftest import PREFIX, TARGET, DrfcRun
-from tests.plugins.factory import make_inventory, make_run
-
 import drtransfer_example
+import pytest
+
 from drtransfer.errors import ConfigError, ModelError
 from drtransfer.events import BatchStarted, CheckpointSelected
 from drtransfer.operations import ObjectLocation
 from drtransfer.plan import plan_model
 from drtransfer.plugins import get_plugin_manager
 from drtransfer.samples import checkpoint_name
+from tests.conftest import list_tree
+from tests.plugins.conftest import PREFIX, TARGET, DrfcRun
+from tests.plugins.factory import make_inventory, make_run
 
 CHECKPOINT_SUFFIXES = (".data-00000-of-00001", ".index", ".meta")
 
@@ -35,7 +35,13 @@ def test_the_example_is_an_installed_entry_point_plugin() -> None:
     assert selection.checkpoint.number == 5
     assert selection.explanation == f"oldest: {checkpoint_name(5)} (lowest of 2 complete checkpoint(s))"
     with pytest.raises(ModelError, match="holds no complete checkpoint"):
-        empty = make_inventory((4,), missing={4: ["pb"]}, best=None, last=None, index={"last_checkpoint": None, "best_checkpoint": {"name": checkpoint_name(4)}})
+        empty = make_inventory(
+            (4,),
+            missing={4: ["pb"]},
+            best=None,
+            last=None,
+            index={"last_checkpoint": None, "best_checkpoint": {"name": checkpoint_name(4)}},
+        )
         host.select_checkpoint("oldest", empty, empty.run)
 
 
@@ -97,6 +103,15 @@ def test_upload_uses_the_example_selector_end_to_end(drfc_run: DrfcRun, tmp_path
     source = list_tree(drfc_run.local, drfc_run.local_bucket, f"{PREFIX}/model/")
     for suffix in CHECKPOINT_SUFFIXES:
         assert tree[f"{TARGET}/model/{oldest}{suffix}"] == source[f"{PREFIX}/model/{oldest}{suffix}"]
+    # the example's notifier got every event of the batch, the selection explained
+    events = [json.loads(text) for text in log.read_text().splitlines()]
+    assert [event["event"] for event in events] == [
+        "batch_started",
+        "checkpoint_selected",
+        "model_uploaded",
+        "batch_finished",
+    ]
+    assert events[1]["properties"]["explanation"] == line["selection"]
 
 
 def test_upload_with_the_example_disabled_fails_before_copying(drfc_run: DrfcRun) -> None:

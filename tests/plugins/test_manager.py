@@ -6,12 +6,11 @@ from __future__ import annotations
 import io
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.plugins.factory import make_inventory
 
 import drtransfer_plugins.checkpoints as checkpoints_plugin
 from drtransfer import hookimpl
@@ -24,6 +23,7 @@ from drtransfer.operations import CopyObject, ModelPlan, ObjectLocation
 from drtransfer.plan import plan_model
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.registry import Registry
+from tests.plugins.factory import make_inventory
 
 BUILTINS = {"aws-console", "carzip", "checkpoints", "droa", "notify"}
 
@@ -66,7 +66,9 @@ def test_without_entry_points_only_core_answers() -> None:
 
 
 def test_third_party_plugins_answer_before_built_ins() -> None:
-    order = [impl.plugin_name for impl in get_plugin_manager(environ={}).pm.hook.drtransfer_select_checkpoint.get_hookimpls()]
+    order = [
+        impl.plugin_name for impl in get_plugin_manager(environ={}).pm.hook.drtransfer_select_checkpoint.get_hookimpls()
+    ]
     assert order.index("drtransfer.default_selection") < order.index("checkpoints") < order.index("example")
 
 
@@ -91,7 +93,7 @@ def test_disabling_an_unknown_plugin_is_a_config_error() -> None:
 
 
 def test_core_cannot_be_disabled() -> None:
-    with pytest.raises(ConfigError, match="The core plugin drtransfer.default_selection cannot be disabled"):
+    with pytest.raises(ConfigError, match=r"The core plugin drtransfer\.default_selection cannot be disabled"):
         get_plugin_manager(environ={"DRTRANSFER_DISABLE_PLUGINS": "drtransfer.default_selection"})
 
 
@@ -142,12 +144,17 @@ class NotifyWrapper:
 
 
 def test_an_unknown_hook_is_refused_naming_the_plugin() -> None:
-    with pytest.raises(PluginError, match=r"^The plugin 'typo' implements a hook that does not exist .*drtransfer_select_checkpoints"):
+    with pytest.raises(
+        PluginError, match=r"^The plugin 'typo' implements a hook that does not exist .*drtransfer_select_checkpoints"
+    ):
         host_with(("typo", UnknownHook()))
 
 
 def test_an_argument_the_spec_lacks_is_refused_naming_the_plugin() -> None:
-    with pytest.raises(PluginError, match=r"^The plugin 'extra' \(distribution .*\) cannot be registered \(PluginValidationError: .*config.*\); fix"):
+    with pytest.raises(
+        PluginError,
+        match=r"^The plugin 'extra' \(distribution .*\) cannot be registered \(PluginValidationError: .*config",
+    ):
         host_with(("extra", ExtraArgument()))
 
 
@@ -181,9 +188,15 @@ def test_hook_drtransfer_checkpoint_expressions() -> None:
     by_plugin = host.checkpoint_expressions_by_plugin()
     assert list(by_plugin) == ["drtransfer.default_selection", "checkpoints", "newest"]
     assert by_plugin["newest"] == ["newest: the highest complete checkpoint"]
-    assert [form.split(":")[0] for form in host.checkpoint_expressions()] == ["last", "best", "step", "metric", "newest"]
+    assert [form.split(":")[0] for form in host.checkpoint_expressions()] == [
+        "last",
+        "best",
+        "step",
+        "metric",
+        "newest",
+    ]
     model = make_inventory((1, 2))
-    with pytest.raises(ConfigError, match="known expressions: last: .*; newest: the highest complete checkpoint"):
+    with pytest.raises(ConfigError, match=r"known expressions: last: .*; newest: the highest complete checkpoint"):
         host.select_checkpoint("oldest-but-one", model, model.run)
 
 
@@ -302,7 +315,9 @@ def test_a_registration_bug_names_the_plugin() -> None:
         def drtransfer_register_packagers(self, register: Registry[Any]) -> None:
             register("zip")  # type: ignore[call-arg]
 
-    with pytest.raises(PluginError, match=r"^The plugin 'broken-zip' failed while registering its package formats \(TypeError"):
+    with pytest.raises(
+        PluginError, match=r"^The plugin 'broken-zip' failed while registering its package formats \(TypeError"
+    ):
         host_with(("broken-zip", Broken())).packagers()
 
 
@@ -386,3 +401,30 @@ def test_a_failing_plugin_module_message_is_one_line(broken_distribution: Path) 
         "The plugin 'broken' (distribution drtransfer-broken) failed to load (RuntimeError: two lines); "
         "fix its installation or disable it with --disable-plugin broken."
     )
+
+
+def test_a_new_style_wrapper_sees_the_selection() -> None:
+    """Wrappers are allowed on the firstresult selection hook (e.g. for auditing)."""
+    seen: list[str] = []
+
+    class Audit:
+        @hookimpl(wrapper=True)
+        def drtransfer_select_checkpoint(self, expression: str) -> Generator[None, Selection, Selection]:
+            selection = yield
+            seen.append(f"{expression} -> {selection.checkpoint.number}")
+            return selection
+
+    model = make_inventory((1, 2))
+    host = host_with(("checkpoints", checkpoints_plugin), ("audit", Audit()))
+    assert host.select_checkpoint("best", model, model.run).checkpoint.number == 2
+    assert seen == ["best -> 2"]
+
+
+def test_a_wrapper_on_checkpoint_expressions_is_refused() -> None:
+    class Wraps:
+        @hookimpl(wrapper=True)
+        def drtransfer_checkpoint_expressions(self) -> Iterator[None]:
+            return (yield)
+
+    with pytest.raises(PluginError, match=r"implements drtransfer_checkpoint_expressions as a wrapper"):
+        host_with(("wraps", Wraps()))

@@ -8,13 +8,13 @@ import re
 from typing import Any
 
 import pytest
-from tests.plugins.factory import REAL_TRAINING_METRICS, index_entry, make_inventory, metrics_json
 
 import drtransfer_plugins.checkpoints as checkpoints_plugin
 from drtransfer.errors import ConfigError, ModelError
 from drtransfer.inventory import ModelInventory
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.samples import checkpoint_name
+from tests.plugins.factory import REAL_TRAINING_METRICS, index_entry, make_inventory, metrics_json
 
 METRIC_NAMES = ("progress", "reward", "complete-laps", "laptime")
 
@@ -182,7 +182,9 @@ def test_metric_skips_incomplete_checkpoints(host: PluginHost) -> None:
     # 26 scores best on every metric but progress ties; without its .pb the next best complete one wins
     model = make_inventory(range(20, 28), missing={26: ["pb"], 25: [".meta"]})
     assert select(host, "metric:progress", model)[0] == 24
-    assert select(host, "metric:reward", model)[0] == oracle_choice(REAL_TRAINING_METRICS, "reward", [20, 21, 22, 23, 24, 27])
+    assert select(host, "metric:reward", model)[0] == oracle_choice(
+        REAL_TRAINING_METRICS, "reward", [20, 21, 22, 23, 24, 27]
+    )
 
 
 def test_metric_without_any_evaluated_complete_checkpoint(host: PluginHost) -> None:
@@ -197,7 +199,9 @@ def test_metric_without_any_evaluated_complete_checkpoint(host: PluginHost) -> N
 
 def test_metric_without_training_metrics(host: PluginHost) -> None:
     model = make_inventory((1, 2), training_metrics=None)
-    with pytest.raises(ModelError, match=r"needs s3://bucket/rl-deepracer-sagemaker/metrics/TrainingMetrics.json, which is missing"):
+    with pytest.raises(
+        ModelError, match=r"needs s3://bucket/rl-deepracer-sagemaker/metrics/TrainingMetrics.json, which is missing"
+    ):
         host.select_checkpoint("metric:reward", model, model.run)
 
 
@@ -242,7 +246,10 @@ def test_metric_laptime_is_lower_is_better_with_incomplete_laps_penalised(host: 
         f"metric:laptime: {checkpoint_name(3)} (mean evaluation lap time 15.500 s over 2 episode(s); "
         "best of 3 evaluated complete checkpoint(s))",
     )
-    assert "1 incomplete counted as 999.999 s" in select(host, "metric:laptime", make_inventory((2,), training_metrics=raw))[1]
+    assert (
+        "1 incomplete counted as 999.999 s"
+        in select(host, "metric:laptime", make_inventory((2,), training_metrics=raw))[1]
+    )
     assert select(host, "metric:progress", model)[0] == 3  # 100 % ties with 1, the later wins; 2 is 99.5
 
 

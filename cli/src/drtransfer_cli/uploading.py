@@ -117,7 +117,7 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
         for outcome in outcomes:
             run = outcome.prepared.run
             if request.increment and outcome.result.status == "ok" and run.run_file is not None:
-                outcome.extra["next_upload_prefix"] = increment_upload_prefix(run.run_file)
+                outcome.extra["next_upload_prefix"] = increment_upload_prefix(run.run_file, system_env=run.system_file)
         seconds = time.monotonic() - started
         report(outcomes, request, seconds)
         _emit_results(notifications, outcomes, seconds, dry_run=request.dry_run)

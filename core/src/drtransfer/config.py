@@ -66,6 +66,16 @@ Without ``DR_CONFIG``, every exported ``DR_*`` variable counts.
   ``to-be-defined`` is an error, unless ``local_target`` (``-L``) makes the local bucket the target,
   or ``require_target=False`` (inspection only) leaves ``upload`` as None.
 
+**Checks** (each a ConfigError naming the files involved):
+
+- ``DR_CLOUD`` missing or unknown without an explicit endpoint, or an endpoint that is not an http(s)
+  URL;
+- a target equal to its own source ("Target equals source");
+- two runs with the same ``DR_RUN_ID``, the same ``(bucket, model prefix)`` or the same target;
+- a run whose target is another run's training prefix.
+
+The same file given twice counts as one run.
+
 ``RunConfig.values`` is the merged mapping after defaults, without the local secret keys.
 """
 
@@ -135,7 +145,7 @@ class _Activation:
 
 @dataclass
 class _CredentialCache:
-    environ: Mapping[str, str]
+    environ: Mapping[str, str] | None  # None: the process environment, exactly as boto3 reads it
     found: dict[tuple[str, str | None, str | None, str | None], Credentials | None] = field(default_factory=dict)
 
     def get(
@@ -164,7 +174,7 @@ def load_runs(
     to load (no files, no experiments, no DRfC variables in the environment)."""
     env = dict(os.environ if environ is None else environ)
     flags = dict(overrides or {})
-    credentials = _CredentialCache(env)
+    credentials = _CredentialCache(None if environ is None else env)
     sources = _sources(run_files, system_env, experiments, all_experiments_dir, env)
     activation = _activation(env, credentials)
     env_layer = _environment_layer(env, activation)
@@ -201,6 +211,8 @@ def _sources(
         raise ConfigError(f"The system file {system_env} does not exist; check the --system-env path.")
     found: list[_Source] = []
     for run_file in run_files:
+        if not run_file.exists():
+            raise ConfigError(f"The run file {run_file} does not exist; check the path.")
         found.append(_Source(run_file, _system_file_for(run_file, system_env, env)))
     for name in experiments:
         run_file = _experiment_file(name, env)
@@ -397,6 +409,53 @@ def _local_url(values: Mapping[str, str], where: str) -> str | None:
     raise ConfigError(f"DR_CLOUD={cloud!r} for {where} is not one of {', '.join(CLOUDS)}; fix it in system.env.")
 
 
+def _local_endpoint(values: dict[str, str], where: str, credentials: _CredentialCache) -> Endpoint:
+    url = _local_url(values, where)
+    if url is not None:
+        values["DR_LOCAL_S3_ENDPOINT_URL"] = url
+    profile = values["DR_LOCAL_S3_PROFILE"]
+    keys = credentials.get(
+        "local", profile, values.get("DR_LOCAL_ACCESS_KEY_ID"), values.get("DR_LOCAL_SECRET_ACCESS_KEY")
+    )
+    return Endpoint("local", url, values["DR_AWS_APP_REGION"], keys, profile=profile)
+
+
+def _target(
+    values: Mapping[str, str],
+    where: str,
+    local: Endpoint,
+    credentials: _CredentialCache,
+    local_target: bool,
+    require_target: bool,
+) -> tuple[Endpoint | None, str, str]:
+    """(endpoint, bucket, prefix) of the upload target; the endpoint is None when there is no bucket and
+    none is required."""
+    upload: Endpoint | None
+    bucket = values.get("DR_UPLOAD_S3_BUCKET", "")
+    prefix = _prefix(values.get("DR_UPLOAD_S3_PREFIX", ""))
+    if local_target:
+        upload, bucket = local, values["DR_LOCAL_S3_BUCKET"]
+    elif bucket in PLACEHOLDERS:
+        upload, bucket = None, ""
+        if require_target:
+            raise ConfigError(
+                f"No upload bucket defined for {where}: set DR_UPLOAD_S3_BUCKET in system.env or the run file, "
+                f"or use -L to upload into the local bucket."
+            )
+    else:
+        url = values.get("DR_UPLOAD_S3_ENDPOINT_URL")
+        if url:
+            _check_url(url, "DR_UPLOAD_S3_ENDPOINT_URL", where)
+        profile = values["DR_UPLOAD_S3_PROFILE"]
+        keys = credentials.get("upload", profile)
+        upload = Endpoint("upload", url or None, values["DR_AWS_APP_REGION"], keys, profile=profile)
+    if prefix in PLACEHOLDERS:
+        prefix = ""
+        if require_target or local_target:
+            raise ConfigError(f"No upload prefix defined for {where}: set DR_UPLOAD_S3_PREFIX in the run file.")
+    return upload, bucket, prefix
+
+
 def _build_run(
     values: dict[str, str],
     source: _Source,
@@ -409,41 +468,8 @@ def _build_run(
     where = f"run {run_id} ({source.describe()})"
     region = values["DR_AWS_APP_REGION"]
     model_prefix = _prefix(values["DR_LOCAL_S3_MODEL_PREFIX"])
-    local_url = _local_url(values, where)
-    if local_url is not None:
-        values["DR_LOCAL_S3_ENDPOINT_URL"] = local_url
-    local_profile = values["DR_LOCAL_S3_PROFILE"]
-    local = Endpoint(
-        "local",
-        local_url,
-        region,
-        credentials.get(
-            "local", local_profile, values.get("DR_LOCAL_ACCESS_KEY_ID"), values.get("DR_LOCAL_SECRET_ACCESS_KEY")
-        ),
-        profile=local_profile,
-    )
-
-    upload: Endpoint | None
-    upload_bucket = values.get("DR_UPLOAD_S3_BUCKET", "")
-    upload_prefix = _prefix(values.get("DR_UPLOAD_S3_PREFIX", ""))
-    if local_target:
-        upload, upload_bucket = local, values["DR_LOCAL_S3_BUCKET"]
-    elif upload_bucket in PLACEHOLDERS:
-        upload, upload_bucket = None, ""
-        if require_target:
-            raise ConfigError(
-                f"No upload bucket defined for {where}: set DR_UPLOAD_S3_BUCKET in system.env or the run file, "
-                f"or use -L to upload into the local bucket."
-            )
-    else:
-        url = values.get("DR_UPLOAD_S3_ENDPOINT_URL") or None
-        profile = values["DR_UPLOAD_S3_PROFILE"]
-        url = url and _check_url(url, "DR_UPLOAD_S3_ENDPOINT_URL", where)
-        upload = Endpoint("upload", url, region, credentials.get("upload", profile), profile=profile)
-    if upload_prefix in PLACEHOLDERS:
-        upload_prefix = ""
-        if require_target or local_target:
-            raise ConfigError(f"No upload prefix defined for {where}: set DR_UPLOAD_S3_PREFIX in the run file.")
+    local = _local_endpoint(values, where, credentials)
+    upload, upload_bucket, upload_prefix = _target(values, where, local, credentials, local_target, require_target)
     if upload is not None and (upload.url, upload_bucket, upload_prefix) == (
         local.url,
         values["DR_LOCAL_S3_BUCKET"],
@@ -472,12 +498,17 @@ def _build_run(
 
 
 def _check_distinct(runs: Sequence[RunConfig]) -> None:
-    """Runs must not share a DR_RUN_ID, a source model or a target prefix."""
+    """Runs must not share a DR_RUN_ID, a source model or a target prefix, and no run may upload into the
+    prefix another run trains into (possible with -L, or with the target on the local store)."""
 
     def name(run: RunConfig) -> str:
         return str(run.run_file) if run.run_file else "the activated DRfC environment"
 
+    def where(endpoint: Endpoint, bucket: str, prefix: str) -> tuple[str, ...]:
+        return (endpoint.url or f"aws:{endpoint.region}", bucket, prefix)
+
     seen: dict[tuple[str, ...], RunConfig] = {}
+    sources = {where(run.local, run.local_bucket, run.model_prefix): run for run in runs}
     for run in runs:
         checks: list[tuple[tuple[str, ...], str]] = [
             (("id", run.run_id), f"both use DR_RUN_ID={run.run_id}; give each run its own DR_RUN_ID"),
@@ -487,14 +518,21 @@ def _check_distinct(runs: Sequence[RunConfig]) -> None:
                 f"DR_LOCAL_S3_MODEL_PREFIX",
             ),
         ]
-        if run.upload is not None:
+        if run.upload is not None and run.upload_prefix:
+            target = where(run.upload, run.upload_bucket, run.upload_prefix)
             checks.append(
                 (
-                    ("target", run.upload.url or "aws", run.upload_bucket, run.upload_prefix),
+                    ("target", *target),
                     f"both upload to s3://{run.upload_bucket}/{run.upload_prefix}; give each its own "
                     f"DR_UPLOAD_S3_PREFIX",
                 )
             )
+            other = sources.get(target)
+            if other is not None and other is not run:
+                raise ConfigError(
+                    f"{name(run)} uploads to s3://{run.upload_bucket}/{run.upload_prefix}, where {name(other)} "
+                    f"trains; give it another DR_UPLOAD_S3_PREFIX."
+                )
         for key, problem in checks:
             if key in seen:
                 raise ConfigError(f"{name(seen[key])} and {name(run)} {problem}.")

@@ -91,7 +91,8 @@ def resolve_credentials(
 
     ``environ`` replaces ``os.environ`` for every variable botocore reads (``AWS_SHARED_CREDENTIALS_FILE``,
     ``AWS_CONFIG_FILE``, ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``HOME`` for ``~/.aws`` ...), so a caller
-    that was handed an environment mapping gets exactly that environment. A missing profile named
+    that was handed an environment mapping gets exactly that environment (web-identity credentials, which
+    botocore reads from ``os.environ`` only, need ``environ=None``). A missing profile named
     ``default`` falls back to the default chain (environment keys, container or instance role): DRfC on
     EC2 with an instance role leaves the profile out the same way.
     """
@@ -163,6 +164,8 @@ def _botocore_session(profile: str | None, environ: Mapping[str, str] | None) ->
     for provider in replacements:
         if provider.METHOD in methods:
             resolver.providers[methods.index(provider.METHOD)] = provider
+    # Web identity reads os.environ itself and cannot be pointed elsewhere: leave it out.
+    resolver.remove("assume-role-with-web-identity")
     session.register_component("credential_provider", resolver)
     return session
 

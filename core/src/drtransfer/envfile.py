@@ -1,13 +1,9 @@
 """Read DRfC env files (``system.env``, ``run.env``) the way DRfC's ``dr-update-env`` reads them.
 
-DRfC (``bin/activate.sh``) does, per file::
-
-    LINES=$(grep -v '^#' FILE)
-    for l in $LINES; do                      # split on spaces, tabs and newlines
-      env_var=$(echo $l | cut -f1 -d\\=)
-      env_val=$(echo $l | cut -f2 -d\\=)      # only the text up to a second '='
-      eval "export $env_var=$env_val"        # shell quoting and $VAR expansion
-    done
+DRfC (``bin/activate.sh``, function ``dr-update-env``) takes the file's lines that do not start with
+``#``, splits all of them into words at spaces, tabs and newlines, cuts each word at ``=`` into field 1
+(the name) and field 2 (the value: only the text up to a second ``=``), and runs
+``eval "export NAME=VALUE"`` for every word, so shell quoting and ``$VAR`` expansion apply.
 
 What that means, and what this module does about each case:
 
@@ -33,13 +29,15 @@ What that means, and what this module does about each case:
   - ``$(...)`` and backticks;
   - unquoted shell operators ``; & | < >``, and parentheses (an unreplaced ``<PLACEHOLDER>`` from
     DRfC's templates lands here);
+  - unquoted brace expansion (``{a,b}``, ``{1..3}``), which bash would turn into several words and DRfC
+    would keep only the last of (``{x}`` alone stays literal);
   - other ``${...}`` forms and special parameters (``$1``, ``$$``);
   - ``~user``;
   - Windows (CR) line endings.
 - A comment after a value (``DR_X=1 # note``) is accepted: for DRfC it is one more word, and a
   ``#`` word is a shell comment. DRfC still applies the later words of that comment one by one,
   though. A word containing ``=`` would be assigned, and a bare ``DR_...`` word would become
-  ``DR_...=DR_...``. Such a comment is therefore an error; put the comment on its own line. The
+  ``DR_...=DR_...``. A comment with such a word is therefore an error; put it on its own line. The
   same check applies to comment lines indented with whitespace, which DRfC does not recognise as
   comments.
 """
@@ -236,6 +234,10 @@ class _Expander:
                 out.append(self._dollar())
             elif char == "`":
                 raise self.fail("uses `command substitution`, which deepracer-transfer does not run; write the value")
+            elif char == "{" and self._brace_expansion():
+                raise self.fail(
+                    "uses brace expansion ({a,b} or {1..3}), which the shell turns into several words; quote it"
+                )
             elif char in _OPERATORS:
                 raise self.fail(
                     f"contains an unquoted {char!r}, which the shell treats as an operator; quote it or replace "
@@ -245,6 +247,12 @@ class _Expander:
                 out.append(char)
                 self.pos += 1
         return "".join(out)
+
+    def _brace_expansion(self) -> bool:
+        """Whether the unquoted ``{`` at ``self.pos`` starts a brace expansion (``{a,b}``, ``{1..3}``)."""
+        close = self.raw.find("}", self.pos)
+        body = self.raw[self.pos + 1 : close] if close > 0 else ""
+        return "," in body or ".." in body
 
     def _tilde(self) -> str:
         end = self.raw.find("/")

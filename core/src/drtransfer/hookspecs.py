@@ -9,7 +9,8 @@ checks that every hook here has a documentation entry and a test.
 Call semantics, per group:
 
 - checkpoint selection: ``drtransfer_select_checkpoint`` is *firstresult* (the first non-``None``
-  answer wins; core's ``last`` fallback is registered ``trylast``);
+  answer wins; core's ``last`` fallback is registered ``trylast``); ``drtransfer_checkpoint_expressions``
+  is called implementation by implementation, so each form is attributed to its plugin (no wrappers);
 - planning: ``drtransfer_extend_plan`` is a broadcast that mutates the plan it is given;
 - registration: ``drtransfer_register_*`` are broadcasts, each implementation is called on its own so
   that a duplicate or a failure names the plugin (wrapper implementations are refused);

@@ -81,7 +81,7 @@ class PreparedImport:
 
     target: str
     name: str
-    model: PreparedModel
+    model: PreparedModel = field(repr=False)
     importer: Importer = field(repr=False)
     options: ImportOptions = field(repr=False)
     state: Any = field(default=None, repr=False)

@@ -38,6 +38,7 @@ CORE_PLUGINS = ("drtransfer.default_selection",)
 BUILTIN_DISTRIBUTIONS = frozenset({PROJECT_NAME, "drtransfer-plugins"})
 
 ISOLATED_HOOKS = (
+    "drtransfer_checkpoint_expressions",
     "drtransfer_notify",
     "drtransfer_register_importers",
     "drtransfer_register_packagers",

@@ -9,39 +9,11 @@ See ``docs/engine.md`` for strategies, verification, resume and fault handling.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from drtransfer.endpoints import Endpoint
+from drtransfer.engine.settings import GiB, MiB, EngineSettings
 from drtransfer.operations import ModelPlan, ModelResult, Operation, OperationResult
-
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """How the engine runs.
-
-    processes: worker processes (0 = everything in this process, for debugging and tests).
-    concurrency: concurrent requests per process.
-    part_size: bytes per part of a multipart copy (streamed or server-side).
-    multipart_threshold: objects above this are streamed cross-endpoint as ranged GETs + UploadParts.
-    copy_threshold: same-endpoint objects above this use UploadPartCopy (always above 5 GiB).
-    dry_run: go through the whole path but swap every write and delete for a "dry-run" result.
-    """
-
-    processes: int = os.cpu_count() or 1
-    concurrency: int = 10
-    part_size: int = 8 * MiB
-    multipart_threshold: int = 16 * MiB
-    copy_threshold: int = 5 * GiB
-    max_attempts: int = 5
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    start_method: str | None = None
-    dry_run: bool = False
 
 
 class TransferSubscriber:
@@ -55,7 +27,7 @@ class TransferSubscriber:
         """``delta`` bytes of ``model_id`` moved (negative when a retry rewinds)."""
 
     def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str) -> None:
-        """An operation failed and will be tried again."""
+        """An operation (or one of its parts) failed and will be tried again as ``attempt``."""
 
     def on_operation(self, model_id: str, result: OperationResult) -> None:
         """One operation finished (copied, put, deleted, skipped, failed or dry-run)."""
@@ -72,10 +44,13 @@ def run_transfer(
 ) -> list[ModelResult]:
     """Execute ``plans`` and return one result per plan, in the same order.
 
-    Raises :class:`drtransfer.errors.Interrupted` on Ctrl-C / SIGTERM after aborting every multipart
-    upload it started.
+    Raises :class:`drtransfer.errors.ConfigError` when an operation names an endpoint that is not in
+    ``endpoints``, and :class:`drtransfer.errors.Interrupted` on Ctrl-C / SIGTERM after aborting every
+    multipart upload it started.
     """
-    raise NotImplementedError("the transfer engine is being built")
+    from drtransfer.engine.scheduler import run
+
+    return run(plans, endpoints, settings or EngineSettings(), subscribers)
 
 
 __all__ = ["EngineSettings", "GiB", "MiB", "TransferSubscriber", "run_transfer"]

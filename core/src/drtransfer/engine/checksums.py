@@ -138,10 +138,6 @@ def crc_function(algorithm: str) -> Callable[[bytes, int], int] | None:
     return None
 
 
-# Whole-object checksums S3 may store with an object, by response field, with how to compute them.
-_DIGESTS: dict[str, Callable[[], Any]] = {"ChecksumSHA256": hashlib.sha256, "ChecksumSHA1": hashlib.sha1}
-
-
 def stored_checksum(head: Mapping[str, Any]) -> tuple[str, str] | None:
     """``(algorithm, base64 value)`` of a whole-object checksum in a HeadObject/GetObject response, if any.
 
