@@ -2,8 +2,8 @@
 
 CPU comes from ``wait4`` (exact for the command and every descendant it waited for) or, when larger,
 from sampling the tree (descendants that were never waited for, e.g. forkserver workers). Peak RSS is
-the largest sum of RSS over the tree seen by :class:`drtransfer.bench.TreeMonitor` (every 50 ms), or
-``ru_maxrss`` of the largest single process when that is larger.
+the largest sum of RSS over the tree seen by :class:`drtransfer.bench.TreeMonitor` (every 50 ms);
+peak PSS (shared pages split between the processes sharing them) is recorded next to it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Measured:
     seconds: float
     cpu_seconds: float
     peak_rss: int
+    peak_pss: int
     server_cpu_seconds: float
     stderr_tail: str = ""
 
@@ -39,6 +40,7 @@ class Measured:
             self.seconds + other.seconds,
             self.cpu_seconds + other.cpu_seconds,
             max(self.peak_rss, other.peak_rss),
+            max(self.peak_pss, other.peak_pss),
             self.server_cpu_seconds + other.server_cpu_seconds,
             self.stderr_tail or other.stderr_tail,
         )
@@ -86,11 +88,12 @@ def run_measured(
         _kill_group(proc.pid)  # nothing the tool left behind keeps running into the next measurement
     server_cpu = _cpu_of(servers) - server_before
     cpu = max(usage.ru_utime + usage.ru_stime, tree.sampled_cpu)
-    peak = max(tree.peak_rss, usage.ru_maxrss * 1024)
+    # Not ru_maxrss: it counts the pages the child shared with this (large) harness before exec.
+    peak = tree.peak_rss
     tail = ""
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-1500:]
-    return Measured(proc.returncode, seconds, cpu, peak, server_cpu, tail)
+    return Measured(proc.returncode, seconds, cpu, peak, tree.peak_pss, server_cpu, tail)
 
 
 def _kill_group(pgid: int) -> None:

@@ -1,4 +1,9 @@
-"""A py-spy profile of one ``drtransfer upload`` (every process), summarised by innermost frame."""
+"""A py-spy profile of one ``drtransfer upload`` (every process), summarised by activity.
+
+Each sample's stack is walked from the innermost frame outwards; the first frame that belongs to a known
+activity names the sample's activity (so ``json.decode`` under botocore's loader counts as client
+creation, ``socket.recv_into`` under http.client as socket I/O).
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,46 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# First match wins; matched against the innermost frame's "function (file:line)".
+# (activity, substrings of a frame "function (file:line)"); the innermost matching frame wins.
 GROUPS = (
-    ("TLS/socket I/O", ("ssl.py", "socket.py", "selectors.py")),
+    ("pickling messages between processes", ("copyreg.py", "pickle.py", "reduction.py")),
+    ("TLS/socket I/O", ("ssl.py", "socket.py", "selectors.py", "urllib3/util/wait.py")),
+    ("SigV4 signing and hashing", ("botocore/auth.py", "hashlib", "hmac.py")),
+    ("creating botocore clients (loading the S3 model)", ("botocore/loaders.py", "create_client", "ClientCreator")),
     ("HTTP (http.client, urllib3)", ("http/client.py", "urllib3/")),
-    ("SigV4 signing and hashing", ("botocore/auth.py", "hashlib", "hmac.py", "md5", "sha256")),
     ("checksums (deepracer-transfer)", ("drtransfer/engine/checksums.py",)),
+    ("s3transfer", ("s3transfer/",)),
+    ("botocore: serialising, parsing, events", ("botocore/",)),
+    ("waiting on queues, threads, processes", ("multiprocessing/", "queue.py", "threading.py", "concurrent/")),
     ("deepracer-transfer engine", ("drtransfer/engine/",)),
     ("deepracer-transfer other", ("drtransfer/", "drtransfer_cli/", "drtransfer_plugins/")),
-    ("s3transfer", ("s3transfer/",)),
-    ("botocore other (serialising, parsing, events)", ("botocore/",)),
-    ("multiprocessing/queues/threads", ("multiprocessing/", "queue.py", "threading.py", "concurrent/")),
-    ("imports and start-up", ("<frozen importlib", "importlib/")),
+    ("imports and start-up", ("<frozen importlib", "importlib/", "<module>")),
 )
 
 
-def group_of(frame: str) -> str:
-    for name, needles in GROUPS:
-        if any(n in frame for n in needles):
-            return name
+def activity(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, needles in GROUPS:
+            if any(n in frame for n in needles):
+                return name
+    if len(frames) <= 1:
+        return "no Python frame (native code)"
     return "other"
 
 
 def summarise(raw: Path) -> dict[str, Any]:
-    """py-spy ``--format raw`` lines are ``frame;frame;...;innermost COUNT``."""
+    """py-spy ``--format raw`` lines are ``process …;frame;…;innermost COUNT``."""
     leaves: Counter[str] = Counter()
+    groups: Counter[str] = Counter()
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        leaves[stack.split(";")[-1].strip()] += int(count)
+        frames = [f.strip() for f in stack.split(";")]
+        leaf = frames[-1] if len(frames) > 1 else "(no Python frame)"
+        leaves[leaf] += int(count)
+        groups[activity(frames)] += int(count)
     total = sum(leaves.values()) or 1
-    groups: Counter[str] = Counter()
-    for frame, samples in leaves.items():
-        groups[group_of(frame)] += samples
     return {
         "samples": total,
         "groups": [(g, 100 * c / total) for g, c in groups.most_common()],

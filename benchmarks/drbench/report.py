@@ -12,7 +12,7 @@ from typing import Any
 from drbench.tools import BY_NAME
 from drbench.workloads import FULL, QUICK, Workload
 
-FIGURES = ("seconds", "mib_per_s", "objects_per_s", "cpu_seconds", "peak_rss_mib", "server_cpu_seconds")
+FIGURES = ("seconds", "mib_per_s", "objects_per_s", "cpu_seconds", "peak_rss_mib", "peak_pss_mib", "server_cpu_seconds")
 RSS_LIMIT_MIB = 400
 
 
@@ -136,7 +136,7 @@ def workload_table(w: Workload, s: dict[tuple[str, str], Summary], payload: dict
         "",
         f"Payload: {payload.get('objects', 0)} objects, {payload.get('bytes', 0) / 2**20:.1f} MiB.",
         "",
-        "| tool | runs ok | seconds | MiB/s | objects/s | client CPU s | peak RSS MiB | server CPU s "
+        "| tool | runs ok | seconds | MiB/s | objects/s | client CPU s | peak RSS (PSS) MiB | server CPU s "
         "| deepracer-transfer speed-up |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -154,7 +154,7 @@ def workload_table(w: Workload, s: dict[tuple[str, str], Summary], payload: dict
             f"| {'**' + tool.label + '**' if summary.tool == 'drtransfer' else tool.label} | {runs} "
             f"| {_fmt(m['seconds'], 2)} ({_fmt(lo['seconds'], 2)}–{_fmt(hi['seconds'], 2)}) "
             f"| {_fmt(m['mib_per_s'])} | {_fmt(m['objects_per_s'])} | {_fmt(m['cpu_seconds'], 2)} "
-            f"| {_fmt(m['peak_rss_mib'], 0)} | {_fmt(m['server_cpu_seconds'], 2)} "
+            f"| {_fmt(m['peak_rss_mib'], 0)} ({_fmt(m['peak_pss_mib'], 0)}) | {_fmt(m['server_cpu_seconds'], 2)} "
             f"| {'–' if summary.tool == 'drtransfer' or ratio is None else f'{ratio:.2f}x'} |"
         )
     lines += ["", "Settings:", ""]
@@ -212,7 +212,8 @@ def render(results: Path, out_dir: Path, notes: Path | None = None) -> Path:
         "",
         f"Each figure is the median of {meta.get('repeat', '?')} runs (min–max in brackets); tools alternate "
         "within each repetition. Speed-up = the peer's median seconds / deepracer-transfer's median seconds "
-        "for the same payload. Client CPU and peak RSS cover each tool's whole process tree; server CPU is "
+        "for the same payload. Client CPU and peak RSS cover each tool's whole process tree (RSS summed over "
+        "its processes, so shared pages count once per process; PSS in brackets splits them); server CPU is "
         "both SeaweedFS servers over the same interval.",
         "",
         "## Targets",

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto.server import ThreadedMotoServer
 
 from drtransfer.engine import EngineSettings
@@ -146,7 +147,7 @@ class Runs:
 
     def seed(self, run_id: str, prefix: str, *, checkpoint: str = "last", upload_prefix: str | None = None,
              metadata: Callable[[dict[str, Any]], None] | None = None, world: str = "reInvent2019_track",
-             **values: str) -> PreparedModel:
+             params: dict[str, Any] | None = None, **values: str) -> PreparedModel:
         client = self.local.client()
         self.seeded[run_id] = seed_model(client, self.local_bucket, prefix, checkpoints=(1, 2, 3), best=2,
                                          scale=SCALE, world=world)
@@ -155,6 +156,11 @@ class Runs:
             data = json.loads(client.get_object(Bucket=self.local_bucket, Key=key)["Body"].read())
             metadata(data)
             client.put_object(Bucket=self.local_bucket, Key=key, Body=json.dumps(data).encode())
+        if params is not None:
+            key = f"{prefix}/training_params.yaml"
+            data = yaml.safe_load(client.get_object(Bucket=self.local_bucket, Key=key)["Body"].read())
+            data.update(params)
+            client.put_object(Bucket=self.local_bucket, Key=key, Body=yaml.safe_dump(data, default_style="'").encode())
         run = self.run(run_id, prefix, upload_prefix, **values)
         inventory = inspect_model(run, client)
         return PreparedModel(run, inventory, self.host.select_checkpoint(checkpoint, inventory, run))

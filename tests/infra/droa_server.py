@@ -90,6 +90,8 @@ class FakeDroa:
     region: str = "us-east-1"
     issued: Secret | None = None  # what the identity pool hands out; set by the fixture after asking moto
     polls_until_done: int = 2
+    reject: dict[str, str] = field(default_factory=dict)  # model name -> a 400 from a rule the client lacks
+    fail_validation: str | None = None  # the simapp validator's complaint about every model
     models: list[DroaModel] = field(default_factory=list)
     api_calls: list[tuple[str, str]] = field(default_factory=list)
     s3_calls: list[tuple[str, str, int]] = field(default_factory=list)  # method, target, status
@@ -198,6 +200,8 @@ class FakeDroa:
         if description and (not DESCRIPTION.match(description) or len(description) > 255):
             raise BadRequest("Model description must contain only alphanumeric characters, spaces, and hyphen; and "
                              "must be less than or equal to 255 characters in length")
+        if name in self.reject:
+            raise BadRequest(self.reject[name])
         if bucket != self.bucket:
             raise FileNotFoundError(f"Training params not found at s3://{bucket}/{path}/training_params.yaml")
         params = yaml.safe_load(self._require(path, "training_params.yaml", "Training params")) or {}
@@ -265,6 +269,8 @@ class FakeDroa:
 
     def _validate(self, root: str) -> str | None:
         """The asynchronous model validation: what simapp's validator needs in ``model/``."""
+        if self.fail_validation:
+            return self.fail_validation
         for relative in ("model/model_metadata.json", "model/.coach_checkpoint", "model/deepracer_checkpoints.json"):
             if self._read(f"{root}/{relative}") is None:
                 return f"{relative} is missing."

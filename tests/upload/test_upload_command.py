@@ -21,7 +21,8 @@ def expected_tree(drfc: Drfc, prefix: str, target_prefix: str, number: int) -> d
     src = source_tree(drfc, prefix)
     name = checkpoint_name(number)
     index = json.loads(src["model/deepracer_checkpoints.json"])
-    entry = next(e for e in (index["last_checkpoint"], index["best_checkpoint"]) if e["name"] == name)
+    # A checkpoint the source index names keeps its entry; another one (-c N) gets a synthesized entry.
+    entry = next((e for e in (index["last_checkpoint"], index["best_checkpoint"]) if e["name"] == name), None)
     tree = {f"model/{name}{s}": src[f"model/{name}{s}"] for s in (".data-00000-of-00001", ".index", ".meta")}
     tree[f"model/model_{number}.pb"] = src[f"model/model_{number}.pb"]
     tree["model/model_metadata.json"] = src["model/model_metadata.json"]
@@ -29,7 +30,10 @@ def expected_tree(drfc: Drfc, prefix: str, target_prefix: str, number: int) -> d
     tree["reward_function.py"] = src["reward_function.py"]
     tree["ip/hyperparameters.json"] = src["ip/hyperparameters.json"]
     tree.update({k: v for k, v in src.items() if k.startswith("metrics/")})
-    tree["model/deepracer_checkpoints.json"] = json.dumps({"last_checkpoint": entry, "best_checkpoint": entry}).encode()
+    if entry is not None:
+        tree["model/deepracer_checkpoints.json"] = json.dumps(
+            {"last_checkpoint": entry, "best_checkpoint": entry}
+        ).encode()
     tree["model/.coach_checkpoint"] = name.encode()
     return {f"{target_prefix}/{k}": v for k, v in tree.items()}
 
@@ -58,6 +62,12 @@ def assert_uploaded(drfc: Drfc, prefix: str, target_prefix: str, number: int) ->
     params = yaml.safe_load(actual.pop(f"{target_prefix}/training_params.yaml"))
     assert params == expected_training_params(drfc, prefix, target_prefix)
     expected = expected_tree(drfc, prefix, target_prefix, number)
+    index_key = f"{target_prefix}/model/deepracer_checkpoints.json"
+    if index_key not in expected:  # synthesized entry: its time stamp is the upload's
+        index = json.loads(actual.pop(index_key))
+        assert index["last_checkpoint"] == index["best_checkpoint"]
+        assert index["last_checkpoint"]["name"] == checkpoint_name(number)
+        assert isinstance(index["last_checkpoint"]["time_stamp"], float)
     assert sorted(actual) == sorted(expected)
     for key, body in expected.items():
         assert actual[key] == body, key

@@ -53,9 +53,14 @@ NOT_UPLOADED = ("ip/ip.json", "ip/done", "model/.ready")
 
 @dataclass
 class TreeUsage:
-    """What :class:`TreeMonitor` saw: the peak of the summed RSS and the CPU seconds per process."""
+    """What :class:`TreeMonitor` saw: peaks of the summed RSS and PSS, and CPU seconds per process.
+
+    RSS counts a page shared by several processes (libraries, fork copy-on-write) once per process, so
+    its sum is a conservative peak; PSS splits shared pages between the processes sharing them.
+    """
 
     peak_rss: int = 0
+    peak_pss: int = 0
     samples: int = 0
     cpu: dict[tuple[int, float], tuple[float, float]] = field(default_factory=dict)  # (pid, ctime) -> first, last
 
@@ -98,7 +103,7 @@ class TreeMonitor:
         except psutil.Error:
             return  # the root has exited
         excluded = self._excluded()
-        rss = 0
+        rss = pss = 0
         for proc in tree:
             if proc.pid in excluded or (proc.pid == self.root.pid and not self.include_root):
                 continue
@@ -106,14 +111,17 @@ class TreeMonitor:
                 key = (proc.pid, proc.create_time())
                 proc = self._known.setdefault(key, proc)  # keep one object per process (psutil caches)
                 with proc.oneshot():
-                    rss += proc.memory_info().rss
+                    memory = proc.memory_full_info()
                     times = proc.cpu_times()
+                rss += memory.rss
+                pss += getattr(memory, "pss", memory.rss)  # PSS is Linux-only
             except psutil.Error:
                 continue
             used = times.user + times.system
             first, _ = self.usage.cpu.get(key, (used, used))
             self.usage.cpu[key] = (first, used)
         self.usage.peak_rss = max(self.usage.peak_rss, rss)
+        self.usage.peak_pss = max(self.usage.peak_pss, pss)
         self.usage.samples += 1
 
     def _run(self) -> None:
@@ -141,6 +149,7 @@ class Usage:
     seconds: float
     cpu_seconds: float
     peak_rss: int
+    peak_pss: int
 
 
 @contextlib.contextmanager
@@ -174,7 +183,8 @@ def measure_this_process(exclude: Collection[int] = ()) -> Iterator[list[Usage]]
         alive_children = sum(
             last - first for (pid, _), (first, last) in usage.cpu.items() if pid != me and pid in alive
         )
-        out.append(Usage(seconds, own + max(reaped + alive_children, sampled_children), usage.peak_rss))
+        cpu = own + max(reaped + alive_children, sampled_children)
+        out.append(Usage(seconds, cpu, usage.peak_rss, usage.peak_pss))
 
 
 # ---- settings, results ------------------------------------------------------------------------------
@@ -195,6 +205,7 @@ class Measurement:
     objects: int
     cpu_seconds: float
     peak_rss: int
+    peak_pss: int
     status: str = "ok"  # "ok" or "failed"
     error: str | None = None
 
@@ -228,6 +239,7 @@ class Measurement:
             "objects_per_s": round(self.objects_per_s, 2),
             "cpu_seconds": round(self.cpu_seconds, 3),
             "peak_rss_mib": round(self.peak_rss / MiB, 1),
+            "peak_pss_mib": round(self.peak_pss / MiB, 1),
         }
 
 
@@ -315,6 +327,14 @@ class Scratch:
                 raise describe_client_error(error, endpoint=endpoint, bucket=bucket, action="list") from None
             if found:
                 raise ConfigError(f"s3://{bucket}/{self.prefix} is not empty; run the bench again for a fresh prefix.")
+
+    def warm_up(self) -> None:
+        """One small write and delete in the target bucket before the first measurement: some servers
+        (SeaweedFS) allocate storage for a new bucket at its first write, which would be charged to
+        whichever setting goes first."""
+        key = f"{self.prefix}warm-up"
+        self.target_client.put_object(Bucket=self.spec.target_bucket, Key=key, Body=b"x" * 1024)
+        self.target_client.delete_object(Bucket=self.spec.target_bucket, Key=key)
 
     def source_prefix(self, index: int) -> str:
         return f"{self.prefix}src/model-{index:02d}"
@@ -488,6 +508,7 @@ def run_bench(
             where = f"s3://{spec.source_bucket}/{scratch.prefix}src/"
             log(f"Writing {spec.models} {spec.network} model(s) under {where} ...")
             report.model_bytes, report.model_objects = seed_models(spec, scratch)
+            scratch.warm_up()
             number = 0
             for rep in range(1, repeat + 1):
                 for settings in cases:
@@ -497,7 +518,7 @@ def run_bench(
                         moved, objects, error = _upload(spec, scratch, number, settings)
                     used = usage[0]
                     measurement = Measurement(
-                        settings, rep, used.seconds, moved, objects, used.cpu_seconds, used.peak_rss,
+                        settings, rep, used.seconds, moved, objects, used.cpu_seconds, used.peak_rss, used.peak_pss,
                         status="failed" if error else "ok", error=error,
                     )
                     report.measurements.append(measurement)

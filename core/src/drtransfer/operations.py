@@ -81,12 +81,16 @@ class ModelPlan:
     ``target_root`` is the target prefix (with a trailing ``/``): the engine sweeps multipart uploads
     left there by an earlier crash, and nothing outside it is ever deleted. Operations marked
     ``commit`` run only after every other operation of the model succeeded.
+
+    ``fresh_target``: the root is new (a random prefix) and may be write-only, as DRoA's upload bucket is
+    for its Cognito users (PutObject and multipart only): the engine neither sweeps, lists nor HEADs it.
     """
 
     model_id: str
     target_root: ObjectLocation
     operations: list[Operation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    fresh_target: bool = False
 
     @property
     def total_bytes(self) -> int:

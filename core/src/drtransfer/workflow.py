@@ -98,15 +98,23 @@ def check_targets(runs: Sequence[RunConfig], client_for: ClientFactory = default
         if (endpoint.name, run.upload_bucket) in checked:
             continue
         checked.add((endpoint.name, run.upload_bucket))
+        client = client_for(endpoint)
         try:
-            client_for(endpoint).head_bucket(Bucket=run.upload_bucket)
+            client.head_bucket(Bucket=run.upload_bucket)
         except Exception as error:
-            # HeadBucket has no body: a 404 means the bucket is missing.
-            if getattr(error, "response", {}).get("Error", {}).get("Code") in ("404", "NotFound"):
+            # HeadBucket answers without a body: a 404 means no bucket, a 403 is either refused
+            # credentials or a missing permission; a listing's error code tells which.
+            code = getattr(error, "response", {}).get("Error", {}).get("Code")
+            if code in ("404", "NotFound"):
                 raise ConfigError(
                     f"The upload bucket {run.upload_bucket!r} does not exist on the {endpoint.describe()}; "
                     f"create it or fix DR_UPLOAD_S3_BUCKET."
                 ) from None
+            if code in ("403", "Forbidden"):
+                try:
+                    client.list_objects_v2(Bucket=run.upload_bucket, MaxKeys=1)
+                except Exception as detail:
+                    error = detail
             raise describe_client_error(error, endpoint=endpoint, bucket=run.upload_bucket, action="write") from None
 
 

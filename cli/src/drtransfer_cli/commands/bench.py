@@ -12,15 +12,17 @@ import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from drtransfer.bench import NETWORKS, BenchReport, BenchSpec, DemoPair, Measurement, run_bench, spec_for_run
 from drtransfer.engine import EngineSettings
 from drtransfer.errors import ConfigError, Interrupted
 from drtransfer.samples import NETWORK_SIZES
 from drtransfer_cli import app, options
+
+if TYPE_CHECKING:  # imported when the command runs: every command module loads at each start
+    from drtransfer.bench import BenchReport, BenchSpec, Measurement
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -145,7 +147,7 @@ def register(cli: click.Group) -> None:
     @options.run_selection
     @click.option("--demo", is_flag=True, help="Bench between two embedded SeaweedFS servers on 127.0.0.1.")
     @click.option("--models", type=click.IntRange(min=1), default=4, show_default=True, help="Synthetic models.")
-    @click.option("--network", type=click.Choice(NETWORKS), default="shallow", show_default=True,
+    @click.option("--network", type=click.Choice(tuple(NETWORK_SIZES)), default="shallow", show_default=True,
                   help="Network whose checkpoint sizes the models get.")
     @click.option("--processes", "processes", multiple=True, metavar="N[,N...]",
                   help="Worker processes to try (repeatable or comma-separated; default: CPU count).")
@@ -192,6 +194,8 @@ def register(cli: click.Group) -> None:
           drtransfer bench --demo --processes 1,2 --concurrency 4,10 --repeat 3 --plot bench.png
           drtransfer bench run.env --models 8 --json
         """
+        from drtransfer.bench import DemoPair, run_bench, spec_for_run
+
         cases = settings_grid(processes, concurrency, part_size)
 
         def log(message: str) -> None:

@@ -31,7 +31,7 @@ from drtransfer.importing import (
 from drtransfer.inventory import inspect_model
 from drtransfer.notifying import collect_notify_urls, open_notifications
 from drtransfer.runconfig import RunConfig
-from drtransfer.workflow import PreparedModel, default_client_factory
+from drtransfer.workflow import PreparedModel, default_client_factory, unique_endpoint_names
 from drtransfer_cli import app, options
 
 import_switches = options._compose(
@@ -105,14 +105,24 @@ def _models_for(runs: Sequence[RunConfig], targets: Sequence[str], host: Any, ch
     return models
 
 
+def load_runs(kwargs: dict[str, Any]) -> list[RunConfig]:
+    """The runs to import: DRoA needs no upload bucket, so none is required here (aws-console checks)."""
+    from drtransfer.config import load_runs as load
+
+    runs = load(list(kwargs["run_files"]), system_env=kwargs["system_env"], experiments=list(kwargs["experiments"]),
+                all_experiments_dir=kwargs["all_experiments"], require_target=False)
+    if not runs:
+        raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")
+    return unique_endpoint_names(runs)
+
+
 def run_import(kwargs: dict[str, Any]) -> int:
     started = time.monotonic()
     flags = ("checkpoint_expr", "best", "checkpoint_number")
     explicit_checkpoint = any(kwargs.get(k) not in (None, False) for k in flags)
     checkpoint = options.resolve_checkpoint(kwargs["checkpoint_expr"], kwargs["best"], kwargs["checkpoint_number"])
     host = app.build_host(kwargs["disabled_plugins"])
-    runs = app.load_runs(kwargs["run_files"], system_env=kwargs["system_env"], experiments=kwargs["experiments"],
-                         all_experiments=kwargs["all_experiments"])
+    runs = load_runs(kwargs)
     settings = app.engine_settings(kwargs["processes"], kwargs["concurrency"], kwargs["part_size"])
     progress = None
     if app.wants_progress(kwargs["no_progress"], kwargs["json_output"]):
@@ -176,9 +186,10 @@ def register(cli: click.Group) -> None:
         sys.exit(run_import(kwargs))
 
     @cli.command("logout")
-    @options.plugin_options
+    @click.option("--disable-plugin", "disabled_plugins", multiple=True, metavar="NAME",
+                  help="Do not load this plugin (repeatable; also DRTRANSFER_DISABLE_PLUGINS).")
     @app.handle_errors
-    def logout(disabled_plugins: Sequence[str], notify_urls: Sequence[str]) -> None:
+    def logout(disabled_plugins: Sequence[str]) -> None:
         """Forget every cached DRoA sign-in (the temporary credentials kept after signing in)."""
         host = app.build_host(disabled_plugins)
         removed = 0

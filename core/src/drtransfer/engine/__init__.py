@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine.settings import GiB, MiB, EngineSettings
+from drtransfer.engine.settings import EngineSettings, GiB, MiB
 from drtransfer.operations import ModelPlan, ModelResult, Operation, OperationResult
 
 

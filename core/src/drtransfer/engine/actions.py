@@ -9,6 +9,7 @@ on the calling thread and emits reports through ``emit``. Every failure becomes 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import math
 import os
@@ -50,8 +51,8 @@ from drtransfer.engine.messages import (
     ProbeTask,
     Progress,
     Report,
-    Task,
     TargetState,
+    Task,
     TaskFailed,
     UploadRef,
     UploadStarted,
@@ -219,7 +220,9 @@ class Runtime:
         finally:
             body.close()
         if got != expected:
-            raise TaskError(f"Reading {where.url} on the {self.describe(where)} returned {got} bytes instead of {expected}.")
+            raise TaskError(
+                f"Reading {where.url} on the {self.describe(where)} returned {got} bytes instead of {expected}."
+            )
         return b"".join(chunks)
 
     def describe(self, location: ObjectLocation) -> str:
@@ -268,6 +271,8 @@ class Runtime:
     # ---- prepare, probe, abort ----------------------------------------------------------------
 
     def prepare(self, task: PrepareTask) -> PrepareDone:
+        if task.fresh:  # a new, possibly write-only root: every target is known to be absent
+            return PrepareDone(task.task_id, (), 0, None)
         root = task.root
         swept, note = 0, None
         try:
@@ -330,10 +335,8 @@ class Runtime:
                 self._quiet(ep, bucket, "delete_object", Key=name + suffix)
 
     def _quiet(self, endpoint: str, bucket: str, method: str, **kwargs: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):  # best-effort clean-up of our own objects
             getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
-        except Exception:  # best-effort clean-up of our own probe objects
-            pass
 
     def abort(self, task: AbortTask) -> AbortDone:
         try:
@@ -589,10 +592,8 @@ class Runtime:
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e, _ in parts]},
             )  # fmt: skip
         except BaseException:
-            try:
+            with contextlib.suppress(TaskError):  # else the scheduler aborts it at the end
                 abort_upload(self, upload)
-            except TaskError:
-                pass  # the scheduler aborts what it knows about at the end
             raise
         return OpDone(task.task_id, "copied", size, "stream-sequential")
 

@@ -165,7 +165,7 @@ def whole_checksum(algorithm: str, data: bytes) -> str | None:
     if algorithm == "sha256":
         return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
     if algorithm == "sha1":
-        return base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")  # noqa: S324 - S3's checksum
+        return base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
     return None
 
 

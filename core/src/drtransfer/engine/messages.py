@@ -69,13 +69,15 @@ class Verify:
 
 @dataclass(frozen=True)
 class PrepareTask:
-    """Sweep multipart uploads left under ``root`` (unless ``dry_run``) and list what is there."""
+    """Sweep multipart uploads left under ``root`` (unless ``dry_run``) and list what is there
+    (``fresh``: nothing can be there and the root may be unreadable, so neither)."""
 
     task_id: int
     model: int
     root: ObjectLocation
     keys: frozenset[str]
     dry_run: bool
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ class Pool:
             self._spawn()
 
     def _spawn(self) -> None:
-        process = self.context.Process(
+        process = self.context.Process(  # type: ignore[attr-defined]
             target=worker_main,
             args=(self.tasks, self.results, self.cancel_event, self.endpoints, self.settings),
             name="drtransfer-worker",

@@ -46,8 +46,8 @@ from drtransfer.engine.messages import (
     ProbeTask,
     Progress,
     Report,
-    Task,
     TargetState,
+    Task,
     TaskFailed,
     UploadRef,
     UploadStarted,
@@ -153,7 +153,7 @@ class Scheduler:
     def _model_state(self, index: int, plan: ModelPlan) -> ModelState:
         ops = [OpState(index, n, op) for n, op in enumerate(plan.operations)]
         for op in plan.operations:
-            for location in _locations(op) + [plan.target_root]:
+            for location in [*_locations(op), plan.target_root]:
                 if location.endpoint not in self.endpoints:
                     raise ConfigError(
                         f"Model {plan.model_id} uses an endpoint named {location.endpoint!r} that is not "
@@ -347,7 +347,8 @@ class Scheduler:
 
     def _queue_prepare(self, model: ModelState) -> None:
         keys = frozenset(op.target.key for op in model.plan.operations)
-        task = PrepareTask(next(self.ids), model.index, model.plan.target_root, keys, self.settings.dry_run)
+        task = PrepareTask(next(self.ids), model.index, model.plan.target_root, keys, self.settings.dry_run,
+                           fresh=model.plan.fresh_target)
         model.ready.append((task, 0))
 
     def _later(self, delay: float, action: Callable[[], None]) -> None:
@@ -413,7 +414,7 @@ class Scheduler:
             if report.note:
                 log.warning("%s: %s", model.plan.model_id, report.note)
             if report.swept:
-                log.info("%s: aborted %d unfinished upload(s) left by an earlier run", model.plan.model_id, report.swept)
+                log.info("%s: aborted %d unfinished upload(s) of an earlier run", model.plan.model_id, report.swept)
         model.phase = "run"
         self.prepares_left -= 1
         self._check_model(model)
@@ -467,9 +468,8 @@ class Scheduler:
 
     def _part_task(self, state: OpState, part: PartSpec) -> tuple[Task, int]:
         assert state.upload is not None and isinstance(state.op, CopyObject)
-        task = PartTask(
-            next(self.ids), state.model, state.index, state.upload, state.op.source.location, part, state.copy, state.crc
-        )
+        source = state.op.source.location
+        task = PartTask(next(self.ids), state.model, state.index, state.upload, source, part, state.copy, state.crc)
         return task, 0 if state.copy else part.size
 
     def _part_failed(self, state: OpState, task: PartTask, report: TaskFailed) -> None:
@@ -603,7 +603,8 @@ class Scheduler:
         model.phase = "done"
         for state in model.ops:
             if state.result is None:
-                state.result = OperationResult(state.op, "not-run", error="Not run: another operation of the model failed.")
+                error = "Not run: another operation of the model failed."
+                state.result = OperationResult(state.op, "not-run", error=error)
         model.result = self._finish_model_result(model)
         self.notify("on_model_done", model.result)
 

@@ -50,6 +50,7 @@ def plan_droa(model: ModelInventory, selection: Selection, endpoint: str, bucket
     s3_path = f"{UPLOAD_ROOT}/{upload_id}"
     target = ObjectLocation(endpoint, bucket, s3_path)
     plan = plan_model(model, selection, target)
+    plan.fresh_target = True  # a new uuid prefix in a bucket DRoA's users may write but not read or list
     plan.operations = [op for op in plan.operations if not _excluded(op.target.key)]
 
     def at(relative: str) -> ObjectLocation:

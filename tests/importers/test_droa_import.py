@@ -1,0 +1,120 @@
+"""DRoA after the upload: the model copied from the local bucket into DRoA's upload bucket through the
+engine with the identity pool's credentials, ``POST /importmodel``, ``--wait``; and every failure after
+the upload as one sentence in that model's result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from drtransfer.events import Event, ImportFinished, ImportSubmitted
+from drtransfer.importing import prepare_imports, submit_imports
+from drtransfer.operations import ModelResult
+from drtransfer.samples import checkpoint_name
+from tests.conftest import list_tree
+from tests.importers.conftest import Runs, Secrets, droa_values, options
+from tests.infra.droa_server import FakeDroa
+
+
+def imported_tree(droa: FakeDroa, s3_path: str) -> dict[str, bytes]:
+    return {k.removeprefix(s3_path + "/"): v for k, v in list_tree(droa.seaweed, droa.bucket, s3_path + "/").items()}
+
+
+def test_several_runs_are_copied_imported_and_waited_for(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
+    runs.values.update(droa_values(droa))
+    models = [runs.seed("0", "alpha"), runs.seed("1", "beta", checkpoint="best"),
+              runs.seed("2", "gamma", world="2022_april_open_ccw")]
+    events: list[Event] = []
+    chosen = options(tmp_path, Secrets(), description="Trained with DRfC")
+    items = prepare_imports(runs.host, models, target=None, name=None, options=chosen)
+    uploads = {m.run.run_id: ModelResult(m.run.run_id, "ok") for m in models}
+    results = submit_imports(items, uploads, wait=True, notify=events.append)
+
+    assert [(r.run_id, r.status, r.service_status) for r in results] == [
+        ("0", "ready", "READY"), ("1", "ready", "READY"), ("2", "ready", "READY")]
+    assert {m.name for m in droa.models} == {"alpha-up", "beta-up", "gamma-up"}
+    for result, model in zip(results, models, strict=True):
+        record = next(m for m in droa.models if m.model_id == result.model_id)
+        assert record.description == "Trained with DRfC"
+        assert result.source == f"s3://{droa.bucket}/{record.s3_path}"
+        assert record.s3_path.startswith("uploads/models/")
+        tree = imported_tree(droa, record.s3_path)
+        src = runs.seeded[model.run.run_id]
+        number = src.best if model.run.run_id == "1" else src.last
+        name = checkpoint_name(number)
+        assert set(tree) >= {
+            "model_metadata.json", "reward_function.py", "training_params.yaml", "hyperparameters.json",
+            "ip/hyperparameters.json", "model/model_metadata.json", "model/deepracer_checkpoints.json",
+            "model/.coach_checkpoint", f"model/{name}.data-00000-of-00001", f"model/{name}.index",
+            f"model/{name}.meta", f"model/model_{number}.pb", "metrics/training/training-metrics.json",
+        }
+        assert not [k for k in tree if k.startswith("model/") and "_Step-" in k and not k.startswith(f"model/{name}")]
+        assert tree["model/.coach_checkpoint"] == name.encode()
+        index = json.loads(tree["model/deepracer_checkpoints.json"])
+        assert index["last_checkpoint"]["name"] == index["best_checkpoint"]["name"] == name
+        assert tree["metrics/training/training-metrics.json"] == src.files["metrics/TrainingMetrics.json"]
+        assert record.metrics_key == f"{record.s3_path}/metrics/training/training-metrics.json"  # DRoA found it
+        params = yaml.safe_load(tree["training_params.yaml"])
+        assert params["SAGEMAKER_SHARED_S3_BUCKET"] == params["METRICS_S3_BUCKET"] == droa.bucket
+        assert params["SAGEMAKER_SHARED_S3_PREFIX"] == record.s3_path
+        assert params["MODEL_METADATA_FILE_S3_KEY"] == f"{record.s3_path}/model/model_metadata.json"
+        assert params["REWARD_FILE_S3_KEY"] == f"{record.s3_path}/reward_function.py"
+        assert isinstance(params["TRACK_DIRECTION_CLOCKWISE"], bool)
+    gamma = next(m for m in droa.models if m.name == "gamma-up")
+    assert gamma.track == ("2022_april_open", "COUNTER_CLOCKWISE")  # suffix stripped, direction kept
+    assert all(m.car == ("DEEPRACER", "RED") for m in droa.models)
+    # Only what DRoA's Cognito role allows reached the bucket, all signed with the issued session.
+    assert droa.s3_calls and all(status == 200 for _, _, status in droa.s3_calls)
+    submitted = [e for e in events if isinstance(e, ImportSubmitted)]
+    finished = [e for e in events if isinstance(e, ImportFinished)]
+    assert sorted(e.model_id for e in submitted) == sorted(r.model_id or "" for r in results)
+    assert {(e.run_id, e.status) for e in finished} == {("0", "READY"), ("1", "READY"), ("2", "READY")}
+
+
+def test_a_failed_upload_is_not_imported_and_the_others_are(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
+    runs.values.update(droa_values(droa))
+    models = [runs.seed("0", "alpha"), runs.seed("1", "beta")]
+    items = prepare_imports(runs.host, models, target="droa", name=None, options=options(tmp_path, Secrets()))
+    uploads = {"0": ModelResult("0", "failed", error="boom"), "1": ModelResult("1", "ok")}
+    results = submit_imports(items, uploads, wait=False)
+    assert (results[0].status, results[0].message) == ("skipped", "not imported because its upload failed.")
+    assert results[1].status == "submitted" and results[1].model_id
+    assert [m.name for m in droa.models] == ["beta-up"]
+
+
+def test_a_400_from_the_api_is_that_models_failure(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
+    runs.values.update(droa_values(droa))
+    models = [runs.seed("0", "alpha"), runs.seed("1", "beta")]
+    items = prepare_imports(runs.host, models, target="droa", name=None, options=options(tmp_path, Secrets()))
+    droa.reject["alpha-up"] = "Invalid track configuration. Track reInvent2019_track is not available in direction X."
+    results = submit_imports(items, {m.run.run_id: ModelResult(m.run.run_id, "ok") for m in models}, wait=False)
+    assert results[0].status == "failed"
+    assert results[0].message == (
+        "DRoA rejected POST /importmodel: Invalid track configuration. Track reInvent2019_track is not available "
+        "in direction X."
+    )
+    assert results[1].status == "submitted"
+
+
+def test_an_unreachable_api_after_the_copy_is_one_sentence(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
+    runs.values.update(droa_values(droa))
+    models = [runs.seed("0", "alpha")]
+    items = prepare_imports(runs.host, models, target="droa", name=None, options=options(tmp_path, Secrets()))
+    assert droa.api is not None
+    droa.api.stop()
+    [result] = submit_imports(items, {"0": ModelResult("0", "ok")}, wait=False)
+    assert result.status == "failed"
+    assert result.message is not None and result.message.startswith(f"Cannot reach the DRoA API at {droa.api_url}")
+    assert result.source and result.source.startswith(f"s3://{droa.bucket}/uploads/models/")
+
+
+def test_wait_reports_droas_import_error_message(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
+    runs.values.update(droa_values(droa))
+    items = prepare_imports(runs.host, [runs.seed("0", "alpha")], target="droa", name=None,
+                            options=options(tmp_path, Secrets()))
+    droa.fail_validation = "Checkpoint could not be restored: invalid graph."
+    [result] = submit_imports(items, {"0": ModelResult("0", "ok")}, wait=True)
+    assert (result.status, result.service_status) == ("failed", "ERROR")
+    assert result.message == "DRoA reported ERROR: Model validation failed: Checkpoint could not be restored: invalid graph."
