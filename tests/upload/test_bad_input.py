@@ -6,10 +6,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from tests.conftest import list_tree
-from tests.upload.conftest import Drfc
 
 from drtransfer.samples import checkpoint_name
+from tests.conftest import list_tree
+from tests.upload.conftest import Drfc
 
 
 def single_error_line(stderr: str) -> str:

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import yaml
-from tests.conftest import list_tree
-from tests.upload.conftest import RUNS, Drfc
 
 from drtransfer.samples import checkpoint_name
+from tests.conftest import list_tree
+from tests.upload.conftest import RUNS, Drfc
 
 
 def source_tree(drfc: Drfc, prefix: str) -> dict[str, bytes]:

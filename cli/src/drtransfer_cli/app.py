@@ -60,7 +60,6 @@ def load_runs(
     local_target: bool = False,
 ) -> list[RunConfig]:
     from drtransfer.config import load_runs as load
-
     from drtransfer.workflow import unique_endpoint_names
 
     runs = load(
