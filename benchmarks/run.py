@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -206,6 +207,9 @@ def main(argv: Sequence[str]) -> int:
                 **machine_and_versions(tools)}
         append(results, meta)
     done = done_runs(results)
+    load = os.getloadavg()[0]
+    if load > 0.5 and not args.quick:
+        log(f"Warning: load average {load:.2f} at start; the figures are only comparable on a quiet machine.")
     servers_dir = WORK / "servers" / state.name
     remove_tree(servers_dir)  # a resumed run regenerates the same (seeded) data on fresh servers
     local = SeaweedServer(servers_dir / "local", access_key="bench-local-key", secret_key="bench-local-secret")
@@ -245,7 +249,11 @@ def main(argv: Sequence[str]) -> int:
         if not args.no_profile and any(t.name == "drtransfer" for t in args.tool_list):
             for w in args.workload_list:
                 log(f"Profiling deepracer-transfer on {w.name} with py-spy ...")
-                append(results, profile_once(w, local, upload, tools, state, out_dir))
+                try:
+                    record = profile_once(w, local, upload, tools, state, out_dir)
+                except Exception as error:  # a profile is an extra: never lose the measurements for it
+                    record = {"type": "profile", "workload": w.name, "tool": "drtransfer", "error": repr(error)}
+                append(results, record)
     finally:
         local.stop()
         upload.stop()

@@ -80,6 +80,11 @@ def run_measured(
         timer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C of the harness: the tool runs in its own session, stop it too
+            _kill_group(proc.pid)
+            os.waitpid(proc.pid, 0)
+            monitor.stop()
+            raise
         finally:
             timer.cancel()
         seconds = time.perf_counter() - started

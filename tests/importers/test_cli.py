@@ -52,6 +52,8 @@ def setup(tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, loc
         local_bucket=local_bucket, upload_url=upload_s3.url, upload_keys=(upload_s3.access_key, upload_s3.secret_key),
         upload_bucket=upload_bucket, runs=[(run_id, prefix, f"{prefix}-up") for run_id, prefix in RUNS],
     )
+    # The importers' own tests poll through IMPORTING; here one poll (the CLI waits 10 s between polls) is enough.
+    droa.polls_until_done = console.polls_until_done = 1
     with files.system_env.open("a") as system_env:
         system_env.write(
             f"DR_DROA_URL={droa.url}\nDR_DROA_USERNAME={USERNAME}\n"

@@ -3,7 +3,9 @@ signature and the service definition (a fake console speaking JSON 1.1 on 127.0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -66,12 +68,13 @@ def test_refused_credentials_and_an_unreachable_console_are_one_sentence(
 ) -> None:
     runs.values.update(console_values(console))
     run = runs.run("0", "alpha")
-    stranger = type(run.upload)("upload", run.upload.url, "us-east-1", Credentials("AKIASTRANGER", "not-the-secret"))
-    wrong = type(run)(**{**run.__dict__, "upload": stranger})
-    with pytest.raises(ConfigError, match="refused the credentials to list the existing models .InvalidSignature"):
+    assert run.upload is not None
+    stranger = dataclasses.replace(run.upload, credentials=Credentials("AKIASTRANGER", "not-the-secret"))
+    wrong = dataclasses.replace(run, upload=stranger)
+    with pytest.raises(ConfigError, match=r"refused the credentials to list the existing models \(InvalidSignatureException"):
         prepare_imports(runs.host, [PreparedModel(wrong)], target="aws-console", name=None, options=options(tmp_path))
     runs.values["DR_DEEPRACER_ENDPOINT_URL"] = "http://127.0.0.1:9"
-    with pytest.raises(ConfigError, match="Cannot reach the AWS DeepRacer console at http://127.0.0.1:9"):
+    with pytest.raises(ConfigError, match=re.escape("Cannot reach the AWS DeepRacer console at http://127.0.0.1:9;")):
         prepare_imports(runs.host, [PreparedModel(runs.run("0", "alpha"))], target="aws-console", name=None,
                         options=options(tmp_path))
 

@@ -117,4 +117,6 @@ def test_wait_reports_droas_import_error_message(runs: Runs, droa: FakeDroa, tmp
     droa.fail_validation = "Checkpoint could not be restored: invalid graph."
     [result] = submit_imports(items, {"0": ModelResult("0", "ok")}, wait=True)
     assert (result.status, result.service_status) == ("failed", "ERROR")
-    assert result.message == "DRoA reported ERROR: Model validation failed: Checkpoint could not be restored: invalid graph."
+    assert result.message == (
+        "DRoA reported ERROR: Model validation failed: Checkpoint could not be restored: invalid graph."
+    )

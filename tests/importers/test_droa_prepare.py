@@ -15,6 +15,8 @@ import pytest
 
 from drtransfer.errors import ConfigError
 from drtransfer.importing import prepare_imports
+from drtransfer.operations import SourceObject
+from drtransfer.workflow import PreparedModel
 from drtransfer_plugins.droa.auth import cache_dir
 from tests.conftest import list_tree
 from tests.importers.conftest import PASSWORD, USERNAME, Runs, Secrets, droa_values, options
@@ -43,7 +45,7 @@ def test_sign_in_once_then_reuse_the_0600_cache(runs: Runs, droa: FakeDroa, tmp_
     assert stat.S_IMODE(cached.stat().st_mode) == 0o600
     assert stat.S_IMODE(cached.parent.stat().st_mode) == 0o700
     data = json.loads(cached.read_text())
-    assert data["accessKeyId"] == droa.issued.access_key if droa.issued else False
+    assert droa.issued is not None and data["accessKeyId"] == droa.issued.access_key
     assert PASSWORD not in cached.read_text()
 
     again = Secrets()
@@ -104,10 +106,11 @@ def test_droa_checks_run_first_with_droa_wording(runs: Runs, droa: FakeDroa, tmp
         prepare_imports(runs.host, models, target="droa", name=None, options=options(tmp_path, secrets,
                                                                                   description="bad_description"))
     message = str(caught.value)
-    assert "run 0 (alpha) cannot be imported into DRoA: Agent algorithm SAC does not work with discrete action space." in message
+    assert ("run 0 (alpha) cannot be imported into DRoA: Agent algorithm SAC does not work with discrete action "
+            "space.") in message
     assert "Model description must contain only alphanumeric characters, spaces, and hyphen" in message
-    assert "run 1 (beta) cannot be imported into DRoA: Invalid car customization. Car shell DEEPRACER is not " \
-           "available in color PINK." in message
+    assert ("run 1 (beta) cannot be imported into DRoA: Invalid car customization. Car shell DEEPRACER is not "
+            "available in color PINK.") in message
     assert secrets.prompts == []  # refused before asking anyone for a password
     nothing_sent(droa)
 
@@ -117,7 +120,7 @@ def test_a_model_over_1_gib_is_refused_before_upload(runs: Runs, droa: FakeDroa,
     model = runs.seed("0", "alpha")
     assert model.selection is not None
     data = model.selection.checkpoint.files[".data-00000-of-00001"]
-    huge = type(data)(data.location, 1024**3, data.etag)  # as listed: the size is all the check reads
+    huge = SourceObject(data.location, 1024**3, data.etag)  # as listed: the size is all the check reads
     model.selection.checkpoint.files[".data-00000-of-00001"] = huge
     with pytest.raises(ConfigError, match="cannot be imported into DRoA: Folder size exceeds max 1GB limit"):
         prepare_imports(runs.host, [model], target="droa", name=None, options=options(tmp_path, Secrets()))
@@ -134,6 +137,6 @@ def test_an_unreachable_website_or_missing_settings_are_clear(runs: Runs, droa: 
         ({"DR_DROA_URL": droa.url + "/nothing-here"}, "answered HTTP 404"),
     ):
         run = runs.run("0", "alpha", **values)
-        moved = type(model)(run, model.inventory, model.selection)
+        moved = PreparedModel(run, model.inventory, model.selection)
         with pytest.raises(ConfigError, match=expected):
             prepare_imports(runs.host, [moved], target="droa", name=None, options=options(tmp_path, Secrets()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from drtransfer.errors import ConfigError
@@ -52,7 +54,7 @@ def test_one_name_for_several_runs_is_refused() -> None:
 
 def test_two_runs_with_the_same_upload_prefix_are_refused() -> None:
     first, second = make_run("0", "alpha"), make_run("1", "beta")
-    second = type(second)(**{**second.__dict__, "upload_prefix": first.upload_prefix})
+    second = dataclasses.replace(second, upload_prefix=first.upload_prefix)
     with pytest.raises(ConfigError, match="would both be imported into aws-console as 'alpha-up'"):
         prepare_imports(get_plugin_manager(), [PreparedModel(first), PreparedModel(second)], target="aws-console",
                         name=None, options=ImportOptions(environ={}))

@@ -58,7 +58,9 @@ def load_runs(
     all_experiments: Path | None,
     overrides: Mapping[str, str] | None = None,
     local_target: bool = False,
+    require_target: bool = True,
 ) -> list[RunConfig]:
+    """The runs of a command; ``require_target=False`` when nothing goes to the upload bucket."""
     from drtransfer.config import load_runs as load
     from drtransfer.workflow import unique_endpoint_names
 
@@ -69,6 +71,7 @@ def load_runs(
         all_experiments_dir=all_experiments,
         overrides=dict(overrides or {}),
         local_target=local_target,
+        require_target=require_target,
     )
     if not runs:
         raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from drtransfer.errors import ConfigError, TransferError
+from drtransfer.errors import TransferError
 from drtransfer.events import BatchFinished, BatchStarted, ModelFailed
 from drtransfer.notifying import collect_notify_urls, open_notifications
 from drtransfer.packaging import (
@@ -78,20 +78,14 @@ class CarZipRequest:
 
 def load_car_runs(request: CarZipRequest) -> list[RunConfig]:
     """The runs; an upload bucket is required only when packages go to it (not with -L or --no-upload)."""
-    from drtransfer.config import load_runs
-    from drtransfer.workflow import unique_endpoint_names
-
-    runs = load_runs(
-        list(request.run_files),
+    return app.load_runs(
+        request.run_files,
         system_env=request.system_env,
-        experiments=list(request.experiments),
-        all_experiments_dir=request.all_experiments,
-        overrides=dict(request.overrides or {}),
+        experiments=request.experiments,
+        all_experiments=request.all_experiments,
+        overrides=request.overrides,
         require_target=request.upload and not request.local_bucket,
     )
-    if not runs:
-        raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")
-    return unique_endpoint_names(runs)
 
 
 def run_car_zip(request: CarZipRequest, wording: CarZipWording = DRTRANSFER_WORDING) -> int:

@@ -23,6 +23,8 @@ from drtransfer.events import BatchFinished, BatchStarted
 from drtransfer.importing import (
     ImportOptions,
     ImportResult,
+    Notify,
+    PreparedImport,
     SecretSource,
     default_target,
     prepare_imports,
@@ -30,8 +32,9 @@ from drtransfer.importing import (
 )
 from drtransfer.inventory import inspect_model
 from drtransfer.notifying import collect_notify_urls, open_notifications
+from drtransfer.plugins import PluginHost
 from drtransfer.runconfig import RunConfig
-from drtransfer.workflow import PreparedModel, default_client_factory, unique_endpoint_names
+from drtransfer.workflow import PreparedModel, UploadOutcome, default_client_factory, unique_endpoint_names
 from drtransfer_cli import app, options
 
 import_switches = options._compose(
@@ -76,6 +79,38 @@ def import_options(
 ) -> ImportOptions:
     return ImportOptions(description=description, secret=secret_source(password_stdin), uploading=uploading,
                          dry_run=dry_run, engine=engine, subscribers=subscribers)
+
+
+def prepare_for_upload(
+    host: PluginHost,
+    prepared: Sequence[PreparedModel],
+    *,
+    target: str | None,
+    name: str | None,
+    password_stdin: bool,
+    description: str | None,
+    engine: EngineSettings,
+    dry_run: bool,
+) -> list[PreparedImport]:
+    """``drtransfer upload -i/-I``, before anything is copied (after ``prepare_uploads``): every name, role,
+    sign-in and import-target check; a ConfigError here means nothing may be uploaded."""
+    chosen = import_options(password_stdin=password_stdin, description=description, engine=engine,
+                            uploading=True, dry_run=dry_run)
+    return prepare_imports(host, prepared, target=target, name=name, options=chosen)
+
+
+def submit_after_upload(
+    imports: Sequence[PreparedImport], outcomes: Sequence[UploadOutcome], *, wait: bool, notify: Notify | None
+) -> list[ImportResult]:
+    """``drtransfer upload -i/-I``, after ``execute``: import what was uploaded; each outcome gets its
+    import result under ``extra["import"]`` (so ``--json`` shows upload and import side by side)."""
+    results = submit_imports(imports, {o.prepared.run.run_id: o.result for o in outcomes}, wait=wait, notify=notify)
+    by_run = {result.run_id: result for result in results}
+    for outcome in outcomes:
+        result = by_run.get(outcome.prepared.run.run_id)
+        if result is not None:
+            outcome.extra["import"] = result.to_json()
+    return results
 
 
 def report_imports(results: Sequence[ImportResult], runs: Sequence[RunConfig], *, json_output: bool) -> None:
