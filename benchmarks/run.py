@@ -195,6 +195,8 @@ def profile_once(
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     if args.report:
+        if not RESULTS.exists():
+            raise SystemExit(f"No {RESULTS} yet: run the full benchmark first (benchmarks/run.py).")
         out = render(RESULTS, BENCH, BENCH / "NOTES.md")
         log(f"Wrote {out} and {BENCH / 'results.png'} from {RESULTS}.")
         return 0

@@ -32,7 +32,6 @@ from faultproxy import Fault, FaultProxy
 
 from drtransfer.endpoints import Credentials, Endpoint, make_s3_client
 from drtransfer.engine import MiB, run_transfer
-from drtransfer.errors import Interrupted
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.operations import ModelResult, OperationResult
 
@@ -179,7 +178,6 @@ SCRIPT = """
 import json, sys
 from drtransfer.endpoints import Credentials, Endpoint
 from drtransfer.engine import EngineSettings, MiB, TransferSubscriber, run_transfer
-from drtransfer.errors import Interrupted
 from drtransfer.operations import CopyObject, ModelPlan, ObjectLocation, SourceObject
 
 cfg = json.loads(sys.argv[1])

@@ -24,7 +24,7 @@ from engine_helpers import (
 
 from drtransfer.engine import MiB, run_transfer
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.operations import DeleteObject, ObjectLocation, PutBytes
+from drtransfer.operations import DeleteObject, ObjectLocation, Operation, PutBytes
 
 
 def make_sources(server: SeaweedServer, bucket: str) -> dict[str, bytes]:
@@ -139,7 +139,7 @@ def test_dry_run_writes_nothing(
     put_single(client, local_bucket, "small", small)
     put_multipart(client, local_bucket, "big", big)
     upload_s3.client().put_object(Bucket=upload_bucket, Key="t/stale", Body=b"old")
-    extra = [
+    extra: list[Operation] = [
         PutBytes(ObjectLocation("upload", upload_bucket, "t/index"), b"i", commit=True),
         DeleteObject(ObjectLocation("upload", upload_bucket, "t/stale")),
     ]
@@ -163,8 +163,8 @@ def test_commit_operations_are_not_run_when_another_operation_fails(
     client = local_s3.client()
     put_single(client, local_bucket, "good", b"good bytes")
     put_single(client, local_bucket, "doomed", b"doomed bytes")
-    good = copy_plan("good", local_s3, "local", local_bucket, ["good"], "upload", upload_bucket, "g/",
-                     extra=[PutBytes(ObjectLocation("upload", upload_bucket, "g/index"), b"1", commit=True)])  # fmt: skip
+    good_index = PutBytes(ObjectLocation("upload", upload_bucket, "g/index"), b"1", commit=True)
+    good = copy_plan("good", local_s3, "local", local_bucket, ["good"], "upload", upload_bucket, "g/", [good_index])
     bad = copy_plan("bad", local_s3, "local", local_bucket, ["good", "doomed"], "upload", upload_bucket, "b/",
                     extra=[PutBytes(ObjectLocation("upload", upload_bucket, "b/index"), b"1", commit=True),
                            DeleteObject(ObjectLocation("upload", upload_bucket, "elsewhere/x"))])  # fmt: skip

@@ -3,10 +3,9 @@ front on a real SeaweedFS bucket), the fake AWS DeepRacer console, and seeded DR
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,11 +187,3 @@ def options(tmp_path: Path, secret: Secrets | None = None, **kwargs: Any) -> Imp
     defaults.setdefault("engine", EngineSettings(processes=0, concurrency=4))
     return ImportOptions(**defaults)
 
-
-def names(models: Sequence[PreparedModel]) -> list[str]:
-    return [m.run.upload_prefix for m in models]
-
-
-def with_values(model: PreparedModel, **values: str) -> PreparedModel:
-    run = dataclasses.replace(model.run, values={**model.run.values, **values})
-    return dataclasses.replace(model, run=run)

@@ -71,10 +71,12 @@ def test_refused_credentials_and_an_unreachable_console_are_one_sentence(
     assert run.upload is not None
     stranger = dataclasses.replace(run.upload, credentials=Credentials("AKIASTRANGER", "not-the-secret"))
     wrong = dataclasses.replace(run, upload=stranger)
-    with pytest.raises(ConfigError, match=r"refused the credentials to list the existing models \(InvalidSignatureException"):
+    refused = r"refused the credentials to list the existing models \(InvalidSignatureException"
+    with pytest.raises(ConfigError, match=refused):
         prepare_imports(runs.host, [PreparedModel(wrong)], target="aws-console", name=None, options=options(tmp_path))
     runs.values["DR_DEEPRACER_ENDPOINT_URL"] = "http://127.0.0.1:9"
-    with pytest.raises(ConfigError, match=re.escape("Cannot reach the AWS DeepRacer console at http://127.0.0.1:9;")):
+    unreachable = "Cannot reach the AWS DeepRacer console at http://127.0.0.1:9 to list the existing models;"
+    with pytest.raises(ConfigError, match=re.escape(unreachable)):
         prepare_imports(runs.host, [PreparedModel(runs.run("0", "alpha"))], target="aws-console", name=None,
                         options=options(tmp_path))
 

@@ -4,11 +4,16 @@ the upload as one sentence in that model's result."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 from pathlib import Path
 
+import botocore.exceptions
+import pytest
 import yaml
 
+from drtransfer.endpoints import ClientSettings, Credentials, Endpoint, make_s3_client
 from drtransfer.events import Event, ImportFinished, ImportSubmitted
 from drtransfer.importing import prepare_imports, submit_imports
 from drtransfer.operations import ModelResult
@@ -120,3 +125,36 @@ def test_wait_reports_droas_import_error_message(runs: Runs, droa: FakeDroa, tmp
     assert result.message == (
         "DRoA reported ERROR: Model validation failed: Checkpoint could not be restored: invalid graph."
     )
+
+
+def test_credentials_that_run_out_before_the_copy_are_renewed_without_the_password(
+    runs: Runs, droa: FakeDroa, tmp_path: Path
+) -> None:
+    runs.values.update(droa_values(droa))
+    secrets = Secrets()
+    items = prepare_imports(runs.host, [runs.seed("0", "alpha")], target="droa", name=None,
+                            options=options(tmp_path, secrets))
+    session = items[0].state.session
+    session.current = dataclasses.replace(session.current, expiration=datetime.datetime.now(datetime.UTC))
+    [result] = submit_imports(items, {"0": ModelResult("0", "ok")}, wait=False)
+    assert result.status == "submitted"
+    assert len(secrets.prompts) == 1  # renewed with the in-memory refresh token, not by asking again
+    assert session.current.valid_for(60)
+
+
+def test_the_upload_bucket_front_lets_droa_users_write_but_not_read(droa: FakeDroa) -> None:
+    assert droa.issued is not None
+    client = make_s3_client(Endpoint("droa", droa.s3_url, droa.region, Credentials(
+        droa.issued.access_key, droa.issued.secret_key, droa.issued.session_token)), ClientSettings(max_attempts=1))
+    client.put_object(Bucket=droa.bucket, Key="uploads/models/x/a.json", Body=b"{}")
+    for call in (lambda: client.head_object(Bucket=droa.bucket, Key="uploads/models/x/a.json"),
+                 lambda: client.list_objects_v2(Bucket=droa.bucket, Prefix="uploads/"),
+                 lambda: client.list_multipart_uploads(Bucket=droa.bucket)):
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            call()
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    tokenless = make_s3_client(Endpoint("droa", droa.s3_url, droa.region, Credentials(
+        droa.issued.access_key, droa.issued.secret_key)), ClientSettings(max_attempts=1))
+    with pytest.raises(botocore.exceptions.ClientError):
+        tokenless.put_object(Bucket=droa.bucket, Key="uploads/models/x/b.json", Body=b"{}")
+    assert list(list_tree(droa.seaweed, droa.bucket)) == ["uploads/models/x/a.json"]

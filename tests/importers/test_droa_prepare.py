@@ -21,6 +21,7 @@ from drtransfer_plugins.droa.auth import cache_dir
 from tests.conftest import list_tree
 from tests.importers.conftest import PASSWORD, USERNAME, Runs, Secrets, droa_values, options
 from tests.infra.droa_server import FakeDroa
+from tests.infra.sigv4 import Secret
 
 
 def nothing_sent(droa: FakeDroa) -> None:
@@ -140,3 +141,14 @@ def test_an_unreachable_website_or_missing_settings_are_clear(runs: Runs, droa: 
         moved = PreparedModel(run, model.inventory, model.selection)
         with pytest.raises(ConfigError, match=expected):
             prepare_imports(runs.host, [moved], target="droa", name=None, options=options(tmp_path, Secrets()))
+
+
+def test_credentials_droa_refuses_are_one_sentence(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
+    runs.values.update(droa_values(droa))
+    droa.issued = Secret("ASIAOTHERKEY", "other-secret", "other-token")  # DRoA no longer trusts these
+    with pytest.raises(ConfigError) as caught:
+        prepare_imports(runs.host, [runs.seed("0", "alpha")], target="droa", name=None,
+                        options=options(tmp_path, Secrets()))
+    assert str(caught.value).startswith(f"DRoA refused the credentials of {USERNAME!r} for GET /models (HTTP 403")
+    assert "drtransfer logout" in str(caught.value)
+    nothing_sent(droa)

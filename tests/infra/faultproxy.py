@@ -254,7 +254,6 @@ class FaultProxy:
                     return
                 await self._copy(reader, writer, size, fault, state)
                 writer.write(await reader.readexactly(2))
-            return
         if until_close:
             await self._copy(reader, writer, None, fault, state)
             return

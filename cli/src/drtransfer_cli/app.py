@@ -93,16 +93,53 @@ def confirm(
         raise ConfigError(refusal)
 
 
+ENGINE_ENV = "DRTRANSFER_ENGINE"
+# Engine settings without a flag of their own, tunable through DRTRANSFER_ENGINE="name=value ..."
+# (retries and timeouts for slow or flaky links; the fault tests and the soak benchmark use it too).
+ENGINE_TUNABLES: dict[str, Callable[[str], Any]] = {
+    "max_attempts": int,
+    "client_max_attempts": int,
+    "connect_timeout": float,
+    "read_timeout": float,
+    "retry_base_delay": float,
+    "retry_max_delay": float,
+    "abort_timeout": float,
+    "multipart_threshold": int,
+    "copy_threshold": int,
+    "start_method": str,
+}
+
+
+def engine_tuning(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``DRTRANSFER_ENGINE="max_attempts=3 read_timeout=20"`` (spaces or commas) as EngineSettings fields."""
+    tuning: dict[str, Any] = {}
+    for item in environ.get(ENGINE_ENV, "").replace(",", " ").split():
+        name, sep, value = item.partition("=")
+        convert = ENGINE_TUNABLES.get(name)
+        if not sep or convert is None:
+            raise ConfigError(
+                f"{ENGINE_ENV} holds {item!r}; write name=value pairs with any of: {', '.join(ENGINE_TUNABLES)}."
+            )
+        try:
+            tuning[name] = convert(value)
+        except ValueError:
+            raise ConfigError(f"{ENGINE_ENV}: {name}={value!r} is not a valid {convert.__name__}.") from None
+    return tuning
+
+
 def engine_settings(
     processes: int | None, concurrency: int | None, part_size: int | None, *, dry_run: bool = False
 ) -> EngineSettings:
     defaults = EngineSettings()
+    tuning = engine_tuning(os.environ)
+    threshold = tuning.pop("multipart_threshold", defaults.multipart_threshold)
     return EngineSettings(
         processes=defaults.processes if processes is None else processes,
         concurrency=concurrency or defaults.concurrency,
         part_size=part_size or defaults.part_size,
-        multipart_threshold=max(defaults.multipart_threshold, part_size or 0),
+        multipart_threshold=max(threshold, part_size or 0),
         dry_run=dry_run,
+        **tuning,
     )
 
 

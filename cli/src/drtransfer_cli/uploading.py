@@ -13,11 +13,12 @@ from pathlib import Path
 import click
 
 from drtransfer.config import increment_upload_prefix
+from drtransfer.engine import TransferSubscriber
 from drtransfer.errors import ConfigError
 from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
 from drtransfer.locking import target_locks
 from drtransfer.notifying import NotificationDispatcher, collect_notify_urls, open_notifications
-from drtransfer.operations import CopyObject, DeleteObject, ModelResult, OperationResult
+from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operation, OperationResult
 from drtransfer.plugins import PluginHost
 from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import PreparedModel, UploadOutcome, check_targets, execute, prepare_uploads
@@ -69,6 +70,28 @@ class UploadRequest:
     notify_urls: Sequence[str] = ()
 
 
+class RetryLog(TransferSubscriber):
+    """Counts every retry per model (for ``--json`` and ``-v``); with ``verbose`` it also prints each
+    retry and each failed operation on stderr as it happens."""
+
+    def __init__(self, labels: dict[str, str], *, verbose: bool, prog: str) -> None:
+        self.labels = labels
+        self.verbose = verbose
+        self.prog = prog
+        self.counts: dict[str, int] = {}
+
+    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str) -> None:
+        self.counts[model_id] = self.counts.get(model_id, 0) + 1
+        if self.verbose:
+            label = self.labels.get(model_id, model_id)
+            click.echo(f"{self.prog}: {label}: retry {attempt} of {operation.target.url}: {error}", err=True)
+
+    def on_operation(self, model_id: str, result: OperationResult) -> None:
+        if self.verbose and result.status == "failed":
+            label = self.labels.get(model_id, model_id)
+            click.echo(f"{self.prog}: {label}: {result.operation.target.url} failed: {result.error}", err=True)
+
+
 def prefix_overrides(prefix: str | None) -> dict[str, str]:
     """``-p PREFIX``: source prefix, its metrics and the target prefix all become PREFIX (as DRfC)."""
     if prefix is None:
@@ -110,7 +133,7 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
         host, collect_notify_urls(request.notify_urls, os.environ, runs), verbose=request.verbose, stderr=sys.stderr
     )
     try:
-        check_targets(runs)
+        check_targets(runs, probe_write=not request.dry_run)
         targets = [(run.upload.url or "aws", run.target_url) for run in runs if run.upload is not None]
         with target_locks([] if request.dry_run else targets):
             outcomes = _plan_and_transfer(request, wording, host, runs, notifications)
@@ -167,11 +190,15 @@ def _plan_and_transfer(
     if app.wants_progress(request.no_progress, request.json_output) and not request.dry_run:
         progress = app.ProgressBars({p.run.run_id: p.run.label for p in prepared})
     settings = app.engine_settings(request.processes, request.concurrency, request.part_size, dry_run=request.dry_run)
+    retries = RetryLog({p.run.run_id: p.run.label for p in prepared}, verbose=request.verbose, prog=wording.prog)
     try:
-        return execute(prepared, settings, [progress] if progress else [])
+        outcomes = execute(prepared, settings, [progress, retries] if progress else [retries])
     finally:
         if progress:
             progress.close()
+    for outcome in outcomes:
+        outcome.extra["retries"] = retries.counts.get(outcome.prepared.run.run_id, 0)
+    return outcomes
 
 
 def _emit_results(
@@ -257,6 +284,9 @@ def report(outcomes: Sequence[UploadOutcome], request: UploadRequest, seconds: f
             )
         else:
             click.echo(f"{run.label}: FAILED: {result.error}", err=True)
+        if request.verbose and not request.dry_run:
+            count = int(outcome.extra.get("retries", 0))
+            click.echo(f"{run.label}: {count} {'retry' if count == 1 else 'retries'}", err=True)
         if "next_upload_prefix" in outcome.extra:
             click.echo(f"{run.label}: DR_UPLOAD_S3_PREFIX is now {outcome.extra['next_upload_prefix']}")
     if not request.json_output and not request.dry_run:

@@ -37,7 +37,7 @@ import psutil
 from drtransfer import __version__
 from drtransfer.endpoints import Endpoint, make_s3_client
 from drtransfer.engine import EngineSettings, MiB
-from drtransfer.errors import ConfigError
+from drtransfer.errors import ConfigError, TransferError
 from drtransfer.runconfig import RunConfig
 from drtransfer.samples import NETWORK_SIZES, seed_model
 
@@ -62,6 +62,7 @@ class TreeUsage:
     peak_rss: int = 0
     peak_pss: int = 0
     samples: int = 0
+    monitor_cpu: float = 0.0  # CPU seconds the sampling thread itself used (in the watching process)
     cpu: dict[tuple[int, float], tuple[float, float]] = field(default_factory=dict)  # (pid, ctime) -> first, last
 
     @property
@@ -127,6 +128,7 @@ class TreeMonitor:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.sample()
+        self.usage.monitor_cpu = time.thread_time()  # this thread's own CPU since it started
 
     def start(self) -> TreeMonitor:
         self.sample()
@@ -183,7 +185,7 @@ def measure_this_process(exclude: Collection[int] = ()) -> Iterator[list[Usage]]
         alive_children = sum(
             last - first for (pid, _), (first, last) in usage.cpu.items() if pid != me and pid in alive
         )
-        cpu = own + max(reaped + alive_children, sampled_children)
+        cpu = own - usage.monitor_cpu + max(reaped + alive_children, sampled_children)
         out.append(Usage(seconds, cpu, usage.peak_rss, usage.peak_pss))
 
 
@@ -337,7 +339,7 @@ class Scratch:
         self.target_client.delete_object(Bucket=self.spec.target_bucket, Key=key)
 
     def source_prefix(self, index: int) -> str:
-        return f"{self.prefix}src/model-{index:02d}"
+        return model_source_prefix(self.prefix, index)
 
     def target_prefix(self, case: int, index: int) -> str:
         return f"{self.prefix}case-{case:02d}/model-{index:02d}"
@@ -350,6 +352,10 @@ class Scratch:
         for client, bucket in self.places():
             deleted += delete_prefix(client, bucket, prefix)
         return deleted
+
+
+def model_source_prefix(scratch_prefix: str, index: int) -> str:
+    return f"{scratch_prefix}src/model-{index:02d}"
 
 
 def delete_prefix(client: Any, bucket: str, prefix: str) -> int:
@@ -402,7 +408,7 @@ def _seed_all(spec: BenchSpec, scratch_prefix: str) -> tuple[int, int]:
     client = make_s3_client(spec.source)
 
     def seed(index: int) -> tuple[int, int]:
-        prefix = f"{scratch_prefix}src/model-{index:02d}"
+        prefix = model_source_prefix(scratch_prefix, index)
         model = seed_model(
             client, spec.source_bucket, prefix, checkpoints=(1,), network=spec.network, scale=spec.scale, seed=index
         )
@@ -527,7 +533,13 @@ def run_bench(
         finally:
             with _sigint_deferred():
                 log(f"Deleting the bench's scratch objects under {scratch.prefix} ...")
-                report.deleted = scratch.delete()
+                try:
+                    report.deleted = scratch.delete()
+                except Exception as error:
+                    raise TransferError(
+                        f"Could not delete the bench's scratch objects ({error}); delete the prefix "
+                        f"{scratch.prefix} in s3://{spec.source_bucket} and s3://{spec.target_bucket} by hand."
+                    ) from None
     return report
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from drtransfer.operations import ModelPlan, ModelResult, ObjectLocation
 from drtransfer.plan import add_wipe, plan_model
 from drtransfer.plugins import PluginHost
 from drtransfer.runconfig import RunConfig
-from drtransfer.s3errors import describe_client_error
+from drtransfer.s3errors import describe_client_error, error_code
 
 ClientFactory = Callable[[Endpoint], Any]
 
@@ -90,32 +91,82 @@ def default_client_factory(endpoint: Endpoint) -> Any:
     return make_s3_client(endpoint, ClientSettings(max_attempts=2, connect_timeout=5, read_timeout=30))
 
 
-def check_targets(runs: Sequence[RunConfig], client_for: ClientFactory = default_client_factory) -> None:
-    """Fail with one sentence when a target bucket is missing, unreachable or refuses the credentials."""
+def check_targets(
+    runs: Sequence[RunConfig], client_for: ClientFactory = default_client_factory, *, probe_write: bool = True
+) -> None:
+    """Fail with one sentence when a target bucket is missing, unreachable, refuses the credentials, or
+    the credentials may not list or write there (``probe_write=False``, for dry runs, skips the write
+    check: it is the only one that makes a write request)."""
     checked: set[tuple[str, str]] = set()
     for run in runs:
         endpoint = target_endpoint(run)
-        if (endpoint.name, run.upload_bucket) in checked:
-            continue
-        checked.add((endpoint.name, run.upload_bucket))
         client = client_for(endpoint)
-        try:
-            client.head_bucket(Bucket=run.upload_bucket)
-        except Exception as error:
-            # HeadBucket answers without a body: a 404 means no bucket, a 403 is either refused
-            # credentials or a missing permission; a listing's error code tells which.
-            code = getattr(error, "response", {}).get("Error", {}).get("Code")
-            if code in ("404", "NotFound"):
-                raise ConfigError(
-                    f"The upload bucket {run.upload_bucket!r} does not exist on the {endpoint.describe()}; "
-                    f"create it or fix DR_UPLOAD_S3_BUCKET."
-                ) from None
-            if code in ("403", "Forbidden"):
-                try:
-                    client.list_objects_v2(Bucket=run.upload_bucket, MaxKeys=1)
-                except Exception as detail:
-                    error = detail
-            raise describe_client_error(error, endpoint=endpoint, bucket=run.upload_bucket, action="write") from None
+        if (endpoint.name, run.upload_bucket) not in checked:
+            checked.add((endpoint.name, run.upload_bucket))
+            _check_bucket(run, endpoint, client)
+        _check_permissions(run, endpoint, client, probe_write=probe_write)
+
+
+def _check_bucket(run: RunConfig, endpoint: Endpoint, client: Any) -> None:
+    try:
+        client.head_bucket(Bucket=run.upload_bucket)
+    except Exception as error:
+        # HeadBucket answers without a body: a 404 means no bucket, a 403 is either refused
+        # credentials or a missing permission; a listing's error code tells which.
+        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        if code in ("404", "NotFound"):
+            raise ConfigError(
+                f"The upload bucket {run.upload_bucket!r} does not exist on the {endpoint.describe()}; "
+                f"create it or fix DR_UPLOAD_S3_BUCKET."
+            ) from None
+        if code in ("403", "Forbidden"):
+            try:
+                client.list_objects_v2(Bucket=run.upload_bucket, MaxKeys=1)
+            except Exception as detail:
+                raise _denied("list", detail, run, endpoint) from None
+        raise describe_client_error(error, endpoint=endpoint, bucket=run.upload_bucket, action="write") from None
+
+
+PERMISSION_NAMES = {
+    "list": "List permission (s3:ListBucket)",
+    "write": "Write permission (s3:PutObject)",
+}
+
+
+def _denied(kind: str, error: Exception, run: RunConfig, endpoint: Endpoint) -> DrTransferError:
+    """The sentence for a refused ``kind`` ("list" or "write") request on the run's target."""
+    bucket = run.upload_bucket
+    if error_code(error) not in ("AccessDenied", "403", "Forbidden"):
+        return describe_client_error(error, endpoint=endpoint, bucket=bucket, action=f"{kind} objects")
+    who = f" (profile {endpoint.profile})" if endpoint.profile else ""
+    return ConfigError(
+        f"Access denied: the credentials{who} lack the {PERMISSION_NAMES[kind]} on bucket {bucket!r} "
+        f"(prefix {run.upload_prefix.strip('/')}/) of the {endpoint.describe()}; grant it and run the command again."
+    )
+
+
+def _check_permissions(run: RunConfig, endpoint: Endpoint, client: Any, *, probe_write: bool) -> None:
+    """The engine lists each target prefix (to skip what is there and sweep unfinished uploads) and
+    writes under it: check both before any byte moves. The write check starts a multipart upload under
+    the prefix and aborts it at once, so no object is ever written (an abort that fails is swept by
+    the next run, as the upload lies under the target prefix)."""
+    prefix = run.upload_prefix.strip("/") + "/"
+    bucket = run.upload_bucket
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except Exception as error:
+        raise _denied("list", error, run, endpoint) from None
+    if not probe_write:
+        return
+    key = f"{prefix}.drtransfer-write-check-{uuid.uuid4().hex[:12]}"
+    try:
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    except Exception as error:
+        raise _denied("write", error, run, endpoint) from None
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except Exception as error:
+        raise describe_client_error(error, endpoint=endpoint, bucket=bucket, action="abort multipart uploads") from None
 
 
 def list_target(run: RunConfig, client: Any) -> dict[str, int]:

@@ -6,6 +6,7 @@ a user's buckets, and prints the table, the JSON document or the plot.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import statistics
@@ -115,7 +116,7 @@ def plot(report: BenchReport, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ConfigError("--plot needs matplotlib; install it with 'pip install matplotlib'.") from None
+        raise ConfigError("--plot needs matplotlib; install it with 'pip install drtransfer-cli[plot]'.") from None
     figures = medians(report.measurements)
     if not figures:
         raise ConfigError("Nothing to plot: every upload of the bench failed.")
@@ -197,6 +198,11 @@ def register(cli: click.Group) -> None:
         from drtransfer.bench import DemoPair, run_bench, spec_for_run
 
         cases = settings_grid(processes, concurrency, part_size)
+        if plot_path is not None:  # find out now, not after a long bench
+            if importlib.util.find_spec("matplotlib") is None:
+                raise ConfigError("--plot needs matplotlib; install it with 'pip install drtransfer-cli[plot]'.")
+            if not plot_path.resolve().parent.is_dir():
+                raise ConfigError(f"Cannot write the plot to {plot_path}: its directory does not exist.")
 
         def log(message: str) -> None:
             click.echo(message, err=True)

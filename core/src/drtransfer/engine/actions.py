@@ -37,6 +37,7 @@ from drtransfer.engine.checksums import (
 from drtransfer.engine.messages import (
     AbortDone,
     AbortTask,
+    ClientRetried,
     CompleteDone,
     CompleteTask,
     OpDone,
@@ -166,6 +167,7 @@ class Runtime:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._helpers: ThreadPoolExecutor | None = None
+        self._current = threading.local()  # (model, op_index) of the task this thread works on
 
     # ---- plumbing -------------------------------------------------------------------------------
 
@@ -195,12 +197,35 @@ class Runtime:
         retryable = code not in NON_RETRYABLE and not isinstance(error, botocore.exceptions.NoCredentialsError)
         return TaskError(sentence, retryable=retryable, code=code)
 
+    def working_on(self, where: tuple[int, int] | None) -> None:
+        """Name the (model, op_index) this thread's requests belong to, for :meth:`note_retries`."""
+        self._current.where = where
+
+    def current_task(self) -> tuple[int, int] | None:
+        where: tuple[int, int] | None = getattr(self._current, "where", None)
+        return where
+
+    def note_retries(self, response: Any, action: str, code: str = "") -> None:
+        """Report the retries botocore made inside one call (``ResponseMetadata.RetryAttempts``)."""
+        metadata = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
+        count = int((metadata or {}).get("RetryAttempts") or 0)
+        where = self.current_task()
+        if count and where is not None and where[1] >= 0:
+            why = f" (last answer: {code})" if code else ""
+            sentence = f"{action}: retried {count} time(s) by the S3 client{why}."
+            self.emit(ClientRetried(where[0], where[1], count, sentence))
+
     def call(self, endpoint: str, bucket: str, action: str, method: str, **kwargs: Any) -> Any:
         self.check_cancel()
         try:
-            return getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, *STREAM_ERRORS) as error:
+            answer = getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
+        except botocore.exceptions.ClientError as error:
+            self.note_retries(error.response, action, error_code(error))
             raise self.error(error, endpoint, bucket, action) from None
+        except (botocore.exceptions.BotoCoreError, *STREAM_ERRORS) as error:
+            raise self.error(error, endpoint, bucket, action) from None
+        self.note_retries(answer, action)
+        return answer
 
     def read_body(self, response: Any, expected: int, meter: Meter, where: ObjectLocation) -> bytes:
         body = response["Body"]
@@ -240,6 +265,7 @@ class Runtime:
     def execute(self, task: Task) -> None:
         model = getattr(task, "model", -1)
         meter = Meter(self.emit, model, getattr(task, "op_index", -1))
+        self.working_on((model, getattr(task, "op_index", -1)))
         try:
             report = self._run(task, meter)
             meter.flush()
@@ -254,6 +280,8 @@ class Runtime:
             meter.flush()
             sentence = f"Unexpected error: {type(error).__name__}: {error}."
             self.emit(TaskFailed(task.task_id, sentence, retryable=True, rewind=meter.total))
+        finally:
+            self.working_on(None)
 
     def _run(self, task: Task, meter: Meter) -> Report:
         if isinstance(task, PartTask):
@@ -605,8 +633,10 @@ class Runtime:
         slots = threading.BoundedSemaphore(min(SEQUENTIAL_PARTS_IN_FLIGHT, self.settings.concurrency))
         futures: list[Future[tuple[int, str, bytes]]] = []
         layout = own_parts(size, self.settings.part_size)
+        where = self.current_task()
 
         def send(number: int, data: bytes) -> tuple[int, str, bytes]:
+            self.working_on(where)  # a helper thread: its retries count for this task's operation
             try:
                 digest = hashlib.md5(data).digest()
                 answer = self.call(

@@ -155,6 +155,17 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class ClientRetried:
+    """The S3 client (botocore) retried a request of this task ``count`` times on its own before it
+    answered; reported so that every retry reaches the subscribers, not only the engine's own."""
+
+    model: int
+    op_index: int
+    count: int
+    error: str
+
+
+@dataclass(frozen=True)
 class UploadStarted:
     """Sent as soon as CreateMultipartUpload answers, so an interrupt can abort it."""
 
@@ -242,6 +253,7 @@ class WorkerStopped:
 
 Report = (
     Progress
+    | ClientRetried
     | UploadStarted
     | PrepareDone
     | ProbeDone

@@ -32,6 +32,7 @@ from drtransfer.engine.checksums import combine_crcs, crc_to_b64, is_plain_md5, 
 from drtransfer.engine.messages import (
     AbortDone,
     AbortTask,
+    ClientRetried,
     CompleteDone,
     CompleteTask,
     OpDone,
@@ -215,10 +216,7 @@ class Scheduler:
 
     def _all_done(self) -> bool:
         return (
-            all(m.phase == "done" for m in self.models)
-            and not self.inflight
-            and not self.control
-            and not self.timers
+            all(m.phase == "done" for m in self.models) and not self.inflight and not self.control and not self.timers
         )
 
     # ---- dispatch ----------------------------------------------------------------------------
@@ -347,8 +345,14 @@ class Scheduler:
 
     def _queue_prepare(self, model: ModelState) -> None:
         keys = frozenset(op.target.key for op in model.plan.operations)
-        task = PrepareTask(next(self.ids), model.index, model.plan.target_root, keys, self.settings.dry_run,
-                           fresh=model.plan.fresh_target)
+        task = PrepareTask(
+            next(self.ids),
+            model.index,
+            model.plan.target_root,
+            keys,
+            self.settings.dry_run,
+            fresh=model.plan.fresh_target,
+        )
         model.ready.append((task, 0))
 
     def _later(self, delay: float, action: Callable[[], None]) -> None:
@@ -366,6 +370,11 @@ class Scheduler:
                 state = self.models[report.model].ops[report.op_index]
                 state.counted += report.delta
                 self.notify("on_progress", self.plans[report.model].model_id, report.delta)
+            return
+        if isinstance(report, ClientRetried):
+            state = self.models[report.model].ops[report.op_index]
+            for attempt in range(2, report.count + 2):  # botocore's attempts 2..n of one request
+                self.notify("on_retry", self.plans[report.model].model_id, state.op, attempt, report.error)
             return
         if isinstance(report, UploadStarted):
             self.open_uploads[report.upload.upload_id] = report.upload
@@ -713,9 +722,7 @@ def _locations(op: Operation) -> list[ObjectLocation]:
 
 
 def _inside(location: ObjectLocation, root: ObjectLocation) -> bool:
-    return (
-        location.endpoint == root.endpoint and location.bucket == root.bucket and location.key.startswith(root.key)
-    )
+    return location.endpoint == root.endpoint and location.bucket == root.bucket and location.key.startswith(root.key)
 
 
 def run(
