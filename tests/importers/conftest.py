@@ -146,10 +146,10 @@ class Runs:
 
     def seed(self, run_id: str, prefix: str, *, checkpoint: str = "last", upload_prefix: str | None = None,
              metadata: Callable[[dict[str, Any]], None] | None = None, world: str = "reInvent2019_track",
-             params: dict[str, Any] | None = None, **values: str) -> PreparedModel:
+             params: dict[str, Any] | None = None, scale: float = SCALE, **values: str) -> PreparedModel:
         client = self.local.client()
         self.seeded[run_id] = seed_model(client, self.local_bucket, prefix, checkpoints=(1, 2, 3), best=2,
-                                         scale=SCALE, world=world)
+                                         scale=scale, world=world)
         if metadata is not None:
             key = f"{prefix}/model/model_metadata.json"
             data = json.loads(client.get_object(Bucket=self.local_bucket, Key=key)["Body"].read())

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from drtransfer.endpoints import ClientSettings, Credentials, Endpoint, make_s3_client
+from drtransfer.engine import EngineSettings, MiB
 from drtransfer.events import Event, ImportFinished, ImportSubmitted
 from drtransfer.importing import prepare_imports, submit_imports
 from drtransfer.operations import ModelResult
@@ -158,3 +159,24 @@ def test_the_upload_bucket_front_lets_droa_users_write_but_not_read(droa: FakeDr
     with pytest.raises(botocore.exceptions.ClientError):
         tokenless.put_object(Bucket=droa.bucket, Key="uploads/models/x/b.json", Body=b"{}")
     assert list(list_tree(droa.seaweed, droa.bucket)) == ["uploads/models/x/a.json"]
+
+
+def test_a_large_checkpoint_goes_up_in_parts_within_droas_write_only_policy(
+    runs: Runs, droa: FakeDroa, tmp_path: Path
+) -> None:
+    runs.values.update(droa_values(droa))
+    model = runs.seed("0", "alpha", scale=0.15)  # a 6.75 MiB .data file
+    engine = EngineSettings(processes=0, concurrency=4, part_size=5 * MiB, multipart_threshold=1 * MiB)
+    items = prepare_imports(runs.host, [model], target="droa", name=None,
+                            options=options(tmp_path, Secrets(), engine=engine))
+    [result] = submit_imports(items, {"0": ModelResult("0", "ok")}, wait=True)
+    assert result.status == "ready", result.message
+    calls = [(method, target) for method, target, _ in droa.s3_calls]
+    assert any(method == "POST" and target.endswith("?uploads") for method, target in calls)
+    assert sum(1 for method, target in calls if method == "PUT" and "partNumber=" in target) >= 2
+    assert all(status == 200 for _, _, status in droa.s3_calls)
+    name = checkpoint_name(runs.seeded["0"].last)
+    source = runs.local.client().get_object(Bucket=runs.local_bucket, Key=f"alpha/model/{name}.data-00000-of-00001")
+    assert result.source is not None
+    copied = imported_tree(droa, result.source.removeprefix(f"s3://{droa.bucket}/"))
+    assert copied[f"model/{name}.data-00000-of-00001"] == source["Body"].read()

@@ -16,7 +16,17 @@ Fault kinds:
   stall    stop forwarding a matching body for ``seconds`` (read-timeout tests)
 A fault fires for the requests it matches (method, substring of the path), ``count`` times (0 =
 always). ``proxy.bandwidth`` caps bytes/s per connection and direction; ``proxy.down = True`` refuses
-new connections. Standalone: ``python tests/infra/faultproxy.py LISTEN UPSTREAM [--bandwidth B/s]``.
+new connections.
+
+Whole-connection and HTTP-level faults (attributes, changeable while the proxy runs):
+  latency         seconds added before each request head and each response head is forwarded
+  reset_every     every k-th new connection is reset (RST) once ``reset_after`` bytes (heads and
+                  bodies, both directions) went through it
+  slowdown_every  every k-th request is answered ``503 SlowDown`` (S3's throttling error) by the proxy
+                  itself, never reaching the server; ``slowdown_methods`` limits which methods count
+Counters: ``connections``, ``resets``, ``slowdowns``, ``requests``.
+Standalone: ``python tests/infra/faultproxy.py LISTEN UPSTREAM [--bandwidth B/s] [--latency S]
+[--reset-every K --reset-after B] [--slowdown-every K]``.
 """
 
 from __future__ import annotations
@@ -62,6 +72,25 @@ class _Reset(Exception):
     pass
 
 
+SLOWDOWN_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message><RequestId>faultproxy</RequestId></Error>"
+)
+
+
+@dataclass
+class _Connection:
+    """Per-connection state: the bytes it may still carry before its reset (None: no reset)."""
+
+    budget: int | None = None
+
+    def spend(self, count: int) -> None:
+        if self.budget is not None:
+            self.budget -= count
+            if self.budget < 0:
+                raise _Reset
+
+
 class FaultProxy:
     """Runs an asyncio proxy in a background thread; safe to change faults from the test thread."""
 
@@ -71,7 +100,15 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.bandwidth = 0  # bytes/s per connection and direction; 0 = unlimited
         self.down = False
+        self.latency = 0.0
+        self.reset_every = 0
+        self.reset_after = 0
+        self.slowdown_every = 0
+        self.slowdown_methods: set[str] | None = None
         self.connections = 0
+        self.requests = 0
+        self.resets = 0
+        self.slowdowns = 0
         self.fired: list[str] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,12 +201,17 @@ class FaultProxy:
         self._writers |= {client_w, up_w}
         requests: deque[tuple[str, str]] = deque()
         arrived = asyncio.Event()
+        conn = _Connection()
+        if self.reset_every and self.connections % self.reset_every == 0:
+            conn.budget = self.reset_after
         tasks = [
-            asyncio.ensure_future(self._requests(client_r, up_w, requests, arrived)),
-            asyncio.ensure_future(self._responses(up_r, client_w, requests, arrived)),
+            asyncio.ensure_future(self._requests(client_r, up_w, requests, arrived, conn, client_w)),
+            asyncio.ensure_future(self._responses(up_r, client_w, requests, arrived, conn)),
         ]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         failed = any(t.exception() for t in done if not t.cancelled())
+        if any(isinstance(t.exception(), _Reset) for t in done if not t.cancelled()) and conn.budget is not None:
+            self.resets += 1
         if failed:
             for task in pending:
                 task.cancel()
@@ -182,12 +224,42 @@ class FaultProxy:
                     writer.close()
         self._writers -= {client_w, up_w}
 
+    def _slow_down_now(self, method: str) -> bool:
+        with self._lock:
+            if not self.slowdown_every or (self.slowdown_methods and method.upper() not in self.slowdown_methods):
+                return False
+            self.requests += 1
+            if self.requests % self.slowdown_every:
+                return False
+            self.slowdowns += 1
+            return True
+
+    async def _slow_down(
+        self, reader: asyncio.StreamReader, client_w: asyncio.StreamWriter, method: str, head: bytes
+    ) -> bool:
+        """Answer ``503 SlowDown`` without asking the server; False when the connection must close
+        (the client waits for ``100 Continue`` and will not send the body it announced)."""
+        length, chunked = _framing(head)
+        expects = b"\r\nexpect: 100-continue" in head.lower()
+        if not expects:  # consume the body the client already sends, so the connection stays in step
+            await self._body(reader, _Sink(), length, chunked, None)  # type: ignore[arg-type]
+        body = b"" if method == "HEAD" else SLOWDOWN_BODY
+        answer = (
+            f"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {len(SLOWDOWN_BODY)}\r\n"
+            f"x-amz-request-id: faultproxy\r\nConnection: {'close' if expects else 'keep-alive'}\r\n\r\n"
+        ).encode("latin-1")
+        client_w.write(answer + body)
+        await client_w.drain()
+        return not expects
+
     async def _requests(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         requests: deque[tuple[str, str]],
         arrived: asyncio.Event,
+        conn: _Connection,
+        client_w: asyncio.StreamWriter,
     ) -> None:
         while True:
             head = await _read_head(reader)
@@ -197,13 +269,23 @@ class FaultProxy:
                 return
             first = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             method, path = first[0], first[1] if len(first) > 1 else ""
+            if self._slow_down_now(method):
+                self.fired.append(f"slowdown {method} {path}")
+                if await self._slow_down(reader, client_w, method, head):
+                    continue
+                with contextlib.suppress(Exception):
+                    writer.write_eof()
+                return
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            conn.spend(len(head))
             requests.append((method, path))
             arrived.set()
             writer.write(head)
             await writer.drain()
             length, chunked = _framing(head)
             fault = self._claim(method, path, "up", length)
-            await self._body(reader, writer, length, chunked, fault)
+            await self._body(reader, writer, length, chunked, fault, conn=conn)
 
     async def _responses(
         self,
@@ -211,6 +293,7 @@ class FaultProxy:
         writer: asyncio.StreamWriter,
         requests: deque[tuple[str, str]],
         arrived: asyncio.Event,
+        conn: _Connection,
     ) -> None:
         while True:
             head = await _read_head(reader)
@@ -219,6 +302,9 @@ class FaultProxy:
                     writer.write_eof()
                 return
             status = int(head.split(b" ", 2)[1])
+            if self.latency and not 100 <= status < 200:
+                await asyncio.sleep(self.latency)
+            conn.spend(len(head))
             writer.write(head)
             await writer.drain()
             if 100 <= status < 200:
@@ -231,7 +317,8 @@ class FaultProxy:
                 continue
             length, chunked = _framing(head)
             fault = self._claim(method, path, "down", length)
-            await self._body(reader, writer, length, chunked, fault, until_close=length is None and not chunked)
+            until_close = length is None and not chunked
+            await self._body(reader, writer, length, chunked, fault, until_close=until_close, conn=conn)
 
     async def _body(
         self,
@@ -241,8 +328,10 @@ class FaultProxy:
         chunked: bool,
         fault: Fault | None,
         until_close: bool = False,
+        conn: _Connection | None = None,
     ) -> None:
         state = {"sent": 0}
+        conn = conn or _Connection()
         if chunked:
             while True:
                 line = await reader.readline()
@@ -252,13 +341,13 @@ class FaultProxy:
                     writer.write(await reader.readuntil(b"\r\n"))  # no trailers from S3 servers
                     await writer.drain()
                     return
-                await self._copy(reader, writer, size, fault, state)
+                await self._copy(reader, writer, size, fault, state, conn)
                 writer.write(await reader.readexactly(2))
         if until_close:
-            await self._copy(reader, writer, None, fault, state)
+            await self._copy(reader, writer, None, fault, state, conn)
             return
         if length:
-            await self._copy(reader, writer, length, fault, state)
+            await self._copy(reader, writer, length, fault, state, conn)
 
     async def _copy(
         self,
@@ -267,6 +356,7 @@ class FaultProxy:
         count: int | None,
         fault: Fault | None,
         state: dict[str, int],
+        conn: _Connection,
     ) -> None:
         left = count
         while left is None or left > 0:
@@ -277,6 +367,7 @@ class FaultProxy:
                 raise ConnectionError("peer closed mid-body")
             if left is not None:
                 left -= len(data)
+            conn.spend(len(data))
             start = state["sent"]
             state["sent"] += len(data)
             if fault is not None and start + len(data) > fault.after_bytes:
@@ -294,6 +385,16 @@ class FaultProxy:
             await writer.drain()
             if self.bandwidth:
                 await asyncio.sleep(len(data) / self.bandwidth)
+
+
+class _Sink:
+    """A writer that drops what it is given (the body of a request the proxy answers itself)."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
@@ -331,9 +432,16 @@ def main() -> None:
     parser.add_argument("listen", type=int)
     parser.add_argument("upstream", type=int)
     parser.add_argument("--bandwidth", type=int, default=0, help="bytes/s per connection and direction")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each request and response head")
+    parser.add_argument("--reset-every", type=int, default=0, help="reset every k-th connection")
+    parser.add_argument("--reset-after", type=int, default=0, help="... after this many bytes")
+    parser.add_argument("--slowdown-every", type=int, default=0, help="answer every k-th request 503 SlowDown")
     args = parser.parse_args()
     proxy = FaultProxy(args.upstream, args.listen)
     proxy.bandwidth = args.bandwidth
+    proxy.latency = args.latency
+    proxy.reset_every, proxy.reset_after = args.reset_every, args.reset_after
+    proxy.slowdown_every = args.slowdown_every
     proxy.start()
     print(f"proxy {proxy.url} -> 127.0.0.1:{args.upstream}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

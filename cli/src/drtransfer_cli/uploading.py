@@ -16,6 +16,7 @@ from drtransfer.config import increment_upload_prefix
 from drtransfer.engine import TransferSubscriber
 from drtransfer.errors import ConfigError
 from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
+from drtransfer.importing import PreparedImport
 from drtransfer.locking import target_locks
 from drtransfer.notifying import NotificationDispatcher, collect_notify_urls, open_notifications
 from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operation, OperationResult
@@ -23,6 +24,7 @@ from drtransfer.plugins import PluginHost
 from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import PreparedModel, UploadOutcome, check_targets, execute, prepare_uploads
 from drtransfer_cli import app
+from drtransfer_cli.commands.import_ import prepare_for_upload, report_imports, submit_after_upload
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,14 @@ class UploadRequest:
     verbose: bool = False
     disabled_plugins: Sequence[str] = ()
     notify_urls: Sequence[str] = ()
+    import_target: str | None = None
+    wait: bool = False
+    password_stdin: bool = False
+    description: str | None = None
+
+    @property
+    def importing(self) -> bool:
+        return self.import_requested or self.import_name is not None
 
 
 class RetryLog(TransferSubscriber):
@@ -109,7 +119,7 @@ def prefix_overrides(prefix: str | None) -> dict[str, str]:
 def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) -> int:
     started = time.monotonic()
     host = app.build_host(request.disabled_plugins)
-    importing = bool(request.import_requested or request.import_name)
+    importing = request.importing
     if importing and request.local_target:
         raise ConfigError("Combination of -i and -L is not permitted: the import reads from the upload bucket.")
     if importing and len(host.importers()) == 0:
@@ -136,18 +146,24 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
         check_targets(runs, probe_write=not request.dry_run)
         targets = [(run.upload.url or "aws", run.target_url) for run in runs if run.upload is not None]
         with target_locks([] if request.dry_run else targets):
-            outcomes = _plan_and_transfer(request, wording, host, runs, notifications)
+            outcomes, imports = _plan_and_transfer(request, wording, host, runs, notifications)
         for outcome in outcomes:
             run = outcome.prepared.run
             if request.increment and outcome.result.status == "ok" and run.run_file is not None:
                 outcome.extra["next_upload_prefix"] = increment_upload_prefix(run.run_file, system_env=run.system_file)
+        # A failed import never hides a successful upload: both are reported, each on its own.
+        import_results = submit_after_upload(imports, outcomes, wait=request.wait, notify=notifications.emit)
         seconds = time.monotonic() - started
         report(outcomes, request, seconds)
+        if not request.json_output:
+            report_imports(import_results, runs, json_output=False)
         _emit_results(notifications, outcomes, seconds, dry_run=request.dry_run)
     finally:
         for line in notifications.close():
             click.echo(f"{wording.prog}: warning: notification failed: {line}", err=True)
-    return app.EXIT_OK if all(o.result.status in ("ok", "dry-run") for o in outcomes) else app.EXIT_FAILED
+    uploads_ok = all(o.result.status in ("ok", "dry-run") for o in outcomes)
+    imports_ok = all(result.ok for result in import_results)
+    return app.EXIT_OK if uploads_ok and imports_ok else app.EXIT_FAILED
 
 
 def _plan_and_transfer(
@@ -156,8 +172,21 @@ def _plan_and_transfer(
     host: PluginHost,
     runs: Sequence[RunConfig],
     notifications: NotificationDispatcher,
-) -> list[UploadOutcome]:
+) -> tuple[list[UploadOutcome], list[PreparedImport]]:
     prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe)
+    settings = app.engine_settings(request.processes, request.concurrency, request.part_size, dry_run=request.dry_run)
+    imports: list[PreparedImport] = []
+    if request.importing:  # every import check (names, roles, sign-in) before anything is copied
+        imports = prepare_for_upload(
+            host,
+            prepared,
+            target=request.import_target,
+            name=request.import_name,
+            password_stdin=request.password_stdin,
+            description=request.description,
+            engine=settings,
+            dry_run=request.dry_run,
+        )
     lines = [wording.ready.format(count=len(prepared))]
     for item in prepared:
         if item.ok and item.selection is not None:
@@ -198,7 +227,7 @@ def _plan_and_transfer(
             progress.close()
     for outcome in outcomes:
         outcome.extra["retries"] = retries.counts.get(outcome.prepared.run.run_id, 0)
-    return outcomes
+    return outcomes, imports
 
 
 def _emit_results(

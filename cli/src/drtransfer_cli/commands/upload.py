@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from drtransfer_cli import app, options
+from drtransfer_cli.commands.import_ import import_switches
 from drtransfer_cli.uploading import UploadRequest, run_upload
 
 upload_switches = options._compose(
@@ -28,6 +29,7 @@ upload_switches = options._compose(
         "-i", "--import", "import_requested", is_flag=True, help="Import each model, named after its upload prefix."
     ),
     click.option("-I", "--import-name", metavar="NAME", help="Import with this name."),
+    import_switches,
 )
 
 

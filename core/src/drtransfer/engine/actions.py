@@ -51,6 +51,8 @@ from drtransfer.engine.messages import (
     ProbeDone,
     ProbeTask,
     Progress,
+    RemoveDone,
+    RemoveTask,
     Report,
     TargetState,
     Task,
@@ -292,6 +294,8 @@ class Runtime:
             return self.complete(task)
         if isinstance(task, AbortTask):
             return self.abort(task)
+        if isinstance(task, RemoveTask):
+            return self.remove(task)
         if isinstance(task, PrepareTask):
             return self.prepare(task)
         return self.probe(task)
@@ -365,6 +369,11 @@ class Runtime:
     def _quiet(self, endpoint: str, bucket: str, method: str, **kwargs: Any) -> None:
         with contextlib.suppress(Exception):  # best-effort clean-up of our own objects
             getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
+
+    def remove(self, task: RemoveTask) -> RemoveDone:
+        for target in task.targets:
+            remove_object(self, target)
+        return RemoveDone(task.task_id)
 
     def abort(self, task: AbortTask) -> AbortDone:
         try:
@@ -775,6 +784,15 @@ def sweep_uploads(runtime: Runtime, root: ObjectLocation, *, dry_run: bool) -> i
         kwargs["KeyMarker"] = page.get("NextKeyMarker", "")
         kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
     return count
+
+
+def remove_object(runtime: Runtime, target: ObjectLocation) -> None:
+    """Delete ``target``; an object that is already gone counts as removed."""
+    try:
+        runtime.call(target.endpoint, target.bucket, f"delete {target.url}", "delete_object", Key=target.key)
+    except TaskError as error:
+        if error.code not in ("NoSuchKey", "404", "NotFound"):
+            raise
 
 
 def abort_upload(runtime: Runtime, upload: UploadRef) -> None:

@@ -142,7 +142,18 @@ class AbortTask:
     upload: UploadRef
 
 
-Task = PrepareTask | ProbeTask | OpTask | PartTask | CompleteTask | AbortTask
+@dataclass(frozen=True)
+class RemoveTask:
+    """Delete a model's commit objects: stale ones of an earlier, different upload before anything is
+    written, or the ones already written when the model's commit fails (an object already gone counts
+    as removed)."""
+
+    task_id: int
+    model: int
+    targets: tuple[ObjectLocation, ...]
+
+
+Task = PrepareTask | ProbeTask | OpTask | PartTask | CompleteTask | AbortTask | RemoveTask
 
 # ---- reports: worker -> parent ----------------------------------------------------------------
 
@@ -234,6 +245,11 @@ class AbortDone:
 
 
 @dataclass(frozen=True)
+class RemoveDone:
+    task_id: int
+
+
+@dataclass(frozen=True)
 class TaskFailed:
     """A task failed. ``rewind``: progress bytes it had reported; ``fallback``: stream next time."""
 
@@ -262,6 +278,7 @@ Report = (
     | PartDone
     | CompleteDone
     | AbortDone
+    | RemoveDone
     | TaskFailed
     | WorkerStopped
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import heapq
 import itertools
 import logging
@@ -27,8 +28,22 @@ from types import FrameType
 from typing import Any
 
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine.actions import SEQUENTIAL_PARTS_IN_FLIGHT, Runtime, TaskError, abort_upload, sweep_uploads
-from drtransfer.engine.checksums import combine_crcs, crc_to_b64, is_plain_md5, multipart_count, multipart_etag
+from drtransfer.engine.actions import (
+    SEQUENTIAL_PARTS_IN_FLIGHT,
+    Runtime,
+    TaskError,
+    abort_upload,
+    remove_object,
+    sweep_uploads,
+)
+from drtransfer.engine.checksums import (
+    clean_etag,
+    combine_crcs,
+    crc_to_b64,
+    is_plain_md5,
+    multipart_count,
+    multipart_etag,
+)
 from drtransfer.engine.messages import (
     AbortDone,
     AbortTask,
@@ -46,6 +61,8 @@ from drtransfer.engine.messages import (
     ProbeDone,
     ProbeTask,
     Progress,
+    RemoveDone,
+    RemoveTask,
     Report,
     TargetState,
     Task,
@@ -105,9 +122,14 @@ class ModelState:
     commit: list[int]
     ready: deque[tuple[Task, int]] = field(default_factory=deque)  # (task, buffered bytes)
     listing: dict[str, TargetState] | None = None
-    phase: str = "prepare"  # prepare -> run -> commit -> done
+    # prepare -> [clear] -> run -> commit -> [rollback] -> done; "clear" removes the commit objects of an
+    # earlier, different upload before anything is written, "rollback" the ones written before a commit
+    # operation failed: a target never holds commit objects without everything they commit.
+    phase: str = "prepare"
     active: int = 0  # operations started and not finished
     commit_next: int = 0
+    remove_attempts: int = 0
+    failure: str | None = None  # why the model failed when no operation did (clearing failed)
     result: ModelResult | None = None
 
 
@@ -144,6 +166,7 @@ class Scheduler:
         self.probes: dict[tuple[str, str], bool | None] = {}  # None: running
         self.probe_waiters: dict[tuple[str, str], list[OpState]] = {}
         self.prepares_left = len(self.models)
+        self.pending_removals: list[ObjectLocation] = []  # commit objects a rollback could not delete yet
         self.prepare_attempts: dict[int, int] = {}
         self.rr = 0
         self.started = time.monotonic()
@@ -391,6 +414,8 @@ class Scheduler:
             self._on_prepare(task, report)
         elif isinstance(task, ProbeTask):
             self._on_probe(task, report)
+        elif isinstance(task, RemoveTask):
+            self._on_remove(task, report)
         elif isinstance(task, AbortTask):
             if isinstance(report, AbortDone) and report.ok:
                 self.open_uploads.pop(task.upload.upload_id, None)
@@ -424,9 +449,71 @@ class Scheduler:
                 log.warning("%s: %s", model.plan.model_id, report.note)
             if report.swept:
                 log.info("%s: aborted %d unfinished upload(s) of an earlier run", model.plan.model_id, report.swept)
-        model.phase = "run"
         self.prepares_left -= 1
+        stale = self._stale_commits(model)
+        if stale:
+            model.phase = "clear"
+            self._queue_remove(model, stale)
+            return
+        model.phase = "run"
         self._check_model(model)
+
+    # ---- commit objects: clear stale ones, roll back partial ones -----------------------------
+
+    def _stale_commits(self, model: ModelState) -> list[ObjectLocation]:
+        """The commit objects at the target when one of them differs from what this plan commits (an
+        earlier upload of another checkpoint or model): all of them go before anything is written."""
+        if self.settings.dry_run or not model.listing:
+            return []
+        present = [model.ops[n].op for n in model.commit if model.ops[n].op.target.key in model.listing]
+        for op in present:
+            found = model.listing[op.target.key]
+            if isinstance(op, PutBytes):
+                differs = found.size != len(op.body) or found.etag != hashlib.md5(op.body).hexdigest()
+            elif isinstance(op, CopyObject):
+                etag = clean_etag(op.source.etag)
+                differs = found.size != op.source.size or (is_plain_md5(etag) and found.etag != etag)
+            else:
+                differs = True
+            if differs:
+                return [op.target for op in present]
+        return []
+
+    def _written_commits(self, model: ModelState) -> list[ObjectLocation]:
+        done = ("put", "copied", "skipped")
+        return [
+            model.ops[n].op.target
+            for n in model.commit
+            if (result := model.ops[n].result) is not None and result.status in done
+        ]
+
+    def _queue_remove(self, model: ModelState, targets: Sequence[ObjectLocation]) -> None:
+        model.ready.append((RemoveTask(next(self.ids), model.index, tuple(targets)), 0))
+
+    def _on_remove(self, task: RemoveTask, report: Report) -> None:
+        model = self.models[task.model]
+        if isinstance(report, RemoveDone):
+            if model.phase == "clear":
+                model.phase = "run"
+                self._check_model(model)
+            else:
+                self._finish_model(model)
+            return
+        error = getattr(report, "error", "")
+        model.remove_attempts += 1
+        retryable = getattr(report, "retryable", False) and error != "cancelled"
+        if retryable and model.remove_attempts < self.settings.max_attempts:
+            self._later(self._backoff(model.remove_attempts), lambda: self._queue_remove(model, task.targets))
+            return
+        if model.phase == "clear":
+            model.failure = (
+                f"{error.rstrip('.')}; the commit objects of an earlier upload under {model.plan.target_root.url} "
+                f"could not be removed, so nothing was written."
+            )
+        else:
+            log.warning("%s: could not remove commit objects yet: %s", model.plan.model_id, error)
+            self.pending_removals.extend(task.targets)
+        self._finish_model(model)
 
     def _on_probe(self, task: ProbeTask, report: Report) -> None:
         key = (task.endpoint, task.bucket)
@@ -592,7 +679,7 @@ class Scheduler:
         self._check_model(model)
 
     def _check_model(self, model: ModelState) -> None:
-        if model.phase == "prepare" or model.phase == "done" or model.active:
+        if model.phase in ("prepare", "clear", "rollback", "done") or model.active:
             return
         if model.phase == "run":
             if model.pending or any(s.model == model.index for w in self.probe_waiters.values() for s in w):
@@ -603,10 +690,15 @@ class Scheduler:
                 self._finish_model(model)
                 return
         if model.phase == "commit" and (model.commit_next >= len(model.commit) or self._model_failed(model)):
+            written = self._written_commits(model) if self._model_failed(model) else []
+            if written and not self.settings.dry_run:
+                model.phase = "rollback"
+                self._queue_remove(model, written)
+                return
             self._finish_model(model)
 
     def _model_failed(self, model: ModelState) -> bool:
-        return any(s.result is not None and s.result.status == "failed" for s in model.ops)
+        return model.failure is not None or any(s.result is not None and s.result.status == "failed" for s in model.ops)
 
     def _finish_model(self, model: ModelState) -> None:
         model.phase = "done"
@@ -620,7 +712,7 @@ class Scheduler:
     def _finish_model_result(self, model: ModelState) -> ModelResult:
         results = [s.result or OperationResult(s.op, "not-run") for s in model.ops]
         failed = [r for r in results if r.status == "failed"]
-        status = "failed" if failed else ("dry-run" if self.settings.dry_run else "ok")
+        status = "failed" if failed or model.failure else ("dry-run" if self.settings.dry_run else "ok")
         return ModelResult(
             model_id=model.plan.model_id,
             status=status,  # type: ignore[arg-type]
@@ -628,7 +720,7 @@ class Scheduler:
             bytes=sum(r.bytes for r in results),
             skipped=sum(1 for r in results if r.status == "skipped"),
             seconds=time.monotonic() - self.started,
-            error=failed[0].error if failed else None,
+            error=failed[0].error if failed else model.failure,
         )
 
     # ---- shutdown, interrupts and clean-up ---------------------------------------------------
@@ -661,9 +753,20 @@ class Scheduler:
                         self.open_uploads.pop(task.upload.upload_id, None)
             if self.settings.dry_run:
                 return
-            roots = [m.plan.target_root for m in self.models] if interrupted else []
-            if self.open_uploads or roots:
-                self._cleanup(list(self.open_uploads.values()), roots)
+            # After an interrupt every root is swept; after a failure the roots of the failed models, as
+            # an upload whose creation answer was lost (server killed) is not in open_uploads.
+            roots = [
+                m.plan.target_root
+                for m in self.models
+                if interrupted or (m.result is not None and m.result.status == "failed" and not m.plan.fresh_target)
+            ]
+            removals = list(self.pending_removals)
+            if interrupted:  # commit objects of models interrupted in their commit phase
+                removals += [
+                    t for m in self.models if m.phase in ("commit", "rollback") for t in self._written_commits(m)
+                ]
+            if self.open_uploads or roots or removals:
+                self._cleanup(list(self.open_uploads.values()), roots, removals)
         finally:
             for signum, handler in ignored.items():
                 signal.signal(signum, handler)
@@ -674,16 +777,20 @@ class Scheduler:
             return {}
         return {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    def _cleanup(self, uploads: list[UploadRef], roots: list[ObjectLocation]) -> None:
-        """Abort our uploads (and, after an interrupt, everything under the target roots), retrying
-        until ``abort_timeout`` so a restarting server still gets the aborts."""
+    def _cleanup(
+        self, uploads: list[UploadRef], roots: list[ObjectLocation], removals: Sequence[ObjectLocation] = ()
+    ) -> None:
+        """Abort our uploads (and everything under the given target roots) and delete the commit objects
+        of failed or interrupted models, retrying until ``abort_timeout`` so a restarting server still
+        gets them."""
         quick = dataclasses.replace(self.settings, client_max_attempts=1, connect_timeout=3.0, read_timeout=15.0)
         runtime = Runtime(self.endpoints, quick, lambda report: None, threading.Event())
         deadline = time.monotonic() + self.settings.abort_timeout
         pending_uploads = list(uploads)
         pending_roots = list(dict.fromkeys(roots))
+        pending_removals = list(dict.fromkeys(removals))
         last_error = ""
-        while pending_uploads or pending_roots:
+        while pending_uploads or pending_roots or pending_removals:
             still: list[UploadRef] = []
             for upload in pending_uploads:
                 try:
@@ -701,8 +808,16 @@ class Scheduler:
                     if error.retryable and error.code not in ("NoSuchUpload", "NotImplemented"):
                         last_error = error.sentence
                         still_roots.append(root)
-            pending_uploads, pending_roots = still, still_roots
-            if not (pending_uploads or pending_roots) or time.monotonic() > deadline:
+            still_removals: list[ObjectLocation] = []
+            for target in pending_removals:
+                try:
+                    remove_object(runtime, target)
+                except TaskError as error:
+                    last_error = error.sentence
+                    if error.retryable:
+                        still_removals.append(target)
+            pending_uploads, pending_roots, pending_removals = still, still_roots, still_removals
+            if not (pending_uploads or pending_roots or pending_removals) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         if pending_uploads:
@@ -710,6 +825,13 @@ class Scheduler:
                 "%d multipart upload(s) could not be aborted (%s); the next run sweeps them.",
                 len(pending_uploads),
                 last_error,
+            )
+        if pending_removals:
+            log.error(
+                "%d commit object(s) of a failed model could not be deleted (%s): %s; the next run replaces them.",
+                len(pending_removals),
+                last_error,
+                ", ".join(t.url for t in pending_removals),
             )
         with contextlib.suppress(Exception):
             runtime.close()
