@@ -81,9 +81,12 @@ def test_corruption_is_caught_and_retried(
     assert result.status == "ok", result.error
     assert_copied(upload_s3, upload_bucket, "t/", data)
     # The three bad downloads are caught by the engine's checks and retried; the bad part upload is refused
-    # by the target (BadDigest, thanks to Content-MD5) and re-sent by botocore's own retry.
+    # by the target (BadDigest, thanks to Content-MD5) and re-sent by botocore's own retry, which the
+    # engine reports as well.
     errors = [error for _, _, error in recorder.retries]
-    assert len(errors) == 3 and all(error.startswith("Verification of s3://") for error in errors), errors
+    checks = [error for error in errors if error.startswith("Verification of s3://")]
+    resent = [error for error in errors if "/t/up: retried 1 time(s) by the S3 client" in error]
+    assert (len(checks), len(resent), len(errors)) == (3, 1, 4), errors
     assert recorder.progress["m"] == sum(len(v) for v in data.values())  # rewinds undid the failed bytes
     assert list_uploads(upload_s3, upload_bucket) == []
 
