@@ -31,14 +31,14 @@ def start_seaweed(directory: Path, **kwargs: Any) -> SeaweedServer:
 def local_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
     server = start_seaweed(tmp_path_factory.mktemp("weed-local"))
     yield server
-    server.stop()
+    server.stop(graceful=False)
 
 
 @pytest.fixture(scope="session")
 def upload_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
     server = start_seaweed(tmp_path_factory.mktemp("weed-upload"))
     yield server
-    server.stop()
+    server.stop(graceful=False)
 
 
 def unique_bucket(prefix: str) -> str:

@@ -190,6 +190,9 @@ class FaultProxy:
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
+        conn = _Connection()
+        if self.reset_every and self.connections % self.reset_every == 0:  # this connection's number
+            conn.budget = self.reset_after
         if self.down:
             _rst(client_w)
             return
@@ -201,9 +204,6 @@ class FaultProxy:
         self._writers |= {client_w, up_w}
         requests: deque[tuple[str, str]] = deque()
         arrived = asyncio.Event()
-        conn = _Connection()
-        if self.reset_every and self.connections % self.reset_every == 0:
-            conn.budget = self.reset_after
         tasks = [
             asyncio.ensure_future(self._requests(client_r, up_w, requests, arrived, conn, client_w)),
             asyncio.ensure_future(self._responses(up_r, client_w, requests, arrived, conn)),

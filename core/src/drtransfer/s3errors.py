@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import botocore.exceptions
+import urllib3.exceptions
 
 from drtransfer.endpoints import Endpoint
 from drtransfer.errors import ConfigError, DrTransferError, TransferError
@@ -15,6 +16,13 @@ _CREDENTIAL_CODES = {
     "InvalidClientTokenId",
 }
 _DENIED_CODES = {"AccessDenied", "403", "Forbidden"}
+# A connection reset or closed mid-request or mid-body (a server killed, a proxy dropping it).
+_BROKEN_CONNECTION: tuple[type[BaseException], ...] = (
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.IncompleteReadError,
+    ConnectionError,
+    urllib3.exceptions.HTTPError,
+)
 
 
 def error_code(error: BaseException) -> str:
@@ -31,6 +39,16 @@ def describe_client_error(error: BaseException, *, endpoint: Endpoint, bucket: s
     who = f" (profile {endpoint.profile})" if endpoint.profile else ""
     if isinstance(error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
         return ConfigError(f"Cannot reach the {where}; check that the server runs and the URL is right.")
+    if isinstance(error, botocore.exceptions.ReadTimeoutError):
+        return TransferError(
+            f"The {where} did not answer in time while trying to {action}; it may be overloaded or stalled, "
+            f"run the command again."
+        )
+    if isinstance(error, _BROKEN_CONNECTION):
+        return TransferError(
+            f"The connection to the {where} broke while trying to {action}; check that the server runs and run "
+            f"the command again."
+        )
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         return ConfigError(f"No credentials for the {where}; set the profile{who} or its keys.")
     code = error_code(error)

@@ -60,7 +60,11 @@ def register(cli: click.Group) -> None:
         with tempfile.TemporaryDirectory(prefix="drtransfer-demo-") as tmp:
             root = keep or Path(tmp)
             click.echo(f"Starting two SeaweedFS servers on 127.0.0.1 (data in {root}) ...", err=True)
-            with SeaweedServer(root / "local-s3") as local, SeaweedServer(root / "upload-s3") as upload:
+            kept = keep is not None
+            with (
+                SeaweedServer(root / "local-s3", keep_data=kept) as local,
+                SeaweedServer(root / "upload-s3", keep_data=kept) as upload,
+            ):
                 local.create_bucket("bucket")
                 upload.create_bucket("upload-bucket")
                 click.echo(f"  local (MinIO stand-in): {local.url}\n  upload target:          {upload.url}", err=True)

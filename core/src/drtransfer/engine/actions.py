@@ -176,7 +176,9 @@ class Runtime:
     def client(self, name: str) -> Any:
         with self._lock:
             if name not in self._clients:
-                self._clients[name] = make_s3_client(self.endpoints[name], self.settings.client_settings())
+                client = make_s3_client(self.endpoints[name], self.settings.client_settings())
+                client.meta.events.register("needs-retry.s3", self._saw_attempt)
+                self._clients[name] = client
             return self._clients[name]
 
     def helpers(self) -> ThreadPoolExecutor:
@@ -207,22 +209,38 @@ class Runtime:
         where: tuple[int, int] | None = getattr(self._current, "where", None)
         return where
 
-    def note_retries(self, response: Any, action: str, code: str = "") -> None:
+    def _saw_attempt(self, response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
+        """botocore's ``needs-retry`` event, seen after every attempt of a request on this thread: keep
+        what went wrong, so a retry can be reported with its reason (``SlowDown``, a reset ...)."""
+        reason = ""
+        if caught_exception is not None:
+            reason = type(caught_exception).__name__
+        elif isinstance(response, tuple) and len(response) == 2:
+            http, parsed = response
+            code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, Mapping) else None
+            status = int(getattr(http, "status_code", 0) or 0)
+            reason = str(code or (status if status >= 400 else ""))
+        if reason:
+            self._current.reasons = [*getattr(self._current, "reasons", []), reason]
+
+    def note_retries(self, response: Any, action: str) -> None:
         """Report the retries botocore made inside one call (``ResponseMetadata.RetryAttempts``)."""
         metadata = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
         count = int((metadata or {}).get("RetryAttempts") or 0)
         where = self.current_task()
         if count and where is not None and where[1] >= 0:
-            why = f" (last answer: {code})" if code else ""
+            reasons = list(dict.fromkeys(getattr(self._current, "reasons", [])[:count]))
+            why = f" after {', '.join(reasons)}" if reasons else ""
             sentence = f"{action}: retried {count} time(s) by the S3 client{why}."
             self.emit(ClientRetried(where[0], where[1], count, sentence))
 
     def call(self, endpoint: str, bucket: str, action: str, method: str, **kwargs: Any) -> Any:
         self.check_cancel()
+        self._current.reasons = []
         try:
             answer = getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
         except botocore.exceptions.ClientError as error:
-            self.note_retries(error.response, action, error_code(error))
+            self.note_retries(error.response, action)
             raise self.error(error, endpoint, bucket, action) from None
         except (botocore.exceptions.BotoCoreError, *STREAM_ERRORS) as error:
             raise self.error(error, endpoint, bucket, action) from None

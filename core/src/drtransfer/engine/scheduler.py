@@ -73,7 +73,7 @@ from drtransfer.engine.messages import (
 )
 from drtransfer.engine.pool import Pool
 from drtransfer.engine.settings import MAX_SINGLE_COPY, EngineSettings
-from drtransfer.errors import ConfigError, Interrupted
+from drtransfer.errors import ConfigError, Interrupted, TransferError
 from drtransfer.operations import (
     CopyObject,
     DeleteObject,
@@ -169,6 +169,7 @@ class Scheduler:
         self.pending_removals: list[ObjectLocation] = []  # commit objects a rollback could not delete yet
         self.prepare_attempts: dict[int, int] = {}
         self.rr = 0
+        self.worker_deaths = 0
         self.started = time.monotonic()
         self.pool = Pool(self.endpoints, settings)
 
@@ -234,7 +235,14 @@ class Scheduler:
                 report = self.pool.get(0)
             if now - last_health > 1.0:
                 last_health = now
-                if self.pool.replace_dead():
+                died = self.pool.replace_dead()
+                if died:
+                    self.worker_deaths += died
+                    if self.worker_deaths > 2 * max(1, self.settings.processes):
+                        raise TransferError(
+                            "Worker processes keep dying (see the messages above); with the spawn or forkserver "
+                            "start method, the main script must guard its code with if __name__ == '__main__'."
+                        )
                     self._fail_all_inflight("A worker process died; the task is retried.")
 
     def _all_done(self) -> bool:
