@@ -85,7 +85,7 @@ def test_corruption_is_caught_and_retried(
     # engine reports as well.
     errors = [error for _, _, error in recorder.retries]
     checks = [error for error in errors if error.startswith("Verification of s3://")]
-    resent = [error for error in errors if "/t/up: retried 1 time(s) by the S3 client" in error]
+    resent = [error for error in errors if "/t/up: the S3 client sent it again after BadDigest." in error]
     assert (len(checks), len(resent), len(errors)) == (3, 1, 4), errors
     assert recorder.progress["m"] == sum(len(v) for v in data.values())  # rewinds undid the failed bytes
     assert list_uploads(upload_s3, upload_bucket) == []
@@ -181,6 +181,7 @@ SCRIPT = """
 import json, sys
 from drtransfer.endpoints import Credentials, Endpoint
 from drtransfer.engine import EngineSettings, MiB, TransferSubscriber, run_transfer
+from drtransfer.errors import Interrupted
 from drtransfer.operations import CopyObject, ModelPlan, ObjectLocation, SourceObject
 
 cfg = json.loads(sys.argv[1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -52,7 +53,10 @@ class Setup(Drfc):
         return super().env(DRTRANSFER_STATE_DIR=str(self.state), **extra)
 
     def command(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return self.run(*args, env=self.env(**extra))
+        done = self.run(*args, env=self.env(**extra))
+        if os.environ.get("RELIABILITY_SHOW"):  # debugging aid: pytest -s shows what the command said
+            print(f"$ drtransfer {' '.join(args)}\n{done.stdout}{done.stderr}")
+        return done
 
     def start(self, *args: str, **extra: str) -> Running:
         exe = str(Path(sys.executable).parent / "drtransfer")
@@ -60,6 +64,10 @@ class Setup(Drfc):
             [exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             env=self.env(**extra),
         ))  # fmt: skip
+
+    def upload_args(self, *run_ids: str) -> list[str]:
+        ids = run_ids or tuple(run_id for run_id, _ in self.runs)
+        return [*(str(self.files.run_files[int(r)]) for r in ids), "--system-env", str(self.files.system_env)]
 
     def prefix(self, run_id: str) -> str:
         return dict(self.runs)[run_id]
@@ -308,3 +316,7 @@ __all__ = [
     "no_uploads_left",
     "single_sentence",
 ]
+
+
+# The import tests' Cognito (moto) and fake DRoA, for the secrets test of `drtransfer import`.
+from tests.importers.conftest import cognito, droa, moto_url  # noqa: E402, F401

@@ -99,5 +99,7 @@ def test_slowdown_is_backed_off_and_every_retry_is_reported(
     assert target.slowdowns >= 5, target.slowdowns
     assert sum(reported_retries(done.stderr)) == target.slowdowns, done.stderr  # each one, once
     lines = [line for line in done.stderr.splitlines() if ": retry " in line]
-    assert len(lines) == target.slowdowns and all(line.endswith("after SlowDown.") for line in lines), lines
+    assert len(lines) == target.slowdowns and all(
+        line.endswith("the S3 client sent it again after SlowDown.") for line in lines
+    ), lines
     assert_all_verified(setup)

@@ -54,6 +54,13 @@ class Drfc:
 def drfc(
     tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
 ) -> Drfc:
+    return make_drfc(tmp_path, local_s3, upload_s3, local_bucket, upload_bucket)
+
+
+def make_drfc(
+    tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
+) -> Drfc:
+    """The ``drfc`` fixture's setup, for fixtures elsewhere that build on it (tests/importers)."""
     client = local_s3.client()
     models = {
         run_id: seed_model(client, local_bucket, prefix, checkpoints=(1, 2, 10, 11), best=2, scale=SCALE)

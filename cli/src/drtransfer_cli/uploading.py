@@ -14,7 +14,7 @@ import click
 
 from drtransfer.config import increment_upload_prefix
 from drtransfer.engine import TransferSubscriber
-from drtransfer.errors import ConfigError
+from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
 from drtransfer.importing import PreparedImport
 from drtransfer.locking import target_locks
@@ -150,7 +150,12 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
         for outcome in outcomes:
             run = outcome.prepared.run
             if request.increment and outcome.result.status == "ok" and run.run_file is not None:
-                outcome.extra["next_upload_prefix"] = increment_upload_prefix(run.run_file, system_env=run.system_file)
+                try:
+                    outcome.extra["next_upload_prefix"] = increment_upload_prefix(
+                        run.run_file, system_env=run.system_file
+                    )
+                except DrTransferError as error:  # the upload stands; only the run file kept its prefix
+                    outcome.extra["increment_error"] = str(error)
         # A failed import never hides a successful upload: both are reported, each on its own.
         import_results = submit_after_upload(imports, outcomes, wait=request.wait, notify=notifications.emit)
         seconds = time.monotonic() - started
@@ -161,8 +166,9 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
     finally:
         for line in notifications.close():
             click.echo(f"{wording.prog}: warning: notification failed: {line}", err=True)
-    uploads_ok = all(o.result.status in ("ok", "dry-run") for o in outcomes)
-    imports_ok = all(result.ok for result in import_results)
+    uploads_ok = all(o.result.status in ("ok", "dry-run") and "increment_error" not in o.extra for o in outcomes)
+    # A dry run skips every import; that is what was asked for, not a failure.
+    imports_ok = request.dry_run or all(result.ok for result in import_results)
     return app.EXIT_OK if uploads_ok and imports_ok else app.EXIT_FAILED
 
 
@@ -318,6 +324,8 @@ def report(outcomes: Sequence[UploadOutcome], request: UploadRequest, seconds: f
             click.echo(f"{run.label}: {count} {'retry' if count == 1 else 'retries'}", err=True)
         if "next_upload_prefix" in outcome.extra:
             click.echo(f"{run.label}: DR_UPLOAD_S3_PREFIX is now {outcome.extra['next_upload_prefix']}")
+        if "increment_error" in outcome.extra:
+            click.echo(f"{run.label}: -1 FAILED: {outcome.extra['increment_error']}", err=True)
     if not request.json_output and not request.dry_run:
         failed = sum(1 for o in outcomes if o.result.status == "failed")
         click.echo(

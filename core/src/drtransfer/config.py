@@ -599,15 +599,24 @@ def _incremented(raw: str, run_file: Path, line: int) -> str:
 
 
 def _replace_atomically(path: Path, data: bytes) -> None:
-    mode = path.stat().st_mode & 0o7777
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``: a full disk or a
+    crash leaves the old file as it was and no temporary file behind."""
+    temporary: str | None = None
     try:
+        mode = path.stat().st_mode & 0o7777
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+    except BaseException as error:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise ConfigError(
+                f"Cannot rewrite {path}: {error.strerror or error}; it was left unchanged, free space or fix "
+                f"its permissions (or edit it by hand)."
+            ) from None
         raise

@@ -31,12 +31,18 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
 def target_locks(targets: Sequence[tuple[str, str]], environ: Mapping[str, str] | None = None) -> Iterator[None]:
     """Hold a lock for each ``(endpoint URL, s3://bucket/prefix)``; refuse at once when one is held."""
     directory = state_dir(environ) / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         for endpoint_url, target_url in sorted(set(targets)):
             digest = hashlib.sha256(f"{endpoint_url}\n{target_url}".encode()).hexdigest()[:24]
             path = directory / f"{digest}.lock"
-            handle = stack.enter_context(path.open("a+"))
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                handle = stack.enter_context(path.open("a+"))
+            except OSError as error:
+                raise ConfigError(
+                    f"Cannot create the lock file {path}: {error.strerror or error}; fix {directory} or point "
+                    f"DRTRANSFER_STATE_DIR at a writable directory."
+                ) from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -46,8 +52,10 @@ def target_locks(targets: Sequence[tuple[str, str]], environ: Mapping[str, str] 
                     f"Another drtransfer command ({holder}) is writing to {target_url}; wait for it to finish "
                     f"and run this one again."
                 ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}")
-            handle.flush()
+            # Who holds it, for the message above; only a courtesy, so a full disk does not stop us (and
+            # the write is unbuffered, so closing the file cannot fail on it later).
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                os.write(handle.fileno(), f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode())
         yield

@@ -107,7 +107,7 @@ def training_params_for(model: ModelInventory, target: ObjectLocation) -> dict[s
         try:
             loaded = yaml.safe_load(model.read(model.training_params))
         except yaml.YAMLError as error:
-            raise ModelError(f"{url} is not valid YAML ({error}).") from None
+            raise ModelError(f"{url} is not valid YAML ({_yaml_problem(error)}); fix the file.") from None
         if not isinstance(loaded, dict):
             raise ModelError(f"{url} must be a YAML mapping of training parameters.")
         data = loaded
@@ -127,6 +127,14 @@ def training_params_for(model: ModelInventory, target: ObjectLocation) -> dict[s
     out["METRICS_S3_BUCKET"] = target.bucket
     out["METRICS_S3_OBJECT_KEY"] = f"{prefix}/metrics/TrainingMetrics.json"
     return out
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one clause: the problem and where it is."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or " ".join(str(error).split())
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 _GENERATED_FROM = {

@@ -184,6 +184,34 @@ def list_target(run: RunConfig, client: Any) -> dict[str, int]:
     return out
 
 
+def check_wipe_roots(runs: Sequence[RunConfig]) -> None:
+    """``-w`` deletes whatever the plan does not write under each target prefix: refuse an empty prefix,
+    and a prefix holding any run's training data or metrics or another run's target, which it would
+    delete."""
+
+    def place(endpoint: Endpoint | None, bucket: str, prefix: str) -> tuple[str, str, str]:
+        where = (endpoint.url or f"aws:{endpoint.region}") if endpoint else ""
+        return where, bucket, prefix.strip("/") + "/"
+
+    for run in runs:
+        if not run.upload_prefix.strip("/"):
+            raise ConfigError(f"{run.label}: refusing -w with an empty upload prefix; set DR_UPLOAD_S3_PREFIX.")
+        root = place(target_endpoint(run), run.upload_bucket, run.upload_prefix)
+        for other in runs:
+            held = [
+                (place(other.local, other.local_bucket, other.model_prefix), "trains in"),
+                (place(other.local, other.local_bucket, other.metrics_prefix), "keeps its metrics in"),
+            ]
+            if other is not run:
+                held.append((place(other.upload, other.upload_bucket, other.upload_prefix), "uploads to"))
+            for (where, bucket, prefix), what in held:
+                if (where, bucket) == root[:2] and prefix.startswith(root[2]):
+                    raise ConfigError(
+                        f"{run.label}: refusing -w: {other.label} {what} s3://{bucket}/{prefix}, inside the target "
+                        f"s3://{bucket}/{root[2]}, and -w would delete it; give the run its own DR_UPLOAD_S3_PREFIX."
+                    )
+
+
 def prepare_uploads(
     runs: Sequence[RunConfig],
     host: PluginHost,
@@ -194,10 +222,10 @@ def prepare_uploads(
 ) -> list[PreparedModel]:
     """Inspect, select and plan every run. ConfigErrors (unknown expression, unreachable endpoint,
     refused credentials, missing bucket, empty wipe prefix) propagate; model errors stay per model."""
+    if wipe:
+        check_wipe_roots(runs)
     prepared = []
     for run in runs:
-        if wipe and not run.upload_prefix.strip("/"):
-            raise ConfigError(f"{run.label}: refusing -w with an empty upload prefix; set DR_UPLOAD_S3_PREFIX.")
         item = PreparedModel(run)
         prepared.append(item)
         try:

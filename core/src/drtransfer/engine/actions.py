@@ -229,10 +229,8 @@ class Runtime:
         count = int((metadata or {}).get("RetryAttempts") or 0)
         where = self.current_task()
         if count and where is not None and where[1] >= 0:
-            reasons = list(dict.fromkeys(getattr(self._current, "reasons", [])[:count]))
-            why = f" after {', '.join(reasons)}" if reasons else ""
-            sentence = f"{action}: retried {count} time(s) by the S3 client{why}."
-            self.emit(ClientRetried(where[0], where[1], count, sentence))
+            reasons = tuple(getattr(self._current, "reasons", [])[:count])
+            self.emit(ClientRetried(where[0], where[1], count, action, reasons))
 
     def call(self, endpoint: str, bucket: str, action: str, method: str, **kwargs: Any) -> Any:
         self.check_cancel()
@@ -247,28 +245,33 @@ class Runtime:
         self.note_retries(answer, action)
         return answer
 
-    def read_body(self, response: Any, expected: int, meter: Meter, where: ObjectLocation) -> bytes:
+    def read_body(self, response: Any, expected: int, meter: Meter, where: ObjectLocation) -> bytearray:
+        """Read a response body of ``expected`` bytes into one preallocated buffer (no chunk joins, so a
+        part costs its size in memory once), reporting progress about every MiB."""
         body = response["Body"]
-        chunks: list[bytes] = []
+        buffer = bytearray(expected)
+        view = memoryview(buffer)
         got = 0
         try:
-            while True:
+            while got < expected:
                 self.check_cancel()
-                chunk = body.read(READ_CHUNK)
-                if not chunk:
+                count = body.readinto(view[got : min(expected, got + READ_CHUNK)])
+                if not count:
                     break
-                chunks.append(chunk)
-                got += len(chunk)
-                meter.add(len(chunk))
+                got += count
+                meter.add(count)
+            extra = body.read(1) if got == expected else b""
         except STREAM_ERRORS as error:
             raise self.error(error, where.endpoint, where.bucket, f"read {where.url}") from None
         finally:
+            view.release()
             body.close()
-        if got != expected:
+        if got != expected or extra:
             raise TaskError(
-                f"Reading {where.url} on the {self.describe(where)} returned {got} bytes instead of {expected}."
+                f"Reading {where.url} on the {self.describe(where)} returned a different size than the {expected} "
+                f"bytes announced."
             )
-        return b"".join(chunks)
+        return buffer
 
     def describe(self, location: ObjectLocation) -> str:
         return self.endpoints[location.endpoint].describe()
@@ -527,7 +530,7 @@ class Runtime:
             start += length
         return tuple(parts)
 
-    def verify_source_bytes(self, source: ObjectLocation, etag: str, data: bytes) -> None:
+    def verify_source_bytes(self, source: ObjectLocation, etag: str, data: bytes | bytearray) -> None:
         """Check bytes read from ``source`` against its ETag or stored checksum."""
         if is_plain_md5(etag):
             if hashlib.md5(data).hexdigest() != etag:
@@ -641,11 +644,15 @@ class Runtime:
             got = whole.hexdigest() if label == "ETag" else base64.b64encode(whole.digest()).decode("ascii")
             if got != expected:
                 raise self.mismatch(source, f"the bytes read do not match the source {label}")
-            self.call(
+            answer = self.call(
                 target.endpoint, target.bucket, f"complete the upload of {target.url}", "complete_multipart_upload",
                 Key=target.key, UploadId=upload.upload_id,
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e, _ in parts]},
             )  # fmt: skip
+            final, sent = clean_etag(answer.get("ETag")), multipart_etag(digest for _, _, digest in parts)
+            if multipart_count(final) and final != sent:
+                self._quiet(target.endpoint, target.bucket, "delete_object", Key=target.key)
+                raise TaskError(f"The target reported ETag {final} for {target.url} instead of {sent}.")
         except BaseException:
             with contextlib.suppress(TaskError):  # else the scheduler aborts it at the end
                 abort_upload(self, upload)

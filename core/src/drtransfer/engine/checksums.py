@@ -110,7 +110,7 @@ def crc_to_b64(value: int) -> str:
     return base64.b64encode(value.to_bytes(4, "big")).decode("ascii")
 
 
-def _crc32c_function() -> Callable[[bytes, int], int] | None:
+def _crc32c_function() -> Callable[[Any, int], int] | None:
     """A fast CRC32C if one is installed (crc32c or awscrt); pure Python would be far too slow."""
     try:
         import crc32c  # type: ignore[import-not-found,unused-ignore]
@@ -129,7 +129,7 @@ def _crc32c_function() -> Callable[[bytes, int], int] | None:
 _CRC32C = _crc32c_function()
 
 
-def crc_function(algorithm: str) -> Callable[[bytes, int], int] | None:
+def crc_function(algorithm: str) -> Callable[[Any, int], int] | None:
     """An incremental ``f(data, previous) -> crc`` for ``crc32``/``crc32c``, None when unavailable."""
     if algorithm == "crc32":
         return zlib.crc32
@@ -157,7 +157,7 @@ def stored_checksum(head: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def whole_checksum(algorithm: str, data: bytes) -> str | None:
+def whole_checksum(algorithm: str, data: bytes | bytearray) -> str | None:
     """Base64 checksum of ``data`` in S3's form, None when the algorithm cannot be computed here."""
     if algorithm in ("crc32", "crc32c"):
         function = crc_function(algorithm)

@@ -173,7 +173,8 @@ class ClientRetried:
     model: int
     op_index: int
     count: int
-    error: str
+    action: str  # "write s3://bucket/key" ...
+    reasons: tuple[str, ...]  # what each failed attempt got (SlowDown, a reset ...), where botocore said
 
 
 @dataclass(frozen=True)

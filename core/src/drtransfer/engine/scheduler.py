@@ -312,12 +312,11 @@ class Scheduler:
         model.active += 1
         op = state.op
         root = model.plan.target_root
-        if isinstance(op, DeleteObject) and not _inside(op.target, root):
-            self._finish_op(
-                state,
-                "failed",
-                error=f"Refusing to delete {op.target.url}: it is outside the model's target {root.url}.",
-            )
+        if isinstance(op, DeleteObject) and not (root.key.strip("/") and _inside(op.target, root)):
+            why = f"it is outside the model's target {root.url}"
+            if not root.key.strip("/"):  # never delete across a whole bucket
+                why = f"the model's target is the whole bucket s3://{root.bucket}/"
+            self._finish_op(state, "failed", error=f"Refusing to delete {op.target.url}: {why}.")
             return None
         key = self._probe_key(op)
         if key is not None and not self.settings.dry_run:
@@ -404,8 +403,10 @@ class Scheduler:
             return
         if isinstance(report, ClientRetried):
             state = self.models[report.model].ops[report.op_index]
-            for attempt in range(2, report.count + 2):  # botocore's attempts 2..n of one request
-                self.notify("on_retry", self.plans[report.model].model_id, state.op, attempt, report.error)
+            for n in range(report.count):  # botocore's attempts 2..n+1 of one request
+                reason = f" after {report.reasons[n]}" if n < len(report.reasons) else ""
+                error = f"{report.action}: the S3 client sent it again{reason}."
+                self.notify("on_retry", self.plans[report.model].model_id, state.op, n + 2, error)
             return
         if isinstance(report, UploadStarted):
             self.open_uploads[report.upload.upload_id] = report.upload
