@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ class Setup:
 
 @pytest.fixture
 def setup(tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
-          droa: FakeDroa, console: FakeConsole) -> Iterator[Setup]:
+          droa: FakeDroa, console: FakeConsole) -> Setup:
     drfc = make_drfc(tmp_path, local_s3, upload_s3, local_bucket, upload_bucket)
     # One status poll finishes an import: the CLI polls every 10 s, and the first poll comes at once.
     droa.polls_until_done = console.polls_until_done = 1
@@ -60,7 +59,7 @@ def setup(tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, loc
             f"DR_DROA_COGNITO_ENDPOINT_URL={droa.cognito_url}\nDR_DROA_S3_ENDPOINT_URL={droa.s3_url}\n"
         )
     (tmp_path / "home").mkdir()
-    yield Setup(drfc, tmp_path / "home")
+    return Setup(drfc, tmp_path / "home")
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -192,12 +191,13 @@ def test_import_problems_are_refused_before_anything_is_copied(
 ) -> None:
     if edit is not None:
         run_file = setup.drfc.files.run_files[int(edit[0])]
-        text = run_file.read_text().replace(f"DR_UPLOAD_S3_PREFIX={PREFIXES[edit[0]]}-up", f"DR_UPLOAD_S3_PREFIX={edit[1]}")
-        run_file.write_text(text)
+        old = f"DR_UPLOAD_S3_PREFIX={PREFIXES[edit[0]]}-up"
+        run_file.write_text(run_file.read_text().replace(old, f"DR_UPLOAD_S3_PREFIX={edit[1]}"))
     done = setup.upload(*args, runs=runs, stdin=PASSWORD + "\n")
     assert done.returncode == 2, done.stderr
-    [error] = done.stderr.strip().splitlines()[-1:]
+    error = done.stderr.strip().splitlines()[-1]
     assert error.startswith("drtransfer: error: ") and message in error
+    assert "Ready to upload" not in done.stderr  # refused before the plan was even shown
     assert setup.uploaded() == {}  # nothing at the upload bucket, for any run
     assert console.operations("ImportModel") == [] and droa.s3_calls == [] and droa.models == []
 
@@ -205,7 +205,7 @@ def test_import_problems_are_refused_before_anything_is_copied(
 def test_a_dry_run_with_i_checks_the_names_and_imports_nothing(setup: Setup, console: FakeConsole) -> None:
     done = setup.upload("-d", "-i", "--to", "aws-console", runs=("0",))
     assert done.returncode == 0, done.stderr
-    assert "not imported because it was a dry run" in done.stderr
+    assert "run 0 (alpha): would import as 'alpha-up' into aws-console" in done.stdout
     assert setup.uploaded() == {} and console.calls == []
     refused = setup.upload("-d", "-I", "bad.name", "--to", "aws-console", runs=("0",))
     assert refused.returncode == 2 and "'bad.name' (given with -I/--name) contains '.'" in refused.stderr

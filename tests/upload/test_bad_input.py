@@ -115,3 +115,12 @@ def test_wipe_with_empty_prefix(drfc: Drfc) -> None:
 
 def test_unknown_checkpoint_expression_lists_known_ones(drfc: Drfc) -> None:
     assert_refused(drfc, [*drfc.upload_args("0"), "--checkpoint", "newest"], 2, "known expressions: last")
+
+
+def test_import_options_without_an_import_are_refused(drfc: Drfc) -> None:
+    assert_refused(
+        drfc,
+        [*drfc.upload_args("0"), "--to", "droa", "--wait"],
+        2,
+        "--to, --wait only apply to an import: add -i or -I NAME",
+    )

@@ -120,6 +120,18 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
     started = time.monotonic()
     host = app.build_host(request.disabled_plugins)
     importing = request.importing
+    import_only = [
+        flag
+        for flag, given in (
+            ("--to", request.import_target),
+            ("--wait", request.wait),
+            ("--password-stdin", request.password_stdin),
+            ("--description", request.description),
+        )
+        if given
+    ]
+    if import_only and not importing:
+        raise ConfigError(f"{', '.join(import_only)} only apply to an import: add -i or -I NAME, or drop them.")
     if importing and request.local_target:
         raise ConfigError("Combination of -i and -L is not permitted: the import reads from the upload bucket.")
     if importing and len(host.importers()) == 0:
@@ -160,7 +172,12 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
         import_results = submit_after_upload(imports, outcomes, wait=request.wait, notify=notifications.emit)
         seconds = time.monotonic() - started
         report(outcomes, request, seconds)
-        if not request.json_output:
+        if request.json_output:
+            pass  # each model's JSON line carries its import result
+        elif request.dry_run:
+            for item in imports:
+                click.echo(f"{item.run.label}: would import as {item.name!r} into {item.target}")
+        else:
             report_imports(import_results, runs, json_output=False)
         _emit_results(notifications, outcomes, seconds, dry_run=request.dry_run)
     finally:
