@@ -41,6 +41,28 @@ def upload_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServe
     server.stop(graceful=False)
 
 
+@pytest.fixture(autouse=True)
+def _free_session_buckets(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Delete the buckets a test created on the session servers: SeaweedFS gives each bucket a volume
+    of its own and has a limited number of them (about 80), so buckets must not pile up. Buckets that
+    existed before the test (module-scoped fixtures) are kept."""
+    servers: list[tuple[SeaweedServer, set[str]]] = []
+    for name in ("local_s3", "upload_s3"):
+        if name in request.fixturenames:
+            server: SeaweedServer = request.getfixturevalue(name)
+            servers.append((server, _bucket_names(server)))
+    yield
+    for server, before in servers:
+        if server.process is None or server.process.poll() is not None:
+            continue
+        for bucket in _bucket_names(server) - before:
+            server.client().delete_bucket(Bucket=bucket)
+
+
+def _bucket_names(server: SeaweedServer) -> set[str]:
+    return {bucket["Name"] for bucket in server.client().list_buckets().get("Buckets", [])}
+
+
 def unique_bucket(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
 

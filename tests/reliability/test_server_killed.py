@@ -115,7 +115,8 @@ def test_source_killed_mid_upload_then_rerun(
         code = running.finish()
     finally:
         running.stop()
-        source.start()  # back on the same ports and data
+        if source.process is None or source.process.poll() is not None:
+            source.start()  # back on the same ports and data
     proxy.bandwidth = 0
 
     present = check_after_failure(setup, running, code, "local")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import http.client
 import math
 import os
 import threading
@@ -62,6 +63,7 @@ from drtransfer.engine.messages import (
     Verify,
 )
 from drtransfer.engine.settings import MAX_PARTS, MAX_SINGLE_COPY, MIN_PART, EngineSettings, MiB
+from drtransfer.engine.signing import use_content_md5_signing
 from drtransfer.operations import CopyObject, DeleteObject, ObjectLocation, PutBytes
 from drtransfer.s3errors import describe_client_error, error_code
 
@@ -99,6 +101,8 @@ try:  # urllib3's ProtocolError is not an OSError
     STREAM_ERRORS = (*STREAM_ERRORS, _Urllib3Error)
 except ImportError:  # pragma: no cover - urllib3 ships with botocore
     pass
+# Reading a body straight from http.client (see _direct_reader) can also raise its IncompleteRead.
+READ_ERRORS: tuple[type[BaseException], ...] = (*STREAM_ERRORS, http.client.HTTPException)
 
 
 class CancelFlag(Protocol):
@@ -142,6 +146,68 @@ class Meter:
         self._pending = 0
 
 
+class BufferPool:
+    """Part buffers of one process, reused across tasks.
+
+    A fresh multi-MiB ``bytearray`` is mapped and zeroed page by page with the GIL held (about 2,000
+    page faults per 8 MiB part: a quarter of a worker's CPU on large objects). A buffer given back is
+    kept for the next task of the same size while the buffers in use plus the ones kept stay within
+    ``keep`` bytes (``concurrency x part size``: what the process may hold anyway), so the pool never
+    raises the peak.
+    """
+
+    MIN_SIZE = 1 * MiB  # smaller buffers are cheap to make
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._free: dict[int, list[bytearray]] = {}
+        self._kept = 0
+        self._out = 0  # bytes of pool-sized buffers handed out and not given back
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bytearray:
+        if size < self.MIN_SIZE:
+            return bytearray(size)
+        with self._lock:
+            self._out += size
+            free = self._free.get(size)
+            if free:
+                self._kept -= size
+                return free.pop()
+        return bytearray(size)
+
+    def give(self, buffer: bytearray) -> None:
+        size = len(buffer)
+        if size < self.MIN_SIZE:
+            return
+        with self._lock:
+            self._out -= size
+            if self._out + self._kept + size <= self._keep:
+                self._free.setdefault(size, []).append(buffer)
+                self._kept += size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+            self._kept = 0
+
+
+def _direct_reader(body: Any) -> Any:
+    """The ``http.client`` response under botocore's StreamingBody and urllib3's response, or None.
+
+    Reading it straight into the part buffer (``recv_into``, GIL released) skips urllib3's ``read``, which
+    allocates and copies every chunk twice: on large parts that was a third of a worker's CPU. botocore
+    asks urllib3 not to decode content, so the bytes are the same. Any other shape: None (use the body).
+    """
+    raw = getattr(body, "_raw_stream", None)
+    fp = getattr(raw, "_fp", None)
+    if not isinstance(fp, http.client.HTTPResponse) or getattr(raw, "_decoder", None) is not None:
+        return None
+    if not callable(getattr(raw, "release_conn", None)):
+        return None
+    return fp
+
+
 def own_parts(size: int, part_size: int) -> tuple[PartSpec, ...]:
     """Parts of ``part_size`` (grown so there are at most 10,000), the last one shorter."""
     size_per = max(part_size, math.ceil(size / MAX_PARTS))
@@ -169,6 +235,7 @@ class Runtime:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._helpers: ThreadPoolExecutor | None = None
+        self.buffers = BufferPool(settings.concurrency * settings.part_size)
         self._current = threading.local()  # (model, op_index) of the task this thread works on
 
     # ---- plumbing -------------------------------------------------------------------------------
@@ -178,6 +245,7 @@ class Runtime:
             if name not in self._clients:
                 client = make_s3_client(self.endpoints[name], self.settings.client_settings())
                 client.meta.events.register("needs-retry.s3", self._saw_attempt)
+                use_content_md5_signing(client)
                 self._clients[name] = client
             return self._clients[name]
 
@@ -190,6 +258,7 @@ class Runtime:
     def close(self) -> None:
         if self._helpers is not None:
             self._helpers.shutdown(wait=False, cancel_futures=True)
+        self.buffers.clear()
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -246,27 +315,38 @@ class Runtime:
         return answer
 
     def read_body(self, response: Any, expected: int, meter: Meter, where: ObjectLocation) -> bytearray:
-        """Read a response body of ``expected`` bytes into one preallocated buffer (no chunk joins, so a
-        part costs its size in memory once), reporting progress about every MiB."""
+        """Read a response body of ``expected`` bytes into one buffer from :attr:`buffers` (no chunk joins,
+        so a part costs its size in memory once), reporting progress about every MiB. The caller gives the
+        buffer back (``self.buffers.give``) when done with it."""
         body = response["Body"]
-        buffer = bytearray(expected)
+        direct = _direct_reader(body)
+        read_into = direct.readinto if direct is not None else body.readinto
+        buffer = self.buffers.take(expected)
         view = memoryview(buffer)
         got = 0
         try:
             while got < expected:
                 self.check_cancel()
-                count = body.readinto(view[got : min(expected, got + READ_CHUNK)])
+                count = read_into(view[got : min(expected, got + READ_CHUNK)])
                 if not count:
                     break
                 got += count
                 meter.add(count)
-            extra = body.read(1) if got == expected else b""
-        except STREAM_ERRORS as error:
+            extra = b""
+            if got == expected:
+                if direct is not None and direct.isclosed():  # exactly Content-Length bytes: reuse the connection
+                    body._raw_stream.release_conn()
+                else:
+                    extra = body.read(1)
+        except READ_ERRORS as error:
+            view.release()
+            self.buffers.give(buffer)
             raise self.error(error, where.endpoint, where.bucket, f"read {where.url}") from None
         finally:
             view.release()
             body.close()
         if got != expected or extra:
+            self.buffers.give(buffer)
             raise TaskError(
                 f"Reading {where.url} on the {self.describe(where)} returned a different size than the {expected} "
                 f"bytes announced."
@@ -530,10 +610,13 @@ class Runtime:
             start += length
         return tuple(parts)
 
-    def verify_source_bytes(self, source: ObjectLocation, etag: str, data: bytes | bytearray) -> None:
-        """Check bytes read from ``source`` against its ETag or stored checksum."""
+    def verify_source_bytes(
+        self, source: ObjectLocation, etag: str, data: bytes | bytearray, md5: bytes | None = None
+    ) -> None:
+        """Check bytes read from ``source`` against its ETag or stored checksum (``md5``: of ``data``, if
+        already computed)."""
         if is_plain_md5(etag):
-            if hashlib.md5(data).hexdigest() != etag:
+            if (md5 or hashlib.md5(data).digest()).hex() != etag:
                 raise self.mismatch(source, f"the bytes read do not match the source ETag {etag}")
             return
         count = multipart_count(etag)
@@ -562,13 +645,16 @@ class Runtime:
         response = self.call(source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key)
         etag = clean_etag(response.get("ETag"))
         data = self.read_body(response, int(response["ContentLength"]), meter, source)
-        self.verify_source_bytes(source, etag, data)
-        digest = hashlib.md5(data).digest()
-        answer = self.call(
-            target.endpoint, target.bucket, f"write {target.url}", "put_object", Key=target.key, Body=data,
-            ContentMD5=content_md5(digest), ContentType=response.get("ContentType") or "binary/octet-stream",
-            Metadata=self.metadata_for(response, etag),
-        )  # fmt: skip
+        try:
+            digest = hashlib.md5(data).digest()
+            self.verify_source_bytes(source, etag, data, digest)
+            answer = self.call(
+                target.endpoint, target.bucket, f"write {target.url}", "put_object", Key=target.key, Body=data,
+                ContentMD5=content_md5(digest), ContentType=response.get("ContentType") or "binary/octet-stream",
+                Metadata=self.metadata_for(response, etag),
+            )  # fmt: skip
+        finally:
+            self.buffers.give(data)
         self.check_written(target, answer.get("ETag"), digest.hex())
         return OpDone(task.task_id, "copied", len(data), strategy)
 
@@ -719,14 +805,17 @@ class Runtime:
             Range=f"bytes={part.start}-{part.end - 1}",
         )  # fmt: skip
         data = self.read_body(response, part.size, meter, source)
-        digest = hashlib.md5(data).digest()
-        crc_of = crc_function(task.crc) if task.crc else None
-        crc = crc_of(data, 0) if crc_of else None
-        answer = self.call(
-            upload.endpoint, upload.bucket, f"upload part {part.number} of s3://{upload.bucket}/{upload.key}",
-            "upload_part", Key=upload.key, UploadId=upload.upload_id, PartNumber=part.number, Body=data,
-            ContentMD5=content_md5(digest),
-        )  # fmt: skip
+        try:
+            digest = hashlib.md5(data).digest()
+            crc_of = crc_function(task.crc) if task.crc else None
+            crc = crc_of(data, 0) if crc_of else None
+            answer = self.call(
+                upload.endpoint, upload.bucket, f"upload part {part.number} of s3://{upload.bucket}/{upload.key}",
+                "upload_part", Key=upload.key, UploadId=upload.upload_id, PartNumber=part.number, Body=data,
+                ContentMD5=content_md5(digest),
+            )  # fmt: skip
+        finally:
+            self.buffers.give(data)
         etag = clean_etag(answer.get("ETag"))
         if is_plain_md5(etag) and etag != digest.hex():
             raise TaskError(f"The target stored part {part.number} of s3://{upload.bucket}/{upload.key} wrongly.")
