@@ -181,7 +181,7 @@ def profile_once(
         listing = out_dir / "profiles" / f"{w.name}.txt"
         listing.parent.mkdir(exist_ok=True)
         listing.write_text(
-            f"py-spy record --subprocesses --rate 200 of `drtransfer upload` on {w.name}: "
+            f"py-spy record --subprocesses --gil --rate 200 of `drtransfer upload` on {w.name}: "
             f"{summary['samples']} samples, innermost frames by share\n\n"
             + "\n".join(f"{share:6.2f}%  {frame}" for frame, share in summary["top"]) + "\n"
         )

@@ -34,6 +34,8 @@ import json
 import os
 import platform
 import random
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -260,6 +262,7 @@ class Soak:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
             uploads = client.list_multipart_uploads(Bucket="models").get("Uploads", [])
+            uploads = [u for u in uploads if ".drtransfer-write-check" not in u["Key"]]  # the permission check
             if uploads or client.list_objects_v2(Bucket="models", Prefix=prefix).get("KeyCount", 0) > 3:
                 break
             time.sleep(0.05)
@@ -325,7 +328,9 @@ class Soak:
 
 def summary(records: list[Iteration], args: argparse.Namespace, seconds: float) -> dict[str, Any]:
     rss = [r.peak_rss_mib for r in records]
-    head, tail = rss[: min(5, len(rss))], rss[-min(5, len(rss)) :]
+    half = max(1, len(rss) // 2)
+    head, tail = rss[:half], rss[half:] or rss
+    quiet = [r.peak_rss_mib for r in records if r.fault in ("none", "latency")]
     faults: dict[str, int] = {}
     for record in records:
         faults[record.fault] = faults.get(record.fault, 0) + 1
@@ -347,8 +352,9 @@ def summary(records: list[Iteration], args: argparse.Namespace, seconds: float) 
         "leftover_uploads": sum(r.leftover_uploads for r in records),
         "retries_reported": sum(r.retries for r in records),
         "skipped_on_rerun": sum(r.skipped_on_rerun for r in records),
-        "peak_rss_mib_first5_median": round(statistics.median(head), 1) if head else 0,
-        "peak_rss_mib_last5_median": round(statistics.median(tail), 1) if tail else 0,
+        "peak_rss_mib_median_first_half": round(statistics.median(head), 1) if rss else 0,
+        "peak_rss_mib_median_second_half": round(statistics.median(tail), 1) if rss else 0,
+        "peak_rss_mib_fault_free_range": [round(min(quiet), 1), round(max(quiet), 1)] if quiet else [],
         "peak_rss_mib_max": round(max(rss), 1) if rss else 0,
         "problems": [f"iteration {r.number} ({r.fault}):{r.detail}" for r in records if r.detail],
     }
@@ -369,6 +375,7 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="drtransfer-soak-"))
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # stop the servers on the way out
     soak = Soak(args, workdir)
     records: list[Iteration] = []
     started = time.monotonic()
@@ -386,6 +393,8 @@ def main() -> int:
             )
     finally:
         soak.close()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
     result = summary(records, args, time.monotonic() - started)
     print(json.dumps(result, indent=2))
     if args.json:

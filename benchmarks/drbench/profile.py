@@ -1,5 +1,9 @@
 """A py-spy profile of one ``drtransfer upload`` (every process), summarised by activity.
 
+Only samples of a thread holding the GIL are kept (``--gil``): that is where the client spends Python CPU.
+Without it, threads blocked in socket reads dominate the samples and hide the work. Native code that
+releases the GIL (hashlib on large buffers, socket I/O in the kernel) is not in these samples.
+
 Each sample's stack is walked from the innermost frame outwards; the first frame that belongs to a known
 activity names the sample's activity (so ``json.decode`` under botocore's loader counts as client
 creation, ``socket.recv_into`` under http.client as socket I/O).
@@ -61,7 +65,7 @@ def summarise(raw: Path) -> dict[str, Any]:
 
 def profile(py_spy: str, argv: list[str], env: dict[str, str], raw: Path, log: Path) -> dict[str, Any]:
     """Run ``argv`` under ``py-spy record --subprocesses`` and summarise; {"error": ...} when it fails."""
-    command = [py_spy, "record", "--subprocesses", "--rate", "200", "--format", "raw", "--output", str(raw),
+    command = [py_spy, "record", "--subprocesses", "--gil", "--rate", "200", "--format", "raw", "--output", str(raw),
                "--", *argv]
     with log.open("ab") as out:
         done = subprocess.run(command, env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL, timeout=1800)

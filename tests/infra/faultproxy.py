@@ -170,6 +170,12 @@ class FaultProxy:
                 self._server.close()
             for writer in list(self._writers):
                 _rst(writer)
+            # Connections still relaying (a stall sleeping for minutes) end here, not as destroyed tasks.
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            if others:
+                await asyncio.wait(others, timeout=2)
 
         with contextlib.suppress(RuntimeError):
             asyncio.run_coroutine_threadsafe(close(), loop).result(5)
@@ -189,6 +195,12 @@ class FaultProxy:
     # ---- relaying ----------------------------------------------------------------------------
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            await self._relay(client_r, client_w)
+        except asyncio.CancelledError:  # stop(): end quietly (a cancelled handler task logs an error)
+            _rst(client_w)
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
         conn = _Connection()
         if self.reset_every and self.connections % self.reset_every == 0:  # this connection's number

@@ -24,6 +24,7 @@ import pytest
 from drtransfer.locals3 import Identity, SeaweedServer
 from drtransfer.samples import SeededModel, checkpoint_name, seed_model, write_drfc_config
 from tests.conftest import list_multipart_uploads, list_tree, start_seaweed, unique_bucket
+from tests.importers.conftest import cognito, droa, moto_url  # noqa: F401  (fixtures of test_secrets.py)
 from tests.infra.faultproxy import FaultProxy
 from tests.upload.conftest import Drfc
 
@@ -37,9 +38,7 @@ FAIL_FAST = (
 # Identities of the guarded server (issue 9 §4 and §8).
 NO_WRITE = Identity("no-write", "NOWRITEAK0000001", "no-write-secret-0001", ["Read", "List"])
 NO_LIST = Identity("no-list", "NOLISTAK00000001", "no-list-secret-00001", ["Read", "Write"])
-SECRET = Identity(
-    "secret", "AKIDRTSECRETKEY7Q3X", "drt-SECRET-key-9f8e7d6c5b4a3210", ["Admin", "Read", "Write", "List"]
-)
+SECRET = Identity("secret", "AKIDRTSECRETKEY7Q3X", "drt-SECRET-key-9f8e7d6c5b4a3210", ["Read", "Write", "List"])
 
 
 @dataclass
@@ -223,7 +222,7 @@ def own_server(tmp_path: Path) -> Iterator[Callable[[str], SeaweedServer]]:
 
     yield start
     for server in servers:
-        server.stop()
+        server.stop(graceful=False)  # its data is thrown away
 
 
 @pytest.fixture(scope="session")
@@ -231,14 +230,15 @@ def guarded_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServ
     """A target server with restricted identities (no write, no list) and one with recognisable secrets."""
     server = start_seaweed(tmp_path_factory.mktemp("weed-guarded"), extra_identities=[NO_WRITE, NO_LIST, SECRET])
     yield server
-    server.stop()
+    server.stop(graceful=False)
 
 
 @pytest.fixture
-def guarded_bucket(guarded_s3: SeaweedServer) -> str:
+def guarded_bucket(guarded_s3: SeaweedServer) -> Iterator[str]:
     name = unique_bucket("guarded")
     guarded_s3.create_bucket(name)
-    return name
+    yield name
+    guarded_s3.client().delete_bucket(Bucket=name)  # SeaweedFS deletes non-empty buckets too
 
 
 # ---- what a target holds ------------------------------------------------------------------------
@@ -284,10 +284,6 @@ def no_uploads_left(server: SeaweedServer, bucket: str) -> None:
     assert list_multipart_uploads(server, bucket) == [], "a multipart upload was left behind"
 
 
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip()]
-
-
 def single_sentence(line: str) -> None:
     """One line, one sentence: ends with a full stop, no traceback, no Python repr noise."""
     assert line.rstrip().endswith("."), line
@@ -296,27 +292,3 @@ def single_sentence(line: str) -> None:
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
-__all__ = [
-    "COMMIT_KEYS",
-    "FAIL_FAST",
-    "NO_LIST",
-    "NO_WRITE",
-    "RUNS",
-    "SECRET",
-    "Running",
-    "Setup",
-    "check_target_model",
-    "error_lines",
-    "expected_copies",
-    "json_lines",
-    "make_setup",
-    "md5",
-    "no_uploads_left",
-    "single_sentence",
-]
-
-
-# The import tests' Cognito (moto) and fake DRoA, for the secrets test of `drtransfer import`.
-from tests.importers.conftest import cognito, droa, moto_url  # noqa: E402, F401

@@ -175,6 +175,14 @@ _session_lock = threading.Lock()
 _shared_loader: Any = None
 
 
+def _after_fork_in_child() -> None:
+    global _session_lock
+    _session_lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _new_session() -> boto3.session.Session:
     """A fresh boto3 session sharing this process's botocore data loader: the S3 model and endpoint
     rules are parsed once per process (about 50-100 ms of CPU each time otherwise) and a forked worker

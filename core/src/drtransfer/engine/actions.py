@@ -15,6 +15,7 @@ import http.client
 import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -68,6 +69,7 @@ from drtransfer.operations import CopyObject, DeleteObject, ObjectLocation, PutB
 from drtransfer.s3errors import describe_client_error, error_code
 
 READ_CHUNK = 1 * MiB
+PROGRESS_INTERVAL = 0.2  # seconds between progress reports of one task (plus one at its end)
 LISTING_LIMIT = 10_000  # above this many keys under a root, HEAD each target instead
 SEQUENTIAL_PARTS_IN_FLIGHT = 4  # parts a sequential stream uploads at once (memory: this + 1 parts)
 # Codes that no retry will fix: fail the operation at once with the sentence.
@@ -125,24 +127,27 @@ class TaskError(Exception):
 
 
 class Meter:
-    """Progress of one task, sent about every MiB rather than per read."""
+    """Progress of one task, sent at most about every MiB and every ``PROGRESS_INTERVAL`` seconds rather
+    than per read (each report is a message to the parent)."""
 
     def __init__(self, emit: Callable[[Report], None], model: int, op_index: int) -> None:
         self._emit = emit
         self._model = model
         self._op = op_index
         self._pending = 0
+        self._last = time.monotonic()
         self.total = 0
 
     def add(self, count: int) -> None:
         self._pending += count
         self.total += count
-        if self._pending >= READ_CHUNK:
+        if self._pending >= READ_CHUNK and time.monotonic() - self._last >= PROGRESS_INTERVAL:
             self.flush()
 
     def flush(self) -> None:
         if self._pending and self._model >= 0:
             self._emit(Progress(self._model, self._op, self._pending))
+            self._last = time.monotonic()
         self._pending = 0
 
 
@@ -181,7 +186,7 @@ class BufferPool:
         if size < self.MIN_SIZE:
             return
         with self._lock:
-            self._out -= size
+            self._out = max(0, self._out - size)
             if self._out + self._kept + size <= self._keep:
                 self._free.setdefault(size, []).append(buffer)
                 self._kept += size
@@ -190,6 +195,17 @@ class BufferPool:
         with self._lock:
             self._free.clear()
             self._kept = 0
+
+
+def _as_botocore_error(error: BaseException, url: str) -> BaseException:
+    """An error of a body read straight from http.client as botocore raises it through urllib3, so it
+    gets the same sentence (a stall is a read timeout, anything else a broken connection)."""
+    translated: BaseException = error
+    if isinstance(error, TimeoutError):
+        translated = botocore.exceptions.ReadTimeoutError(endpoint_url=url, error=error)
+    elif isinstance(error, OSError | http.client.HTTPException):
+        translated = botocore.exceptions.ResponseStreamingError(error=error)
+    return translated
 
 
 def _direct_reader(body: Any) -> Any:
@@ -316,7 +332,7 @@ class Runtime:
 
     def read_body(self, response: Any, expected: int, meter: Meter, where: ObjectLocation) -> bytearray:
         """Read a response body of ``expected`` bytes into one buffer from :attr:`buffers` (no chunk joins,
-        so a part costs its size in memory once), reporting progress about every MiB. The caller gives the
+        so a part costs its size in memory once), reporting progress as it goes. The caller gives the
         buffer back (``self.buffers.give``) when done with it."""
         body = response["Body"]
         direct = _direct_reader(body)
@@ -341,6 +357,7 @@ class Runtime:
         except READ_ERRORS as error:
             view.release()
             self.buffers.give(buffer)
+            error = _as_botocore_error(error, where.url) if direct is not None else error
             raise self.error(error, where.endpoint, where.bucket, f"read {where.url}") from None
         finally:
             view.release()
@@ -755,7 +772,7 @@ class Runtime:
         layout = own_parts(size, self.settings.part_size)
         where = self.current_task()
 
-        def send(number: int, data: bytes) -> tuple[int, str, bytes]:
+        def send(number: int, data: bytearray) -> tuple[int, str, bytes]:
             self.working_on(where)  # a helper thread: its retries count for this task's operation
             try:
                 digest = hashlib.md5(data).digest()
@@ -766,30 +783,37 @@ class Runtime:
                 )  # fmt: skip
                 return number, clean_etag(answer.get("ETag")), digest
             finally:
+                self.buffers.give(data)
                 slots.release()
 
+        direct = _direct_reader(body)
+        read_into = direct.readinto if direct is not None else body.readinto
         try:
             for part in layout:
-                chunks: list[bytes] = []
-                need = part.size
-                while need:
-                    self.check_cancel()
-                    try:
-                        chunk = body.read(min(READ_CHUNK, need))
-                    except STREAM_ERRORS as error:
-                        raise self.error(error, source.endpoint, source.bucket, f"read {source.url}") from None
-                    if not chunk:
-                        raise TaskError(f"Reading {source.url} on the {self.describe(source)} ended early.")
-                    chunks.append(chunk)
-                    need -= len(chunk)
-                    meter.add(len(chunk))
-                data = b"".join(chunks)
+                data = self.buffers.take(part.size)  # read in place: no chunk list, no join
+                view = memoryview(data)
+                got = 0
+                try:
+                    while got < part.size:
+                        self.check_cancel()
+                        count = read_into(view[got : min(part.size, got + READ_CHUNK)])
+                        if not count:
+                            raise TaskError(f"Reading {source.url} on the {self.describe(source)} ended early.")
+                        got += count
+                        meter.add(count)
+                except READ_ERRORS as error:
+                    error = _as_botocore_error(error, source.url) if direct is not None else error
+                    raise self.error(error, source.endpoint, source.bucket, f"read {source.url}") from None
+                finally:
+                    view.release()
                 whole.update(data)
                 slots.acquire()
                 futures.append(self.helpers().submit(send, part.number, data))
                 for future in futures:  # fail fast when a part upload already failed
                     if future.done() and future.exception():
                         future.result()
+            if direct is not None and direct.isclosed():  # read to its end: the connection can be reused
+                body._raw_stream.release_conn()
             return [future.result() for future in futures]
         finally:
             body.close()
