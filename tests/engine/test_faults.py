@@ -222,7 +222,8 @@ def test_interrupt_aborts_every_upload(
         key = f"ckpt-{n}"
         etag = put_multipart(client, local_bucket, key, random_bytes(12 * MiB))
         objects.append((key, 12 * MiB, etag))
-    source_proxy.bandwidth = 4 * MiB
+    # Slow enough that the transfer is still running when the signal arrives, even on a loaded machine.
+    source_proxy.bandwidth = 1 * MiB
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     cfg = {
