@@ -7,18 +7,13 @@ from typing import Any
 
 import click
 
-from drtransfer_cli import app, options
-from drtransfer_cli.commands.upload import request_from, upload_switches
+from drtransfer_cli import app
+from drtransfer_cli.commands.upload import request_from, upload_command_options
 from drtransfer_cli.uploading import DRFC_WORDING, run_upload
 
 
 @click.command("dr-upload-model", context_settings={"help_option_names": ["-h", "--help"]})
-@options.run_selection
-@options.checkpoint_choice
-@upload_switches
-@options.engine_options
-@options.output_options
-@options.plugin_options
+@upload_command_options
 @app.handle_errors
 def upload_model(**kwargs: Any) -> None:
     """Upload the model of the activated DRfC run (or of each RUN_FILE) to DR_UPLOAD_S3_BUCKET.

@@ -40,14 +40,20 @@ def request_from(kwargs: dict[str, Any]) -> UploadRequest:
     return UploadRequest(checkpoint=checkpoint, **kwargs)
 
 
+# Every option of `drtransfer upload`, shared with `dr-upload-model`.
+upload_command_options = options._compose(
+    options.run_selection,
+    options.checkpoint_choice,
+    upload_switches,
+    options.engine_options,
+    options.output_options,
+    options.plugin_options,
+)
+
+
 def register(cli: click.Group) -> None:
     @cli.command("upload")
-    @options.run_selection
-    @options.checkpoint_choice
-    @upload_switches
-    @options.engine_options
-    @options.output_options
-    @options.plugin_options
+    @upload_command_options
     @app.handle_errors
     def upload(**kwargs: Any) -> None:
         """Upload the chosen checkpoint of every run's model to its upload bucket.
