@@ -10,13 +10,14 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
+from drtransfer.samples import DrfcFiles, write_drfc_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "core" / "src" / "drtransfer" / "demo_data" / "drfc-sample-training"
 
@@ -79,6 +80,28 @@ def upload_bucket(upload_s3: SeaweedServer) -> str:
     name = unique_bucket("upload")
     upload_s3.create_bucket(name)
     return name
+
+
+def drfc_config_for(
+    directory: Path,
+    local: SeaweedServer,
+    local_bucket: str,
+    upload: SeaweedServer,
+    upload_bucket: str,
+    runs: Sequence[tuple[str, str, str]],
+) -> DrfcFiles:
+    """DRfC configuration files (``run_id, model prefix, upload prefix`` per run) for runs that go from
+    ``local`` to ``upload``, with the servers' own credentials."""
+    return write_drfc_config(
+        directory,
+        local_url=local.url,
+        local_keys=(local.access_key, local.secret_key),
+        local_bucket=local_bucket,
+        upload_url=upload.url,
+        upload_keys=(upload.access_key, upload.secret_key),
+        upload_bucket=upload_bucket,
+        runs=runs,
+    )
 
 
 def list_tree(server: SeaweedServer, bucket: str, prefix: str = "") -> dict[str, bytes]:

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.samples import DrfcFiles, seed_model, write_drfc_config
+from drtransfer.samples import DrfcFiles, seed_model
+from tests.conftest import drfc_config_for
 
 # Objects that belong to someone else, in both buckets: the bench must leave every one of them alone.
 FOREIGN = {
@@ -46,12 +47,20 @@ class BenchSetup:
         return [exe, "bench", str(self.files.run_files[0]), "--system-env", str(self.files.system_env), *args]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(*args), capture_output=True, text=True, env=self.env(), timeout=240,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            self.command(*args), capture_output=True, text=True, env=self.env(), timeout=240, stdin=subprocess.DEVNULL
+        )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.env(), stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            self.command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def contents(self) -> dict[str, dict[str, bytes]]:
         return {
@@ -83,15 +92,13 @@ def bench_setup(
     for server, bucket in ((local_s3, local_bucket), (upload_s3, upload_bucket)):
         for key, body in FOREIGN.items():
             server.client().put_object(Bucket=bucket, Key=key, Body=body)
-    files = write_drfc_config(
+    files = drfc_config_for(
         tmp_path / "drfc",
-        local_url=local_s3.url,
-        local_keys=(local_s3.access_key, local_s3.secret_key),
-        local_bucket=local_bucket,
-        upload_url=upload_s3.url,
-        upload_keys=(upload_s3.access_key, upload_s3.secret_key),
-        upload_bucket=upload_bucket,
-        runs=[("0", "rl-deepracer-sagemaker", "rl-deepracer-sagemaker-up")],
+        local_s3,
+        local_bucket,
+        upload_s3,
+        upload_bucket,
+        [("0", "rl-deepracer-sagemaker", "rl-deepracer-sagemaker-up")],
     )
     setup = BenchSetup(local_s3, upload_s3, local_bucket, upload_bucket, files, {})
     setup.before = setup.contents()

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.samples import DrfcFiles, SeededModel, seed_model, write_drfc_config
+from drtransfer.samples import DrfcFiles, SeededModel, seed_model
+from tests.conftest import drfc_config_for
 
 from ..conftest import list_tree
 from .conftest import SageMakerContainers, read_archive
@@ -55,16 +56,7 @@ def setup(
         run_id: seed_model(local_s3.client(), local_bucket, prefix, checkpoints=(1, 2, 3), best=2, scale=SCALE)
         for run_id, prefix, _ in RUNS
     }
-    files = write_drfc_config(
-        tmp_path / "drfc",
-        local_url=local_s3.url,
-        local_keys=(local_s3.access_key, local_s3.secret_key),
-        local_bucket=local_bucket,
-        upload_url=upload_s3.url,
-        upload_keys=(upload_s3.access_key, upload_s3.secret_key),
-        upload_bucket=upload_bucket,
-        runs=list(RUNS),
-    )
+    files = drfc_config_for(tmp_path / "drfc", local_s3, local_bucket, upload_s3, upload_bucket, list(RUNS))
     return Setup(local_s3, upload_s3, local_bucket, upload_bucket, files, models)
 
 

@@ -142,18 +142,3 @@ def statuses(result: ModelResult) -> dict[str, str]:
 
 def strategies(result: ModelResult) -> dict[str, str]:
     return {r.operation.target.key: r.strategy for r in result.operations}
-
-
-def list_tree(server: SeaweedServer, bucket: str, prefix: str = "") -> dict[str, bytes]:
-    """Every object under ``prefix`` with its bytes."""
-    client = server.client()
-    out: dict[str, bytes] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            out[item["Key"]] = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-    return out
-
-
-def list_uploads(server: SeaweedServer, bucket: str) -> list[dict[str, Any]]:
-    uploads: list[dict[str, Any]] = server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    return uploads

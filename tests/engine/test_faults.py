@@ -20,8 +20,6 @@ from engine_helpers import (
     assert_copied,
     base_settings,
     copy_plan,
-    list_tree,
-    list_uploads,
     put_multipart,
     put_single,
     random_bytes,
@@ -29,6 +27,8 @@ from engine_helpers import (
     strategies,
 )
 from faultproxy import Fault, FaultProxy
+from tests.conftest import list_multipart_uploads as list_uploads
+from tests.conftest import list_tree
 
 from drtransfer.endpoints import Credentials, Endpoint, make_s3_client
 from drtransfer.engine import MiB, run_transfer

@@ -13,14 +13,14 @@ from engine_helpers import (
     assert_copied,
     base_settings,
     copy_plan,
-    list_tree,
-    list_uploads,
     put_multipart,
     put_single,
     random_bytes,
     statuses,
     strategies,
 )
+from tests.conftest import list_multipart_uploads as list_uploads
+from tests.conftest import list_tree
 
 from drtransfer.engine import MiB, run_transfer
 from drtransfer.locals3 import SeaweedServer

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.samples import DrfcFiles, seed_model, write_drfc_config
+from drtransfer.samples import DrfcFiles, seed_model
+from tests.conftest import drfc_config_for
 from tests.importers.conftest import PASSWORD, ROLE, SCALE, USERNAME
 from tests.infra.console_server import FakeConsole
 from tests.infra.droa_server import FakeDroa
@@ -43,14 +44,24 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
-          droa: FakeDroa, console: FakeConsole) -> Setup:
+def setup(
+    tmp_path: Path,
+    local_s3: SeaweedServer,
+    upload_s3: SeaweedServer,
+    local_bucket: str,
+    upload_bucket: str,
+    droa: FakeDroa,
+    console: FakeConsole,
+) -> Setup:
     for _run_id, prefix in RUNS:
         seed_model(local_s3.client(), local_bucket, prefix, checkpoints=(1, 2, 3), best=2, scale=SCALE)
-    files = write_drfc_config(
-        tmp_path / "drfc", local_url=local_s3.url, local_keys=(local_s3.access_key, local_s3.secret_key),
-        local_bucket=local_bucket, upload_url=upload_s3.url, upload_keys=(upload_s3.access_key, upload_s3.secret_key),
-        upload_bucket=upload_bucket, runs=[(run_id, prefix, f"{prefix}-up") for run_id, prefix in RUNS],
+    files = drfc_config_for(
+        tmp_path / "drfc",
+        local_s3,
+        local_bucket,
+        upload_s3,
+        upload_bucket,
+        [(run_id, prefix, f"{prefix}-up") for run_id, prefix in RUNS],
     )
     # The importers' own tests poll through IMPORTING; here one poll (the CLI waits 10 s between polls) is enough.
     droa.polls_until_done = console.polls_until_done = 1
@@ -68,12 +79,15 @@ def json_lines(text: str) -> list[dict[str, object]]:
 
 
 def test_import_several_runs_into_droa_by_default_and_wait(setup: Setup, droa: FakeDroa) -> None:
-    done = setup.run("import", *setup.runs(), "--password-stdin", "--wait", "--json", "--processes", "1",
-                     stdin=PASSWORD + "\n")
+    done = setup.run(
+        "import", *setup.runs(), "--password-stdin", "--wait", "--json", "--processes", "1", stdin=PASSWORD + "\n"
+    )
     assert done.returncode == 0, done.stderr
     results = [line["import"] for line in json_lines(done.stdout)]
     assert [(r["run_id"], r["target"], r["model_name"], r["status"]) for r in results] == [  # type: ignore[index]
-        ("0", "droa", "alpha-up", "ready"), ("1", "droa", "beta-up", "ready")]
+        ("0", "droa", "alpha-up", "ready"),
+        ("1", "droa", "beta-up", "ready"),
+    ]
     assert sorted(r["model_id"] for r in results) == sorted(m.model_id for m in droa.models)  # type: ignore[index]
     assert PASSWORD not in done.stdout + done.stderr
     [cached] = list((setup.cache / "droa").glob("*.json"))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.samples import DrfcFiles, SeededModel, seed_model, write_drfc_config
+from drtransfer.samples import DrfcFiles, SeededModel, seed_model
+from tests.conftest import drfc_config_for
 
 PREFIX = "alpha"
 TARGET = "alpha-up"
@@ -51,14 +52,7 @@ def drfc_run(
     tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
 ) -> DrfcRun:
     model = seed_model(local_s3.client(), local_bucket, PREFIX, checkpoints=CHECKPOINTS, best=2, scale=0.005)
-    files = write_drfc_config(
-        tmp_path / "drfc",
-        local_url=local_s3.url,
-        local_keys=(local_s3.access_key, local_s3.secret_key),
-        local_bucket=local_bucket,
-        upload_url=upload_s3.url,
-        upload_keys=(upload_s3.access_key, upload_s3.secret_key),
-        upload_bucket=upload_bucket,
-        runs=[("0", PREFIX, TARGET)],
+    files = drfc_config_for(
+        tmp_path / "drfc", local_s3, local_bucket, upload_s3, upload_bucket, [("0", PREFIX, TARGET)]
     )
     return DrfcRun(local_s3, upload_s3, local_bucket, upload_bucket, files, model)

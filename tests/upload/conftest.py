@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.samples import DrfcFiles, SeededModel, seed_model, write_drfc_config
+from drtransfer.samples import DrfcFiles, SeededModel, seed_model
+from tests.conftest import drfc_config_for
 
 SCALE = 0.02
 RUNS = (("0", "alpha"), ("1", "beta"), ("2", "gamma"))
@@ -66,14 +67,12 @@ def make_drfc(
         run_id: seed_model(client, local_bucket, prefix, checkpoints=(1, 2, 10, 11), best=2, scale=SCALE)
         for run_id, prefix in RUNS
     }
-    files = write_drfc_config(
+    files = drfc_config_for(
         tmp_path / "drfc",
-        local_url=local_s3.url,
-        local_keys=(local_s3.access_key, local_s3.secret_key),
-        local_bucket=local_bucket,
-        upload_url=upload_s3.url,
-        upload_keys=(upload_s3.access_key, upload_s3.secret_key),
-        upload_bucket=upload_bucket,
-        runs=[(run_id, prefix, f"{prefix}-up") for run_id, prefix in RUNS],
+        local_s3,
+        local_bucket,
+        upload_s3,
+        upload_bucket,
+        [(run_id, prefix, f"{prefix}-up") for run_id, prefix in RUNS],
     )
     return Drfc(local_s3, upload_s3, local_bucket, upload_bucket, files, models)
