@@ -15,12 +15,11 @@ from drtransfer.packaging import (
     MemberSource,
     OpenedMember,
     build_targz,
-    car_rule_violations,
-    check_car_package,
     resolve_archive_name,
     sanitize_archive_name,
 )
 from drtransfer.runconfig import RunConfig
+from drtransfer_plugins.carzip.rules import car_rule_violations, check_car_package
 
 from .conftest import FIXTURE_METADATA, read_archive
 

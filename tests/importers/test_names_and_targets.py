@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from drtransfer.errors import ConfigError
-from drtransfer.importing import ImportOptions, check_name, default_target, prepare_imports
+from drtransfer.importing import ImportOptions, check_name, default_target, needs_local_model, prepare_imports
 from drtransfer.plugins import get_plugin_manager
 from drtransfer.workflow import PreparedModel
 from tests.plugins.factory import make_run
@@ -40,10 +40,17 @@ def test_valid_names_pass() -> None:
 
 
 def test_the_default_target_is_droa_when_DR_DROA_URL_is_set() -> None:
-    chosen = ImportOptions(environ={})
-    assert default_target(make_run(values={"DR_DROA_URL": "https://droa.example"}), chosen) == "droa"
-    assert default_target(make_run(), chosen) == "aws-console"
-    assert default_target(make_run(), ImportOptions(environ={"DR_DROA_URL": "https://d.example"})) == "droa"
+    chosen, host = ImportOptions(environ={}), get_plugin_manager()
+    assert default_target(make_run(values={"DR_DROA_URL": "https://droa.example"}), chosen, host) == "droa"
+    assert default_target(make_run(), chosen, host) == "aws-console"
+    assert default_target(make_run(), ImportOptions(environ={"DR_DROA_URL": "https://d.example"}), host) == "droa"
+
+
+def test_each_importer_says_whether_it_reads_the_local_model_and_when_it_is_the_default() -> None:
+    host = get_plugin_manager()
+    assert needs_local_model(host, "droa") and not needs_local_model(host, "aws-console")
+    with pytest.raises(ConfigError, match="No import target is the default for run 0"):
+        default_target(make_run(), ImportOptions(environ={}), get_plugin_manager(disabled=["aws-console"]))
 
 
 def test_one_name_for_several_runs_is_refused() -> None:

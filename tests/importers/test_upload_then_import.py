@@ -1,6 +1,7 @@
-"""``drtransfer upload -i``'s flow in-process, with the real engine: prepare_uploads, the import checks,
-execute, then the imports; several runs with both targets at once. A failed import never hides a
-successful upload: each outcome keeps its upload result and carries its import result beside it."""
+"""``drtransfer upload -i``'s job in-process (:func:`drtransfer.jobs.upload`), with the real engine:
+prepare, the import checks, the confirmation, execute, then the imports; several runs with both targets
+at once. A failed import never hides a successful upload: each outcome keeps its upload result and
+carries its import result beside it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 
 from drtransfer.engine import EngineSettings
 from drtransfer.errors import ConfigError
-from drtransfer.workflow import execute, prepare_uploads
-from drtransfer_cli.commands.import_ import prepare_for_upload, submit_after_upload
+from drtransfer.jobs import ImportSpec, UploadRequest, upload
+from drtransfer.workflow import PreparedModel
+from drtransfer_cli.commands.import_ import secret_source
 from tests.conftest import list_tree
 from tests.importers.conftest import PASSWORD, ROLE, Runs, droa_values
 from tests.infra.console_server import ConsoleModel, FakeConsole
@@ -36,15 +38,16 @@ def test_upload_then_import_into_both_targets(
     for run_id, prefix in (("0", "alpha"), ("1", "beta"), ("2", "gamma")):
         runs.seed(run_id, prefix)
     chosen = [runs.run("0", "alpha", **droa_values(droa)), runs.run("1", "beta"), runs.run("2", "gamma")]
-    prepared = prepare_uploads(chosen, runs.host)
-    imports = prepare_for_upload(runs.host, prepared, target=None, name=None, password_stdin=True, description=None,
-                                 engine=ENGINE, dry_run=False)
-    assert [i.target for i in imports] == ["droa", "aws-console", "aws-console"]
-    # Someone takes the name between the check and the import.
-    console.models.append(ConsoleModel("gamma-up", console.models[0].arn + "x"))
 
-    outcomes = execute(prepared, ENGINE)
-    results = submit_after_upload(imports, outcomes, wait=True, notify=None)
+    def confirm(prepared: object) -> bool:
+        # Someone takes the name between the check and the import.
+        console.models.append(ConsoleModel("gamma-up", console.models[0].arn + "x"))
+        return True
+
+    request = UploadRequest(chosen, engine=ENGINE, imports=ImportSpec(wait=True, secret=secret_source(True)))
+    report = upload(request, host=runs.host, confirm=confirm)
+    imports, outcomes, results = report.imports, report.outcomes, report.import_results
+    assert [i.target for i in imports] == ["droa", "aws-console", "aws-console"]
 
     assert [o.result.status for o in outcomes] == ["ok", "ok", "ok"]  # every upload went through ...
     assert [(r.target, r.status) for r in results] == [("droa", "ready"), ("aws-console", "ready"),
@@ -64,14 +67,20 @@ def test_a_failed_upload_skips_its_import(runs: Runs, console: FakeConsole, pass
     runs.values.update({"DR_UPLOAD_S3_ROLE": ROLE, "DR_DEEPRACER_ENDPOINT_URL": console.url})
     runs.seed("0", "alpha")
     runs.seed("1", "beta")
-    prepared = prepare_uploads([runs.run("0", "alpha"), runs.run("1", "beta")], runs.host)
-    imports = prepare_for_upload(runs.host, prepared, target="aws-console", name=None, password_stdin=False,
-                                 description=None, engine=ENGINE, dry_run=False)
-    assert prepared[0].selection is not None
-    gone = prepared[0].selection.checkpoint.files["pb"].location.key
-    runs.local.client().delete_object(Bucket=runs.local_bucket, Key=gone)  # vanishes after planning
-    outcomes = execute(prepared, EngineSettings(processes=0, concurrency=4, max_attempts=1, client_max_attempts=1))
-    results = submit_after_upload(imports, outcomes, wait=False, notify=None)
+
+    def confirm(prepared: list[PreparedModel]) -> bool:
+        assert prepared[0].selection is not None
+        gone = prepared[0].selection.checkpoint.files["pb"].location.key
+        runs.local.client().delete_object(Bucket=runs.local_bucket, Key=gone)  # vanishes after planning
+        return True
+
+    request = UploadRequest(
+        [runs.run("0", "alpha"), runs.run("1", "beta")],
+        engine=EngineSettings(processes=0, concurrency=4, max_attempts=1, client_max_attempts=1),
+        imports=ImportSpec(target="aws-console", secret=secret_source(False)),
+    )
+    report = upload(request, host=runs.host, confirm=confirm)  # type: ignore[arg-type]
+    outcomes, results = report.outcomes, report.import_results
     assert outcomes[0].result.status == "failed" and outcomes[1].result.status == "ok"
     assert (results[0].status, results[0].message) == ("skipped", "not imported because its upload failed.")
     assert results[1].status == "submitted"
@@ -81,14 +90,12 @@ def test_a_failed_upload_skips_its_import(runs: Runs, console: FakeConsole, pass
 def test_a_dry_run_checks_names_but_imports_nothing(runs: Runs, console: FakeConsole, password_on_stdin: None) -> None:
     runs.values.update({"DR_UPLOAD_S3_ROLE": ROLE, "DR_DEEPRACER_ENDPOINT_URL": console.url})
     runs.seed("0", "alpha")
-    prepared = prepare_uploads([runs.run("0", "alpha", upload_prefix="alpha_1")], runs.host)
+    spec = ImportSpec(target="aws-console", secret=secret_source(False))
     with pytest.raises(ConfigError, match="contains '_'"):
-        prepare_for_upload(runs.host, prepared, target="aws-console", name=None, password_stdin=False,
-                           description=None, engine=ENGINE, dry_run=True)
-    prepared = prepare_uploads([runs.run("0", "alpha")], runs.host)
-    imports = prepare_for_upload(runs.host, prepared, target="aws-console", name=None, password_stdin=False,
-                                 description=None, engine=ENGINE, dry_run=True)
-    outcomes = execute(prepared, EngineSettings(processes=0, dry_run=True))
-    [result] = submit_after_upload(imports, outcomes, wait=False, notify=None)
+        upload(UploadRequest([runs.run("0", "alpha", upload_prefix="alpha_1")], dry_run=True, engine=ENGINE,
+                             imports=spec), host=runs.host)
+    dry = EngineSettings(processes=0, dry_run=True)
+    report = upload(UploadRequest([runs.run("0", "alpha")], dry_run=True, engine=dry, imports=spec), host=runs.host)
+    [result] = report.import_results
     assert (result.status, result.message) == ("skipped", "not imported because it was a dry run.")
     assert console.calls == []

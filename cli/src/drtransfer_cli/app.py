@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from drtransfer.engine import EngineSettings, TransferSubscriber
 from drtransfer.errors import ConfigError, DrTransferError, Interrupted
+from drtransfer.jobs import Notifications
 from drtransfer.operations import ModelPlan, ModelResult
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
@@ -76,6 +77,16 @@ def load_runs(
     if not runs:
         raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")
     return unique_endpoint_names(runs)
+
+
+def notifications(urls: Sequence[str], *, verbose: bool) -> Notifications:
+    """``--notify URL`` and ``-v`` (the log notifier prints every event on stderr)."""
+    return Notifications(urls=tuple(urls), verbose=verbose, log_stream=sys.stderr)
+
+
+def warn_notification_failures(lines: Sequence[str], prog: str = "drtransfer") -> None:
+    for line in lines:
+        click.echo(f"{prog}: warning: notification failed: {line}", err=True)
 
 
 def confirm(

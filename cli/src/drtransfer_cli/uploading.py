@@ -1,30 +1,24 @@
-"""The upload flow shared by ``drtransfer upload`` and ``dr-upload-model`` (which differ only in
-spelling and wording)."""
+"""The command side of ``drtransfer upload`` and ``dr-upload-model`` (which differ only in spelling and
+wording): flags to a :class:`drtransfer.jobs.UploadRequest`, the question, and the rendering of the job's
+progress and results. The job itself is :func:`drtransfer.jobs.upload`."""
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
-from drtransfer.config import increment_upload_prefix
 from drtransfer.engine import TransferSubscriber
-from drtransfer.errors import ConfigError, DrTransferError
-from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
-from drtransfer.importing import PreparedImport
-from drtransfer.locking import target_locks
-from drtransfer.notifying import NotificationDispatcher, collect_notify_urls, open_notifications
+from drtransfer.errors import ConfigError
+from drtransfer.jobs import ImportSpec, JobSubscriber, UploadRequest, upload
 from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operation, OperationResult
-from drtransfer.plugins import PluginHost
-from drtransfer.runconfig import RunConfig
-from drtransfer.workflow import PreparedModel, UploadOutcome, check_targets, execute, prepare_uploads
+from drtransfer.workflow import PreparedModel, UploadOutcome
 from drtransfer_cli import app
-from drtransfer_cli.commands.import_ import prepare_for_upload, report_imports, submit_after_upload
+from drtransfer_cli.commands.import_ import report_imports, secret_source
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,9 @@ DRFC_WORDING = Wording(
 
 
 @dataclass(frozen=True)
-class UploadRequest:
+class UploadFlags:
+    """What the command line of ``drtransfer upload`` / ``dr-upload-model`` said."""
+
     run_files: Sequence[Path]
     system_env: Path | None
     experiments: Sequence[str]
@@ -90,13 +86,13 @@ class RetryLog(TransferSubscriber):
         self.prog = prog
         self.counts: dict[str, int] = {}
 
-    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str) -> None:
+    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
         self.counts[model_id] = self.counts.get(model_id, 0) + 1
         if self.verbose:
             label = self.labels.get(model_id, model_id)
             click.echo(f"{self.prog}: {label}: retry {attempt} of {operation.target.url}: {error}", err=True)
 
-    def on_operation(self, model_id: str, result: OperationResult) -> None:
+    def on_operation(self, model_id: str, result: OperationResult, **kwargs: Any) -> None:
         if self.verbose and result.status == "failed":
             label = self.labels.get(model_id, model_id)
             click.echo(f"{self.prog}: {label}: {result.operation.target.url} failed: {result.error}", err=True)
@@ -116,100 +112,82 @@ def prefix_overrides(prefix: str | None) -> dict[str, str]:
     }
 
 
-def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) -> int:
-    started = time.monotonic()
-    host = app.build_host(request.disabled_plugins)
-    importing = request.importing
+def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int:
+    """Build the job's request from the flags and the environment, run it, print its results."""
+    importing = flags.importing
     import_only = [
         flag
         for flag, given in (
-            ("--to", request.import_target),
-            ("--wait", request.wait),
-            ("--password-stdin", request.password_stdin),
-            ("--description", request.description),
+            ("--to", flags.import_target),
+            ("--wait", flags.wait),
+            ("--password-stdin", flags.password_stdin),
+            ("--description", flags.description),
         )
         if given
     ]
     if import_only and not importing:
         raise ConfigError(f"{', '.join(import_only)} only apply to an import: add -i or -I NAME, or drop them.")
-    if importing and request.local_target:
+    if importing and flags.local_target:
         raise ConfigError("Combination of -i and -L is not permitted: the import reads from the upload bucket.")
-    if importing and len(host.importers()) == 0:
-        raise ConfigError(
-            "No importer installed: -i/-I need an import plugin (aws-console or droa from drtransfer-plugins); "
-            "install it or drop -i/-I."
-        )
+    host = app.build_host(flags.disabled_plugins)
     runs = app.load_runs(
-        request.run_files,
-        system_env=request.system_env,
-        experiments=request.experiments,
-        all_experiments=request.all_experiments,
-        overrides=prefix_overrides(request.prefix),
-        local_target=request.local_target,
+        flags.run_files,
+        system_env=flags.system_env,
+        experiments=flags.experiments,
+        all_experiments=flags.all_experiments,
+        overrides=prefix_overrides(flags.prefix),
+        local_target=flags.local_target,
     )
-    if request.increment:
-        missing = [run.label for run in runs if run.run_file is None]
-        if missing:
-            raise ConfigError(f"-1 needs each run's run.env to edit; none is known for {', '.join(missing)}.")
-    notifications = open_notifications(
-        host, collect_notify_urls(request.notify_urls, os.environ, runs), verbose=request.verbose, stderr=sys.stderr
+    request = UploadRequest(
+        runs=runs,
+        checkpoint=flags.checkpoint,
+        wipe=flags.wipe,
+        dry_run=flags.dry_run,
+        increment=flags.increment,
+        engine=app.engine_settings(flags.processes, flags.concurrency, flags.part_size, dry_run=flags.dry_run),
+        imports=ImportSpec(
+            target=flags.import_target,
+            name=flags.import_name,
+            description=flags.description,
+            wait=flags.wait,
+            secret=secret_source(flags.password_stdin),
+        )
+        if importing
+        else None,
+        notifications=app.notifications(flags.notify_urls, verbose=flags.verbose),
     )
+    labels = {run.run_id: run.label for run in runs}
+    progress = None
+    if app.wants_progress(flags.no_progress, flags.json_output) and not flags.dry_run:
+        progress = app.ProgressBars(labels)
+    subscribers: list[TransferSubscriber] = [RetryLog(labels, verbose=flags.verbose, prog=wording.prog)]
+    if progress:
+        subscribers.insert(0, progress)
+    if flags.dry_run:
+        subscribers.append(DryRunBanner(wording))
+
+    def confirm(prepared: Sequence[PreparedModel]) -> bool:
+        app.confirm(ready_lines(prepared, wording), force=flags.force, question=wording.question,
+                    refusal=wording.refusal)
+        return True
+
     try:
-        check_targets(runs, probe_write=not request.dry_run)
-        targets = [(run.upload.url or "aws", run.target_url) for run in runs if run.upload is not None]
-        with target_locks([] if request.dry_run else targets):
-            outcomes, imports = _plan_and_transfer(request, wording, host, runs, notifications)
-        for outcome in outcomes:
-            run = outcome.prepared.run
-            if request.increment and outcome.result.status == "ok" and run.run_file is not None:
-                try:
-                    outcome.extra["next_upload_prefix"] = increment_upload_prefix(
-                        run.run_file, system_env=run.system_file
-                    )
-                except DrTransferError as error:  # the upload stands; only the run file kept its prefix
-                    outcome.extra["increment_error"] = str(error)
-        # A failed import never hides a successful upload: both are reported, each on its own.
-        import_results = submit_after_upload(imports, outcomes, wait=request.wait, notify=notifications.emit)
-        seconds = time.monotonic() - started
-        report(outcomes, request, seconds)
-        if request.json_output:
-            pass  # each model's JSON line carries its import result
-        elif request.dry_run:
-            for item in imports:
+        report_ = upload(request, host=host, confirm=confirm, subscribers=subscribers)
+    finally:
+        if progress:
+            progress.close()
+    report(report_.outcomes, flags, report_.seconds)
+    if not flags.json_output:  # with --json each model's line carries its import result
+        if flags.dry_run:
+            for item in report_.imports:
                 click.echo(f"{item.run.label}: would import as {item.name!r} into {item.target}")
         else:
-            report_imports(import_results, runs, json_output=False)
-        _emit_results(notifications, outcomes, seconds, dry_run=request.dry_run)
-    finally:
-        for line in notifications.close():
-            click.echo(f"{wording.prog}: warning: notification failed: {line}", err=True)
-    uploads_ok = all(o.result.status in ("ok", "dry-run") and "increment_error" not in o.extra for o in outcomes)
-    # A dry run skips every import; that is what was asked for, not a failure.
-    imports_ok = request.dry_run or all(result.ok for result in import_results)
-    return app.EXIT_OK if uploads_ok and imports_ok else app.EXIT_FAILED
+            report_imports(report_.import_results, runs, json_output=False)
+    app.warn_notification_failures(report_.notification_failures, wording.prog)
+    return app.EXIT_OK if report_.ok else app.EXIT_FAILED
 
 
-def _plan_and_transfer(
-    request: UploadRequest,
-    wording: Wording,
-    host: PluginHost,
-    runs: Sequence[RunConfig],
-    notifications: NotificationDispatcher,
-) -> tuple[list[UploadOutcome], list[PreparedImport]]:
-    prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe)
-    settings = app.engine_settings(request.processes, request.concurrency, request.part_size, dry_run=request.dry_run)
-    imports: list[PreparedImport] = []
-    if request.importing:  # every import check (names, roles, sign-in) before anything is copied
-        imports = prepare_for_upload(
-            host,
-            prepared,
-            target=request.import_target,
-            name=request.import_name,
-            password_stdin=request.password_stdin,
-            description=request.description,
-            engine=settings,
-            dry_run=request.dry_run,
-        )
+def ready_lines(prepared: Sequence[PreparedModel], wording: Wording) -> list[str]:
     lines = [wording.ready.format(count=len(prepared))]
     for item in prepared:
         if item.ok and item.selection is not None:
@@ -218,71 +196,20 @@ def _plan_and_transfer(
             )
         else:
             lines.append(f"  {item.run.label}: cannot upload: {item.error}")
-    if request.dry_run:
-        click.echo(wording.dry_run_banner, err=True)
-        for line in lines:
+    return lines
+
+
+class DryRunBanner(JobSubscriber):
+    """``-d``: no question is asked; the banner and the plan are shown when the batch starts."""
+
+    def __init__(self, wording: Wording) -> None:
+        self.wording = wording
+        self.prepared: Sequence[PreparedModel] = ()
+
+    def on_prepared(self, prepared: Sequence[PreparedModel], **kwargs: Any) -> None:
+        click.echo(self.wording.dry_run_banner, err=True)
+        for line in ready_lines(prepared, self.wording):
             click.echo(line, err=True)
-    elif any(item.ok for item in prepared):
-        app.confirm(lines, force=request.force, question=wording.question, refusal=wording.refusal)
-
-    planned = sum(item.plan.total_bytes for item in prepared if item.plan is not None)
-    notifications.emit(
-        BatchStarted(command="upload", runs=[item.run.run_id for item in prepared], bytes_planned=planned)
-    )
-    for item in prepared:
-        if item.selection is not None:
-            notifications.emit(
-                CheckpointSelected(
-                    run_id=item.run.run_id,
-                    checkpoint=item.selection.checkpoint.name,
-                    explanation=item.selection.explanation,
-                )
-            )
-    progress = None
-    if app.wants_progress(request.no_progress, request.json_output) and not request.dry_run:
-        progress = app.ProgressBars({p.run.run_id: p.run.label for p in prepared})
-    settings = app.engine_settings(request.processes, request.concurrency, request.part_size, dry_run=request.dry_run)
-    retries = RetryLog({p.run.run_id: p.run.label for p in prepared}, verbose=request.verbose, prog=wording.prog)
-    try:
-        outcomes = execute(prepared, settings, [progress, retries] if progress else [retries])
-    finally:
-        if progress:
-            progress.close()
-    for outcome in outcomes:
-        outcome.extra["retries"] = retries.counts.get(outcome.prepared.run.run_id, 0)
-    return outcomes, imports
-
-
-def _emit_results(
-    notifications: NotificationDispatcher, outcomes: Sequence[UploadOutcome], seconds: float, *, dry_run: bool
-) -> None:
-    failures = []
-    for outcome in outcomes:
-        run, result = outcome.prepared.run, outcome.result
-        if result.status == "ok":
-            notifications.emit(
-                ModelUploaded(
-                    run_id=run.run_id,
-                    target=run.target_url,
-                    bytes=result.bytes,
-                    seconds=result.seconds,
-                    skipped=result.skipped,
-                )
-            )
-        elif result.status == "failed":
-            reason = result.error or "failed"
-            failures.append(f"run {run.run_id}: {reason}")
-            notifications.emit(ModelFailed(run_id=run.run_id, target=run.target_url, reason=reason))
-    notifications.emit(
-        BatchFinished(
-            command="upload (dry run)" if dry_run else "upload",
-            succeeded=len(outcomes) - len(failures),
-            failed=len(failures),
-            bytes=sum(o.result.bytes for o in outcomes),
-            seconds=seconds,
-            failures=failures,
-        )
-    )
 
 
 def describe_operation(result: OperationResult) -> str:
@@ -318,7 +245,7 @@ def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
     return data
 
 
-def report(outcomes: Sequence[UploadOutcome], request: UploadRequest, seconds: float) -> None:
+def report(outcomes: Sequence[UploadOutcome], request: UploadFlags, seconds: float) -> None:
     for outcome in outcomes:
         if request.json_output:
             app.print_json(outcome_json(outcome))

@@ -20,7 +20,7 @@ Call semantics, per group:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -29,8 +29,11 @@ from drtransfer import PROJECT_NAME
 if TYPE_CHECKING:
     from drtransfer.checkpoints import Selection
     from drtransfer.events import Event
+    from drtransfer.importing import Importer
     from drtransfer.inventory import ModelInventory
+    from drtransfer.notifying import NotifierFactory
     from drtransfer.operations import ModelPlan
+    from drtransfer.packaging import Packager
     from drtransfer.registry import Registry
     from drtransfer.runconfig import RunConfig
 
@@ -93,7 +96,7 @@ def drtransfer_extend_plan(plan: ModelPlan, model: ModelInventory, run: RunConfi
 
 
 @hookspec
-def drtransfer_register_importers(register: Registry[Any]) -> None:
+def drtransfer_register_importers(register: Registry[Importer]) -> None:
     """Register import targets: call ``register(name, importer, description)`` for each.
 
     ``importer`` implements :class:`drtransfer.importing.Importer`; ``name`` is what ``--to`` takes.
@@ -104,7 +107,7 @@ def drtransfer_register_importers(register: Registry[Any]) -> None:
 
 
 @hookspec
-def drtransfer_register_packagers(register: Registry[Any]) -> None:
+def drtransfer_register_packagers(register: Registry[Packager]) -> None:
     """Register archive formats: call ``register(name, packager, description)`` for each.
 
     ``packager`` implements :class:`drtransfer.packaging.Packager`; ``name`` is what ``--format`` takes.
@@ -114,7 +117,7 @@ def drtransfer_register_packagers(register: Registry[Any]) -> None:
 
 
 @hookspec
-def drtransfer_register_notifiers(register: Registry[Any]) -> None:
+def drtransfer_register_notifiers(register: Registry[NotifierFactory]) -> None:
     """Register notifier kinds: call ``register(name, factory, description)`` for each.
 
     ``factory`` implements :class:`drtransfer.notifying.NotifierFactory`: it says which ``--notify``

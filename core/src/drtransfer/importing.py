@@ -29,13 +29,12 @@ from drtransfer.errors import ConfigError, DrTransferError, Interrupted
 from drtransfer.events import Event, ImportFinished
 from drtransfer.operations import ModelResult
 from drtransfer.plugins import PluginHost
+from drtransfer.registry import Registry
 from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import PreparedModel
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 NAME_RULE = "1 to 64 letters, digits and hyphens"
-DEFAULT_DROA_TARGET = "droa"
-DEFAULT_CONSOLE_TARGET = "aws-console"
 
 SecretSource = Callable[[str], str]
 """Returns a secret for a prompt text (a hidden terminal prompt, or one line of stdin); never echoes it."""
@@ -145,9 +144,21 @@ class ImportResult:
 class Importer(Protocol):
     """What an import target implements (register it with ``drtransfer_register_importers``).
 
-    Both methods get every item for this target at once, so a target can share one sign-in or one
-    listing between runs. Neither may print a secret.
+    ``prepare`` and ``submit`` get every item for this target at once, so a target can share one
+    sign-in or one listing between runs. Neither may print a secret.
+
+    ``needs_local_model``: the importer copies the chosen checkpoint from the local bucket itself (so
+    ``drtransfer import`` inspects and selects it first); False: it imports what an upload put in the
+    upload bucket. ``default_priority`` says whether the importer is the default target for a run (the
+    highest number wins; None: not a default). An importer with cached sign-ins may also offer
+    ``logout(options) -> list[str]`` (what it removed), which ``drtransfer logout`` calls.
     """
+
+    needs_local_model: bool
+
+    def default_priority(self, run: RunConfig, options: ImportOptions) -> int | None:
+        """How strongly this importer wants to be ``run``'s default target; None: not at all."""
+        ...
 
     def prepare(self, items: Sequence[PreparedImport], options: ImportOptions) -> None:
         """Check everything checkable before any upload and fill ``item.state``; raise ConfigError.
@@ -188,20 +199,40 @@ def check_name(name: str, origin: str) -> str:
     return name
 
 
-def default_target(run: RunConfig, options: ImportOptions) -> str:
-    """``droa`` when ``DR_DROA_URL`` is set for the run, else ``aws-console``."""
-    return DEFAULT_DROA_TARGET if options.env(run, "DR_DROA_URL") else DEFAULT_CONSOLE_TARGET
+def default_target(run: RunConfig, options: ImportOptions, host: PluginHost) -> str:
+    """The installed importer with the highest :meth:`Importer.default_priority` for ``run``."""
+    registry: Registry[Importer] = host.importers()
+    if len(registry) == 0:
+        raise _none_installed(f"for {run.label}")
+    ranked = [
+        (priority, registration.name)
+        for registration in registry
+        if (priority := registration.value.default_priority(run, options)) is not None
+    ]
+    if not ranked:
+        names = ", ".join(registry.names()) or "none is installed"
+        raise ConfigError(f"No import target is the default for {run.label}; choose one with --to ({names}).")
+    return max(ranked, key=lambda pair: pair[0])[1]
+
+
+def needs_local_model(host: PluginHost, target: str) -> bool:
+    """Whether ``target``'s importer reads the model from the local bucket itself."""
+    return bool(_importer(host, target).needs_local_model)
 
 
 def _importer(host: PluginHost, target: str) -> Importer:
     registry = host.importers()
     if len(registry) == 0:
-        raise ConfigError(
-            f"No importer is installed, so nothing can be imported into {target!r}; install drtransfer-plugins "
-            f"(it provides aws-console and droa) or stop disabling it (--disable-plugin / DRTRANSFER_DISABLE_PLUGINS)."
-        )
+        raise _none_installed(f"into {target!r}")
     importer: Importer = registry.get(target)
     return importer
+
+
+def _none_installed(what: str) -> ConfigError:
+    return ConfigError(
+        f"No importer is installed, so nothing can be imported ({what}); install drtransfer-plugins "
+        f"or stop disabling its importers (--disable-plugin / DRTRANSFER_DISABLE_PLUGINS)."
+    )
 
 
 def prepare_imports(
@@ -228,7 +259,7 @@ def prepare_imports(
     seen: dict[tuple[str, str], str] = {}
     for model in models:
         run = model.run
-        chosen = target or default_target(run, options)
+        chosen = target or default_target(run, options, host)
         if name is not None:
             model_name = check_name(name, "given with -I/--name")
         else:
@@ -348,6 +379,7 @@ __all__ = [
     "check_name",
     "default_target",
     "name_problem",
+    "needs_local_model",
     "prepare_imports",
     "submit_imports",
     "wait_for_imports",

@@ -1,4 +1,4 @@
-"""Archive packaging: the :class:`Packager` protocol, the car's rules, a streaming tar.gz builder, delivery.
+"""Archive packaging: the :class:`Packager` protocol, archive names, a streaming tar.gz builder, delivery.
 
 Packagers are registered by plugins through ``drtransfer_register_packagers`` (``register(name,
 packager, description)``); core builds one package per run with :func:`build_packages`, then
@@ -9,8 +9,7 @@ Archives are built in memory while their members stream in (an S3 GET body or a 
 stream is read in chunks straight into the gzip writer), so no temporary file ever touches the disk;
 a car package is about the size of one frozen graph (~20 MiB for the shallow network).
 
-The car's rules (deepracer-domain.md §4.4 and §2.3) are checked on the member list and the model
-metadata *before* any byte is written.
+Each packager checks its own format's rules (the car's live in the car plugin) before any byte is written.
 """
 
 from __future__ import annotations
@@ -22,14 +21,14 @@ import os
 import re
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from drtransfer.errors import ConfigError, DrTransferError, ModelError, TransferError
+from drtransfer.errors import ConfigError, DrTransferError, TransferError
 from drtransfer.events import CarPackageBuilt, CheckpointSelected, Event
 from drtransfer.operations import ModelPlan, ObjectLocation, PutBytes
 from drtransfer.runconfig import RunConfig
@@ -40,89 +39,8 @@ if TYPE_CHECKING:
     from drtransfer.operations import ModelResult
     from drtransfer.plugins import PluginHost
 
-# ---- the car's rules (deepracer-domain.md §4.4, §2.3) ---------------------------------------------
-
-CAR_FORMAT = "car"
-CAR_SUFFIX = ".tar.gz"
-CAR_MODEL_MEMBER = "agent/model.pb"
-CAR_METADATA_MEMBER = "model_metadata.json"
-CAR_SENSORS = frozenset(
-    {"observation", "LIDAR", "SECTOR_LIDAR", "LEFT_CAMERA", "FRONT_FACING_CAMERA", "STEREO_CAMERAS"}
-)
-CAR_ALGORITHMS = frozenset({"clipped_ppo", "sac"})
 _ARCHIVE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def car_rule_violations(members: Sequence[str], metadata: Mapping[str, Any]) -> list[str]:
-    """Everything the car would refuse in an archive holding ``members`` with this ``model_metadata.json``.
-
-    The car installs exactly one ``.pb`` found anywhere in the archive, reads ``model_metadata.json``
-    from the archive root, and refuses sensors, algorithms and continuous ranges it cannot run.
-    """
-    problems: list[str] = []
-    pbs = [name for name in members if name.lower().endswith(".pb")]
-    if len(pbs) != 1:
-        found = ", ".join(pbs) if pbs else "none"
-        problems.append(f"the car needs exactly one .pb file in the archive (found {len(pbs)}: {found})")
-    if CAR_METADATA_MEMBER not in members:
-        problems.append(f"{CAR_METADATA_MEMBER} must be at the archive root")
-    for name in members:
-        if name.startswith("/") or ".." in name.split("/"):
-            problems.append(f"the member name {name!r} is not a plain relative path")
-    problems.extend(_metadata_violations(metadata))
-    return problems
-
-
-def _metadata_violations(metadata: Mapping[str, Any]) -> list[str]:
-    problems: list[str] = []
-    sensors = metadata.get("sensor", ["observation"])
-    if not isinstance(sensors, list) or not sensors or not all(isinstance(s, str) for s in sensors):
-        problems.append(f"the sensor entry must be a non-empty list of sensor names (found {sensors!r})")
-    else:
-        refused = [s for s in sensors if s not in CAR_SENSORS]
-        if refused:
-            problems.append(
-                f"the car does not support the sensor(s) {', '.join(refused)} "
-                f"(it accepts {', '.join(sorted(CAR_SENSORS))})"
-            )
-    algorithm = metadata.get("training_algorithm", "clipped_ppo")
-    if not isinstance(algorithm, str) or algorithm.lower() not in CAR_ALGORITHMS:
-        problems.append(
-            f"the car does not run the training algorithm {algorithm!r} (it runs {', '.join(sorted(CAR_ALGORITHMS))})"
-        )
-    space_type = str(metadata.get("action_space_type", "discrete")).lower()
-    space = metadata.get("action_space")
-    if space_type == "continuous":
-        if not isinstance(space, dict):
-            problems.append("a continuous action_space must be an object with steering_angle and speed ranges")
-        else:
-            for axis in ("steering_angle", "speed"):
-                bounds = space.get(axis)
-                low = _number(bounds.get("low")) if isinstance(bounds, dict) else None
-                high = _number(bounds.get("high")) if isinstance(bounds, dict) else None
-                if low is None or high is None or high <= low:
-                    problems.append(f"the continuous {axis} range needs numbers with high > low (found {bounds!r})")
-    elif space_type == "discrete":
-        if not isinstance(space, list) or not space:
-            problems.append("a discrete action_space must be a non-empty list of actions")
-    else:
-        problems.append(f"the action_space_type {space_type!r} is neither discrete nor continuous")
-    return problems
-
-
-def _number(value: object) -> float | None:
-    """``value`` as a number (JSON int or float, not a boolean), else ``None``."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def check_car_package(name: str, members: Sequence[str], metadata: Mapping[str, Any], where: str) -> None:
-    """Raise one :class:`ModelError` naming every car rule the archive ``name`` of ``where`` breaks."""
-    problems = car_rule_violations(members, metadata)
-    if not _ARCHIVE_NAME.match(name):
-        problems.insert(0, f"the archive name {name!r} must match [A-Za-z0-9_-]+ (the car cuts names at the first dot)")
-    if problems:
-        raise ModelError(f"The car would refuse the package {name}{CAR_SUFFIX} of {where}: {'; '.join(problems)}.")
 
 
 # ---- archive names ---------------------------------------------------------------------------------
@@ -461,10 +379,6 @@ def built_event(package: Package, location: str) -> CarPackageBuilt:
 
 
 __all__ = [
-    "CAR_FORMAT",
-    "CAR_METADATA_MEMBER",
-    "CAR_MODEL_MEMBER",
-    "CAR_SUFFIX",
     "ArchiveMember",
     "MemberSource",
     "OpenedMember",
@@ -476,8 +390,6 @@ __all__ = [
     "build_packages",
     "build_targz",
     "built_event",
-    "car_rule_violations",
-    "check_car_package",
     "get_packager",
     "resolve_archive_name",
     "sanitize_archive_name",

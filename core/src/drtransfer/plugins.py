@@ -27,8 +27,11 @@ from drtransfer.registry import Registry
 if TYPE_CHECKING:
     from drtransfer.checkpoints import Selection
     from drtransfer.events import Event
+    from drtransfer.importing import Importer
     from drtransfer.inventory import ModelInventory
+    from drtransfer.notifying import NotifierFactory
     from drtransfer.operations import ModelPlan
+    from drtransfer.packaging import Packager
     from drtransfer.runconfig import RunConfig
 
 DISABLE_ENV = "DRTRANSFER_DISABLE_PLUGINS"
@@ -159,13 +162,13 @@ class PluginHost:
             self._registries[kind] = registry
         return self._registries[kind]
 
-    def importers(self) -> Registry[Any]:
+    def importers(self) -> Registry[Importer]:
         return self._registry("import target", "drtransfer_register_importers")
 
-    def packagers(self) -> Registry[Any]:
+    def packagers(self) -> Registry[Packager]:
         return self._registry("package format", "drtransfer_register_packagers")
 
-    def notifier_kinds(self) -> Registry[Any]:
+    def notifier_kinds(self) -> Registry[NotifierFactory]:
         return self._registry("notifier", "drtransfer_register_notifiers")
 
     # ---- notification ----

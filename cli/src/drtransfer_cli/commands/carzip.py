@@ -1,21 +1,11 @@
-"""``drtransfer car-zip``: build the physical car's ``<name>.tar.gz`` for every run, upload and/or save it.
-
-The flow (shared with DRfC's ``dr-upload-car-zip``, :mod:`drtransfer_cli.carzip_drfc`):
-
-1. load the runs; check the upload buckets when uploading there (configuration errors, exit 2);
-2. build every run's package through the ``car`` packager (from S3 or from the training container),
-   the car's rules checked before anything is written; a run that fails is reported, the others go on;
-3. show where each archive goes and ask once (DRfC's question) unless ``-f``;
-4. write ``--output DIR/<name>.tar.gz`` and/or upload ``s3://DR_UPLOAD_S3_BUCKET/DR_UPLOAD_S3_PREFIX/
-   <name>.tar.gz`` (``-L``: ``s3://DR_LOCAL_S3_BUCKET/DR_LOCAL_S3_MODEL_PREFIX/<name>.tar.gz``) through
-   the transfer engine.
+"""``drtransfer car-zip``: build every run's car package and upload and/or save it; shared with DRfC's
+``dr-upload-car-zip`` (:mod:`drtransfer_cli.carzip_drfc`). The job is :func:`drtransfer.jobs.package_cars`;
+this module builds its request from the flags, asks the question and prints the results.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,21 +13,8 @@ from typing import Any
 
 import click
 
-from drtransfer.errors import TransferError
-from drtransfer.events import BatchFinished, BatchStarted, ModelFailed
-from drtransfer.notifying import collect_notify_urls, open_notifications
-from drtransfer.packaging import (
-    CAR_FORMAT,
-    Package,
-    PackageOutcome,
-    PackageRequest,
-    archive_location,
-    build_packages,
-    built_event,
-    get_packager,
-    upload_packages,
-    write_package,
-)
+from drtransfer.jobs import CarRequest, package_cars
+from drtransfer.packaging import PackageOutcome, archive_location
 from drtransfer.runconfig import RunConfig
 from drtransfer_cli import app, options
 
@@ -63,12 +40,13 @@ class CarZipRequest:
     experiments: Sequence[str]
     all_experiments: Path | None
     checkpoint: str | None
-    source: str = "s3"
+    source: str | None = None  # None: the packager's default source
     output: Path | None = None
     local_bucket: bool = False
     upload: bool = True
     force: bool = False
     overrides: Mapping[str, str] | None = None
+    format: str = "car"
     json_output: bool = False
     no_progress: bool = False
     verbose: bool = False
@@ -89,66 +67,37 @@ def load_car_runs(request: CarZipRequest) -> list[RunConfig]:
 
 
 def run_car_zip(request: CarZipRequest, wording: CarZipWording = DRTRANSFER_WORDING) -> int:
-    started = time.monotonic()
     if not request.upload and request.output is None:
         raise click.UsageError("--no-upload needs --output DIR: otherwise the archives would go nowhere.")
-    host = app.build_host(request.disabled_plugins)
-    packager = get_packager(host, CAR_FORMAT)
-    runs = load_car_runs(request)
-    if request.upload and not request.local_bucket:
-        from drtransfer.workflow import check_targets
-
-        check_targets(runs)
-    notifications = open_notifications(
-        host,
-        collect_notify_urls(request.notify_urls, os.environ, runs),
-        verbose=request.verbose,
-        stderr=sys.stderr,
+    job = CarRequest(
+        runs=load_car_runs(request),
+        format=request.format,
+        source=request.source,
+        checkpoint=request.checkpoint,
+        output=request.output,
+        local_bucket=request.local_bucket,
+        upload=request.upload,
+        engine=app.engine_settings(0, None, None),
+        notifications=app.notifications(request.notify_urls, verbose=request.verbose),
     )
-    try:
-        notifications.emit(BatchStarted(command="car-zip", runs=[run.run_id for run in runs], bytes_planned=0))
-        outcomes = build_packages(
-            runs,
-            PackageRequest(source=request.source, checkpoint=request.checkpoint),
-            packager,
-            host,
-            on_event=notifications.emit,
-        )
-        _confirm(outcomes, request, wording)
-        _deliver(outcomes, request)
-        for outcome in outcomes:
-            if outcome.package is not None:
-                for location in outcome.locations:
-                    notifications.emit(built_event(outcome.package, location))
-            if outcome.error is not None:
-                notifications.emit(ModelFailed(outcome.run.run_id, _destination(outcome, request), str(outcome.error)))
-        failed = [o for o in outcomes if not o.ok]
-        notifications.emit(
-            BatchFinished(
-                command="car-zip",
-                succeeded=len(outcomes) - len(failed),
-                failed=len(failed),
-                bytes=sum(o.package.size for o in outcomes if o.ok and o.package is not None),
-                seconds=time.monotonic() - started,
-                failures=[f"{o.run.label}: {o.error}" for o in failed],
-            )
-        )
-        _report(outcomes, request, time.monotonic() - started)
-    finally:
-        for line in notifications.close():
-            click.echo(f"warning: notification failed: {line}", err=True)
-    return app.EXIT_OK if all(o.ok for o in outcomes) else app.EXIT_FAILED
+
+    def confirm(ready: Sequence[PackageOutcome]) -> bool:
+        app.confirm(_ready_lines(ready, request, wording), force=request.force, question=wording.question,
+                    refusal=wording.refusal)
+        return True
+
+    report = package_cars(job, host=app.build_host(request.disabled_plugins), confirm=confirm)
+    if not request.upload:  # no question was asked: show the notes anyway
+        for line in _ready_lines([o for o in report.outcomes if o.ok], request, wording):
+            click.echo(line, err=True)
+    _report(report.outcomes, request, report.seconds)
+    app.warn_notification_failures(report.notification_failures, wording.prog)
+    return app.EXIT_OK if report.ok else app.EXIT_FAILED
 
 
-def _destination(outcome: PackageOutcome, request: CarZipRequest) -> str:
-    if outcome.package is not None and request.upload:
-        return archive_location(outcome.package, local_bucket=request.local_bucket).url
-    return str(request.output) if request.output else outcome.run.target_url
-
-
-def _confirm(outcomes: Sequence[PackageOutcome], request: CarZipRequest, wording: CarZipWording) -> None:
+def _ready_lines(ready: Sequence[PackageOutcome], request: CarZipRequest, wording: CarZipWording) -> list[str]:
     lines: list[str] = []
-    for outcome in outcomes:
+    for outcome in ready:
         package = outcome.package
         if package is None:
             continue
@@ -156,37 +105,7 @@ def _confirm(outcomes: Sequence[PackageOutcome], request: CarZipRequest, wording
         if request.upload:
             url = archive_location(package, local_bucket=request.local_bucket).url
             lines.append(wording.ready.format(file=package.filename, url=url) + f" ({package.explanation})")
-    if request.upload and lines:
-        app.confirm(lines, force=request.force, question=wording.question, refusal=wording.refusal)
-    else:
-        for line in lines:
-            click.echo(line, err=True)
-
-
-def _deliver(outcomes: Sequence[PackageOutcome], request: CarZipRequest) -> None:
-    """Local files first (a failed upload still leaves them), then one engine run for every upload."""
-    ready = [o for o in outcomes if o.ok]
-    if request.output is not None:
-        for outcome in ready:
-            assert outcome.package is not None
-            outcome.locations.append(str(write_package(outcome.package, request.output)))
-    if not request.upload or not ready:
-        return
-    from drtransfer.locking import target_locks
-
-    packages: list[Package] = [o.package for o in ready if o.package is not None]
-    where = [archive_location(p, local_bucket=request.local_bucket) for p in packages]
-    endpoints = [p.run.local if request.local_bucket else p.run.upload for p in packages]
-    locks = [(e.url or "aws", w.url) for e, w in zip(endpoints, where, strict=True) if e is not None]
-    # A few archives of ~20 MiB each: one PutObject per archive, in this process (no worker pool).
-    settings = app.engine_settings(0, None, None)
-    with target_locks(locks):
-        results = upload_packages(packages, local_bucket=request.local_bucket, settings=settings)
-    for outcome, location, result in zip(ready, where, results, strict=True):
-        if result.status == "ok":
-            outcome.locations.append(location.url)
-        else:
-            outcome.error = TransferError(f"Uploading {location.url} failed: {result.error}")
+    return lines
 
 
 def _report(outcomes: Sequence[PackageOutcome], request: CarZipRequest, seconds: float) -> None:
@@ -231,12 +150,19 @@ def register(cli: click.Group) -> None:
     @options.run_selection
     @options.checkpoint_choice
     @click.option(
+        "--format",
+        "format",
+        default="car",
+        show_default=True,
+        metavar="NAME",
+        help="Archive format (`drtransfer plugins` lists the registered ones).",
+    )
+    @click.option(
         "--from",
         "source",
-        type=click.Choice(["s3", "container"]),
-        default="s3",
-        show_default=True,
-        help="Read the model from the local S3 bucket, or from the run's running SageMaker container.",
+        metavar="SOURCE",
+        help="Where the format reads the model (car: s3, the default, or container: the running training "
+        "container).",
     )
     @click.option(
         "--output",

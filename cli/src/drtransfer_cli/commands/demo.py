@@ -20,7 +20,7 @@ import click
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.samples import seed_model, write_drfc_config
 from drtransfer_cli import app, options
-from drtransfer_cli.uploading import UploadRequest, run_upload
+from drtransfer_cli.uploading import UploadFlags, run_upload
 
 DEMO_RUNS = (  # run id, model prefix, network, checkpoints
     ("0", "rl-deepracer-sagemaker", "shallow", (3, 4, 5)),
@@ -88,7 +88,7 @@ def register(cli: click.Group) -> None:
                 os.environ.update(files.environ)
                 upload_started = time.monotonic()
                 code = run_upload(
-                    UploadRequest(
+                    UploadFlags(
                         run_files=files.run_files,
                         system_env=files.system_env,
                         experiments=(),

@@ -9,7 +9,7 @@ import click
 
 from drtransfer_cli import app, options
 from drtransfer_cli.commands.import_ import import_switches
-from drtransfer_cli.uploading import UploadRequest, run_upload
+from drtransfer_cli.uploading import UploadFlags, run_upload
 
 upload_switches = options._compose(
     click.option("-f", "--force", is_flag=True, help="No confirmation question."),
@@ -33,11 +33,11 @@ upload_switches = options._compose(
 )
 
 
-def request_from(kwargs: dict[str, Any]) -> UploadRequest:
+def request_from(kwargs: dict[str, Any]) -> UploadFlags:
     checkpoint = options.resolve_checkpoint(
         kwargs.pop("checkpoint_expr"), kwargs.pop("best"), kwargs.pop("checkpoint_number")
     )
-    return UploadRequest(checkpoint=checkpoint, **kwargs)
+    return UploadFlags(checkpoint=checkpoint, **kwargs)
 
 
 # Every option of `drtransfer upload`, shared with `dr-upload-model`.

@@ -87,8 +87,14 @@ class ConsoleImporter:
     """Registered as ``aws-console``. ``endpoint_url`` (or ``DR_DEEPRACER_ENDPOINT_URL``) replaces the
     service URL."""
 
+    needs_local_model = False  # the console imports what drtransfer upload put in the upload bucket
+
     def __init__(self, endpoint_url: str | None = None) -> None:
         self.endpoint_url = endpoint_url
+
+    def default_priority(self, run: RunConfig, options: ImportOptions) -> int | None:
+        """The fallback default: any run without a more specific target."""
+        return 0
 
     def _state(self, item: PreparedImport, options: ImportOptions) -> ConsoleState:
         run = item.run

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from drtransfer import hookimpl
 from drtransfer.errors import ConfigError
-from drtransfer.packaging import CAR_FORMAT, CAR_SUFFIX, Package, PackageRequest
+from drtransfer.packaging import Package, PackageRequest
+from drtransfer_plugins.carzip.rules import CAR_FORMAT, CAR_SUFFIX
 
 if TYPE_CHECKING:
     from drtransfer.plugins import PluginHost

@@ -35,17 +35,19 @@ from typing import TYPE_CHECKING, Any
 from drtransfer.errors import ConfigError, ModelError, TransferError
 from drtransfer.inventory import parse_model_metadata
 from drtransfer.packaging import (
-    CAR_FORMAT,
-    CAR_METADATA_MEMBER,
-    CAR_MODEL_MEMBER,
-    CAR_SUFFIX,
     MemberSource,
     OpenedMember,
     Package,
     PackageRequest,
     build_targz,
-    check_car_package,
     resolve_archive_name,
+)
+from drtransfer_plugins.carzip.rules import (
+    CAR_FORMAT,
+    CAR_METADATA_MEMBER,
+    CAR_MODEL_MEMBER,
+    CAR_SUFFIX,
+    check_car_package,
 )
 
 if TYPE_CHECKING:

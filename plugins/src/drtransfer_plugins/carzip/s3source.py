@@ -18,19 +18,21 @@ from drtransfer.errors import ModelError
 from drtransfer.inventory import inspect_model, parse_model_metadata
 from drtransfer.operations import SourceObject
 from drtransfer.packaging import (
-    CAR_FORMAT,
-    CAR_METADATA_MEMBER,
-    CAR_MODEL_MEMBER,
-    CAR_SUFFIX,
     MemberSource,
     OpenedMember,
     Package,
     PackageRequest,
     build_targz,
-    check_car_package,
     resolve_archive_name,
 )
 from drtransfer.s3errors import describe_client_error, error_code
+from drtransfer_plugins.carzip.rules import (
+    CAR_FORMAT,
+    CAR_METADATA_MEMBER,
+    CAR_MODEL_MEMBER,
+    CAR_SUFFIX,
+    check_car_package,
+)
 
 if TYPE_CHECKING:
     from drtransfer.plugins import PluginHost

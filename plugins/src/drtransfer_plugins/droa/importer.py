@@ -26,6 +26,7 @@ from drtransfer.errors import ConfigError, DrTransferError, Interrupted, ModelEr
 from drtransfer.events import ImportSubmitted
 from drtransfer.importing import ImportOptions, ImportResult, Notify, PreparedImport, wait_for_imports
 from drtransfer.operations import ModelResult
+from drtransfer.runconfig import RunConfig
 from drtransfer_plugins.droa import checks
 from drtransfer_plugins.droa.api import DroaApi
 from drtransfer_plugins.droa.auth import COGNITO_ENDPOINT_ENV, CredentialCache, DroaSession, cache_dir
@@ -64,8 +65,14 @@ def _transfer_error(result: ModelResult) -> str:
 class DroaImporter:
     """Registered as ``droa``. ``cache`` replaces the credential cache (default: :func:`cache_dir`)."""
 
+    needs_local_model = True  # the chosen checkpoint goes from the local bucket into DRoA's upload bucket
+
     def __init__(self, cache: CredentialCache | None = None) -> None:
         self._cache = cache
+
+    def default_priority(self, run: RunConfig, options: ImportOptions) -> int | None:
+        """The default target of every run that names a DRoA site (``DR_DROA_URL``)."""
+        return 10 if options.env(run, "DR_DROA_URL") else None
 
     def cache(self, options: ImportOptions) -> CredentialCache:
         return self._cache or CredentialCache(cache_dir(options.environ))
