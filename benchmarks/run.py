@@ -29,8 +29,8 @@ from drbench.provision import BENCH, WORK, Toolchain, machine_and_versions, prov
 from drbench.report import render
 from drbench.tools import BY_NAME, RunContext, Server, Tool
 from drbench.workloads import FULL, QUICK, Payload, Workload, seed, verify
-from drtransfer.bench import delete_prefix
 from drtransfer.locals3 import SeaweedServer
+from drtransfer_cli.benchmarking import delete_prefix
 
 MiB = 1024 * 1024
 SOURCE_BUCKET = "bench-src"

@@ -2,7 +2,7 @@
 
 CPU comes from ``wait4`` (exact for the command and every descendant it waited for) or, when larger,
 from sampling the tree (descendants that were never waited for, e.g. forkserver workers). Peak RSS is
-the largest sum of RSS over the tree seen by :class:`drtransfer.bench.TreeMonitor` (every 50 ms);
+the largest sum of RSS over the tree seen by :class:`drtransfer_cli.benchmarking.TreeMonitor` (every 50 ms);
 peak PSS (shared pages split between the processes sharing them) is recorded next to it.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from drtransfer.bench import TreeMonitor
+from drtransfer_cli.benchmarking import TreeMonitor
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
-from drtransfer.bench import NOT_UPLOADED
 from drtransfer.samples import NETWORK_SIZES, checkpoint_name, seed_model
+from drtransfer_cli.benchmarking import NOT_UPLOADED
 
 KiB = 1024
 MiB = 1024 * KiB

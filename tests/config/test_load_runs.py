@@ -507,3 +507,17 @@ def test_all_experiments_finds_every_run_env(drfc: Drfc, tmp_path: Path) -> None
 
     with pytest.raises(ConfigError, match=r"^No experiments/\*/run.env under "):
         load_runs(all_experiments_dir=tmp_path / "home", environ=drfc.environ)
+
+
+def test_endpoints_that_differ_between_runs_get_different_names_where_runs_are_loaded(drfc: Drfc) -> None:
+    # Three runs: the second names another MinIO, the third the same as the first.
+    drfc.system()
+    first = drfc.run("run-a.env", "0", "alpha")
+    second = drfc.run("run-b.env", "1", "beta", extra="DR_LOCAL_S3_ENDPOINT_URL=http://127.0.0.1:9100\n")
+    third = drfc.run("run-c.env", "2", "gamma")
+
+    runs = load_runs([first, second, third], environ=drfc.environ)
+
+    assert [run.local.name for run in runs] == ["local", "local-2", "local"]
+    assert runs[1].local.url == "http://127.0.0.1:9100"
+    assert len({run.upload.name for run in runs if run.upload}) == 1  # one upload endpoint, one name

@@ -63,7 +63,6 @@ def load_runs(
 ) -> list[RunConfig]:
     """The runs of a command; ``require_target=False`` when nothing goes to the upload bucket."""
     from drtransfer.config import load_runs as load
-    from drtransfer.workflow import unique_endpoint_names
 
     runs = load(
         list(run_files),
@@ -76,7 +75,7 @@ def load_runs(
     )
     if not runs:
         raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")
-    return unique_endpoint_names(runs)
+    return runs
 
 
 def notifications(urls: Sequence[str], *, verbose: bool) -> Notifications:

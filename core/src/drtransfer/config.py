@@ -81,6 +81,7 @@ The same file given twice counts as one run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -194,7 +195,27 @@ def load_runs(
         values = {**_file_values(source, env), **env_layer, **flags}
         runs.append(_build_run(values, source, credentials, local_target, require_target))
     _check_distinct(runs)
-    return runs
+    return _name_endpoints_apart(runs)
+
+
+def _name_endpoints_apart(runs: Sequence[RunConfig]) -> list[RunConfig]:
+    """Endpoints that differ between runs get different names, so one name-to-endpoint mapping serves
+    every plan of a command (the engine looks endpoints up by name)."""
+    seen: dict[str, Endpoint] = {}
+    out = []
+    for index, run in enumerate(runs, start=1):
+        changes: dict[str, Endpoint] = {}
+        for attr in ("local", "upload"):
+            endpoint: Endpoint | None = getattr(run, attr)
+            if endpoint is None:
+                continue
+            name = endpoint.name
+            if name in seen and seen[name] != endpoint:
+                name = f"{endpoint.name}-{index}"  # run ids need not be unique, positions are
+                changes[attr] = dataclasses.replace(endpoint, name=name)
+            seen[name] = changes.get(attr, endpoint)
+        out.append(dataclasses.replace(run, **changes) if changes else run)  # type: ignore[arg-type]
+    return out
 
 
 # ---- which runs -------------------------------------------------------------------------------------

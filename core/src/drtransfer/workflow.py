@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,25 +55,6 @@ def target_endpoint(run: RunConfig) -> Endpoint:
     if run.upload is None:
         raise ConfigError(f"{run.label}: no upload endpoint is configured.")
     return run.upload
-
-
-def unique_endpoint_names(runs: Sequence[RunConfig]) -> list[RunConfig]:
-    """Give endpoints that differ between runs different names, so one mapping serves every plan."""
-    seen: dict[str, Endpoint] = {}
-    out = []
-    for run in runs:
-        changes: dict[str, Endpoint] = {}
-        for attr in ("local", "upload"):
-            endpoint: Endpoint | None = getattr(run, attr)
-            if endpoint is None:
-                continue
-            name = endpoint.name
-            if name in seen and seen[name] != endpoint:
-                name = f"{endpoint.name}-run{run.run_id}"
-                changes[attr] = dataclasses.replace(endpoint, name=name)
-            seen[name] = changes.get(attr, endpoint)
-        out.append(dataclasses.replace(run, **changes) if changes else run)  # type: ignore[arg-type]
-    return out
 
 
 def endpoint_map(runs: Sequence[RunConfig]) -> dict[str, Endpoint]:

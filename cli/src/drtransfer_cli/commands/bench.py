@@ -1,6 +1,6 @@
 """``drtransfer bench``: how fast does the upload path go between my endpoints, per engine setting?
 
-The work is in :mod:`drtransfer.bench`; this module parses the settings to try, asks before writing to
+The work is in :mod:`drtransfer_cli.benchmarking`; this module parses the settings to try, asks before writing to
 a user's buckets, and prints the table, the JSON document or the plot.
 """
 
@@ -23,7 +23,7 @@ from drtransfer.samples import NETWORK_SIZES
 from drtransfer_cli import app, options
 
 if TYPE_CHECKING:  # imported when the command runs: every command module loads at each start
-    from drtransfer.bench import BenchReport, BenchSpec, Measurement
+    from drtransfer_cli.benchmarking import BenchReport, BenchSpec, Measurement
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -195,7 +195,9 @@ def register(cli: click.Group) -> None:
           drtransfer bench --demo --processes 1,2 --concurrency 4,10 --repeat 3 --plot bench.png
           drtransfer bench run.env --models 8 --json
         """
-        from drtransfer.bench import DemoPair, run_bench, spec_for_run
+        if importlib.util.find_spec("psutil") is None:
+            raise ConfigError("drtransfer bench measures with psutil; install it: pip install 'drtransfer-cli[bench]'.")
+        from drtransfer_cli.benchmarking import DemoPair, run_bench, spec_for_run
 
         cases = settings_grid(processes, concurrency, part_size)
         if plot_path is not None:  # find out now, not after a long bench

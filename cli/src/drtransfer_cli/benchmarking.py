@@ -1,6 +1,6 @@
 """``drtransfer bench``: measure the real upload path on synthetic models under a scratch prefix.
 
-The bench writes N realistic DRfC models (deepracer-domain §1.2 sizes, :func:`drtransfer.samples.seed_model`)
+The bench writes N realistic DRfC models (:func:`drtransfer.samples.seed_model`)
 under ``drtransfer-bench/<run id>/src/`` in the source bucket, uploads them with the real upload path
 (inspection, checkpoint selection, planning, :func:`drtransfer.engine.run_transfer`) once per engine
 setting into ``drtransfer-bench/<run id>/<case>/`` of the target bucket, and measures each upload:
@@ -442,14 +442,16 @@ Callback = Callable[[str], None]
 
 
 def _upload(spec: BenchSpec, scratch: Scratch, case: int, settings: EngineSettings) -> tuple[int, int, str | None]:
-    """One upload of every model through the upload workflow; (bytes, objects, first error)."""
+    """One upload of every model through the upload job, as ``drtransfer upload -f`` runs it (target checks,
+    locks, events); (bytes, objects, first error)."""
+    from drtransfer.jobs import Notifications, UploadRequest, upload
     from drtransfer.plugins import get_plugin_manager
-    from drtransfer.workflow import execute, prepare_uploads
 
     runs = [bench_run(spec, scratch, case, i) for i in range(spec.models)]
     host = get_plugin_manager(load_entrypoints=False)  # core's `last` selection only: no plugin extends plans
-    prepared = prepare_uploads(runs, host, checkpoint="last")
-    outcomes = execute(prepared, settings)
+    # No notification URL reaches a bench: its scratch uploads are not the user's models.
+    request = UploadRequest(runs, engine=settings, command="bench", notifications=Notifications(environ={}))
+    outcomes = upload(request, host=host).outcomes
     moved = [op for o in outcomes for op in o.result.operations if op.status in ("copied", "put")]
     errors = [o.result.error or (o.result.failed[0].error if o.result.failed else None)
               for o in outcomes if o.result.status != "ok"]
