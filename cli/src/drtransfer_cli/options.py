@@ -49,7 +49,7 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]
         return size
 
 
-def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     def apply(function: F) -> F:
         for decorator in reversed(decorators):
             function = decorator(function)
@@ -58,7 +58,7 @@ def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-run_selection = _compose(
+run_selection = compose(
     click.argument("run_files", nargs=-1, type=click.Path(path_type=Path), metavar="[RUN_FILE]..."),
     click.option(
         "--system-env", type=click.Path(path_type=Path), help="DRfC system.env (default: $DR_DIR/system.env)."
@@ -74,7 +74,7 @@ run_selection = _compose(
     ),
 )
 
-checkpoint_choice = _compose(
+checkpoint_choice = compose(
     click.option(
         "--checkpoint",
         "checkpoint_expr",
@@ -94,7 +94,7 @@ checkpoint_choice = _compose(
     ),
 )
 
-engine_options = _compose(
+engine_options = compose(
     click.option(
         "--processes", type=click.IntRange(min=0), help="Worker processes (default: CPU count; 0 = in-process)."
     ),
@@ -102,13 +102,13 @@ engine_options = _compose(
     click.option("--part-size", type=ByteSize(), help="Multipart part size (default 8MB)."),
 )
 
-output_options = _compose(
+output_options = compose(
     click.option("--json", "json_output", is_flag=True, help="One JSON object per model per line on stdout."),
     click.option("--no-progress", is_flag=True, help="No progress bars."),
     click.option("-v", "--verbose", is_flag=True, help="Log each event and retry on stderr."),
 )
 
-plugin_options = _compose(
+plugin_options = compose(
     click.option(
         "--disable-plugin",
         "disabled_plugins",

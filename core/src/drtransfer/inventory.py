@@ -16,7 +16,7 @@ from drtransfer.checkpoints import Checkpoint, CheckpointIndex, Selection, group
 from drtransfer.errors import ModelError
 from drtransfer.operations import ObjectLocation, SourceObject
 from drtransfer.runconfig import RunConfig
-from drtransfer.s3errors import describe_client_error
+from drtransfer.s3errors import describe_client_error, is_not_found
 
 
 @dataclass
@@ -104,7 +104,7 @@ def _head(client: Any, run: RunConfig, key: str) -> SourceObject | None:
     try:
         head = client.head_object(Bucket=run.local_bucket, Key=key)
     except Exception as error:
-        if getattr(error, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_not_found(error):
             return None
         raise describe_client_error(error, endpoint=run.local, bucket=run.local_bucket, action="read") from None
     return SourceObject(

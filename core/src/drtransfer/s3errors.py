@@ -25,10 +25,20 @@ _BROKEN_CONNECTION: tuple[type[BaseException], ...] = (
 )
 
 
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+
+
 def error_code(error: BaseException) -> str:
     if isinstance(error, botocore.exceptions.ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def is_not_found(error: BaseException, *also: str) -> bool:
+    """Whether ``error`` says the object (or, with ``also`` codes such as ``NoSuchUpload``, that thing)
+    does not exist. HEAD answers a bare 404 without a body, GET answers ``NoSuchKey``."""
+    code = error_code(error)
+    return code in _NOT_FOUND_CODES or code in also
 
 
 def describe_client_error(error: BaseException, *, endpoint: Endpoint, bucket: str, action: str) -> DrTransferError:

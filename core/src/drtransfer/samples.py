@@ -1,9 +1,10 @@
 """Realistic DRfC model prefixes and configuration files, for the demo, the benchmarks and the tests.
 
 Real files come from ``demo_data/drfc-sample-training`` (a real DRfC training's metadata, metrics and
-reward function); checkpoint files are generated with the sizes measured on real DRfC output
-(deepracer-domain §1.2), optionally scaled down for tests. Checkpoints are uploaded the way SageMaker's
-boto3 does it (multipart above 8 MiB), so their ETags look like real ones.
+reward function); checkpoint files are generated with the sizes of real DRfC output (a real listing of
+a shallow network's model/ prefix; the other networks sized from their layers), optionally scaled down
+for tests. Checkpoints are uploaded the way SageMaker's boto3 does it (multipart above 8 MiB), so their
+ETags look like real ones.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from boto3.s3.transfer import TransferConfig
 KiB = 1024
 MiB = 1024 * KiB
 
-# (.ckpt.data, .ckpt.index, .ckpt.meta, model_N.pb) in bytes, per neural_network (domain §1.2).
+# (.ckpt.data, .ckpt.index, .ckpt.meta, model_N.pb) in bytes, per neural_network.
 NETWORK_SIZES: dict[str, tuple[int, int, int, int]] = {
     "shallow": (45 * MiB, 1126, 1 * MiB, 22 * MiB),
     "standard": (28 * MiB, 1126, 1 * MiB, 14 * MiB),
@@ -85,7 +86,7 @@ def _training_params(bucket: str, prefix: str, world: str) -> bytes:
         "CHANGE_START_POSITION": "True",
         "ALTERNATE_DRIVING_DIRECTION": "False",
     }
-    # DRfC dumps every value as a quoted string (deepracer-domain §2.4).
+    # DRfC dumps every value as a quoted string (yaml default_style="'").
     return yaml.safe_dump(data, default_style="'", sort_keys=False).encode()
 
 

@@ -24,7 +24,7 @@ from drtransfer.operations import ModelPlan, ModelResult, ObjectLocation
 from drtransfer.plan import add_wipe, plan_model
 from drtransfer.plugins import PluginHost
 from drtransfer.runconfig import RunConfig
-from drtransfer.s3errors import describe_client_error, error_code
+from drtransfer.s3errors import describe_client_error, error_code, is_not_found
 
 ClientFactory = Callable[[Endpoint], Any]
 
@@ -93,8 +93,8 @@ def _check_bucket(run: RunConfig, endpoint: Endpoint, client: Any) -> None:
     except Exception as error:
         # HeadBucket answers without a body: a 404 means no bucket, a 403 is either refused
         # credentials or a missing permission; a listing's error code tells which.
-        code = getattr(error, "response", {}).get("Error", {}).get("Code")
-        if code in ("404", "NotFound"):
+        code = error_code(error)
+        if is_not_found(error):
             raise ConfigError(
                 f"The upload bucket {run.upload_bucket!r} does not exist on the {endpoint.describe()}; "
                 f"create it or fix DR_UPLOAD_S3_BUCKET."

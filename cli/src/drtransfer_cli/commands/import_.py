@@ -18,7 +18,7 @@ from drtransfer.jobs import ImportRequest, import_models
 from drtransfer.runconfig import RunConfig
 from drtransfer_cli import app, options
 
-import_switches = options._compose(
+import_switches = options.compose(
     click.option("--to", "import_target", metavar="TARGET",
                  help="Import target (`drtransfer plugins` lists them; default: the one each run's settings select)."),
     click.option("--wait", is_flag=True, help="Wait until each import is READY or failed, and report it."),

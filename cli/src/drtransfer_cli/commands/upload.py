@@ -11,7 +11,7 @@ from drtransfer_cli import app, options
 from drtransfer_cli.commands.import_ import import_switches
 from drtransfer_cli.uploading import UploadFlags, run_upload
 
-upload_switches = options._compose(
+upload_switches = options.compose(
     click.option("-f", "--force", is_flag=True, help="No confirmation question."),
     click.option(
         "-w", "--wipe", is_flag=True, help="Delete target objects under each target prefix that are not in the plan."
@@ -41,7 +41,7 @@ def request_from(kwargs: dict[str, Any]) -> UploadFlags:
 
 
 # Every option of `drtransfer upload`, shared with `dr-upload-model`.
-upload_command_options = options._compose(
+upload_command_options = options.compose(
     options.run_selection,
     options.checkpoint_choice,
     upload_switches,

@@ -1,6 +1,6 @@
 """The ``aws-console`` import target: ImportModel of the uploaded ``s3://bucket/prefix`` (legacy).
 
-What DRfC's ``import-model.py`` did (deepracer-domain §3.5), checked before anything is copied:
+What DRfC's ``import-model.py`` did (until DRfC removed the console import), checked before anything is copied:
 ``DR_UPLOAD_S3_ROLE`` must be an IAM role ARN, the name must not exist yet (a paginated ListModels).
 After the upload, ``ImportModel(Name, ModelArtifactsS3Path, RoleArn, Type=REINFORCEMENT_LEARNING)``;
 ``--wait`` polls GetModel until READY or an error status.
@@ -20,7 +20,7 @@ from drtransfer.errors import ConfigError, DrTransferError, TransferError
 from drtransfer.events import ImportSubmitted
 from drtransfer.importing import ImportOptions, ImportResult, Notify, PreparedImport, wait_for_imports
 from drtransfer.runconfig import RunConfig
-from drtransfer.s3errors import describe_client_error, error_code
+from drtransfer.s3errors import describe_client_error, is_not_found
 from drtransfer_plugins.aws_console.client import ENDPOINT_ENV, SERVICE_URL, deepracer_client
 
 TARGET = "aws-console"
@@ -160,7 +160,7 @@ class ConsoleImporter:
             try:
                 client.head_object(Bucket=run.upload_bucket, Key=f"{prefix}/{relative}")
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-                if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                if is_not_found(error):
                     raise ConfigError(
                         f"Nothing to import at {run.target_url}/: {relative} is missing; upload the model first "
                         f"(drtransfer upload, or drtransfer upload -i to upload and import at once)."

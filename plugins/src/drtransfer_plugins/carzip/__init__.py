@@ -1,4 +1,4 @@
-"""The ``car`` package format: what a physical DeepRacer loads (deepracer-domain.md §4).
+"""The ``car`` package format: what a physical DeepRacer loads.
 
 ``<name>.tar.gz`` holding ``agent/model.pb`` (the chosen checkpoint's frozen graph) and
 ``model_metadata.json`` at the root, built from one of two sources:

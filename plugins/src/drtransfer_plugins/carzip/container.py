@@ -1,6 +1,6 @@
 """The car package from the run's running SageMaker container (DRfC's original ``dr-upload-car-zip``).
 
-Finding the container (deepracer-domain.md §4.1). SageMaker local mode, started inside DRfC's
+Finding the container: SageMaker local mode, started inside DRfC's
 ``rl_coach`` container, names the training container ``<10 random>-algo-1-<5 random>`` (docker-compose
 v1: ``<project>_algo-1-<random>_1``) and gives it the environment ``RUN_ID=<DR_RUN_ID>`` (DRfC's
 ``start.py``) and ``TRAINING_JOB_NAME=<DR_LOCAL_S3_MODEL_PREFIX>`` (the job is named after the prefix).
@@ -19,7 +19,7 @@ found.
 Reading: ``/opt/ml/model/model_metadata.json`` and ``/opt/ml/model/agent/model.pb`` through the
 Docker SDK's archive API (``container.get_archive``; no ``docker`` command), each a tar stream read in
 chunks straight into the car archive. ``agent/model.pb`` is the best checkpoint simapp knew at its
-last save (deepracer-domain.md §4.2).
+last save.
 """
 
 from __future__ import annotations

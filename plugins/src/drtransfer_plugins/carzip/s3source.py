@@ -9,11 +9,11 @@ GET body read in chunks straight into the archive.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from drtransfer.endpoints import make_s3_client
+from drtransfer.engine.checksums import is_plain_md5
 from drtransfer.errors import ModelError
 from drtransfer.inventory import inspect_model, parse_model_metadata
 from drtransfer.operations import SourceObject
@@ -25,7 +25,7 @@ from drtransfer.packaging import (
     build_targz,
     resolve_archive_name,
 )
-from drtransfer.s3errors import describe_client_error, error_code
+from drtransfer.s3errors import describe_client_error, is_not_found
 from drtransfer_plugins.carzip.rules import (
     CAR_FORMAT,
     CAR_METADATA_MEMBER,
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from drtransfer.plugins import PluginHost
     from drtransfer.runconfig import RunConfig
 
-_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")  # a single-PUT ETag; multipart ETags end in -N
 
 
 def build_from_s3(run: RunConfig, request: PackageRequest, host: PluginHost) -> Package:
@@ -78,7 +77,7 @@ def _s3_opener(client: Any, run: RunConfig, obj: SourceObject) -> Any:
         try:
             response = client.get_object(Bucket=bucket, Key=key)
         except Exception as error:
-            if error_code(error) in ("NoSuchKey", "404"):
+            if is_not_found(error):
                 raise ModelError(
                     f"{obj.location.url} was deleted while packaging (training rotates old checkpoints); "
                     f"choose another checkpoint."
@@ -87,7 +86,7 @@ def _s3_opener(client: Any, run: RunConfig, obj: SourceObject) -> Any:
         body = response["Body"]
         etag = str(response.get("ETag", "")).strip('"')
         try:
-            yield OpenedMember(body, int(response["ContentLength"]), etag if _PLAIN_MD5.match(etag) else None)
+            yield OpenedMember(body, int(response["ContentLength"]), etag if is_plain_md5(etag) else None)
         finally:
             body.close()
 

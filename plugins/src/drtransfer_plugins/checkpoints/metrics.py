@@ -1,7 +1,7 @@
 """Per-checkpoint evaluation scores from ``metrics/TrainingMetrics.json``, read with deepracer-utils.
 
 How an evaluation maps to a checkpoint number (deepracer-simapp ``rollout_worker.py`` and
-``metrics/s3_metrics.py``; deepracer-domain §1.1):
+``metrics/s3_metrics.py``):
 
 - checkpoint 0 is saved before any training; the rollout worker then loops: play one iteration of
   training episodes with the current checkpoint ``k``, evaluate **that same checkpoint** (at least
