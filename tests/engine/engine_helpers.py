@@ -119,19 +119,19 @@ class Recorder(TransferSubscriber):
     operations: list[tuple[str, OperationResult]] = field(default_factory=list)
     models: list[ModelResult] = field(default_factory=list)
 
-    def on_start(self, plans: Any) -> None:
+    def on_start(self, plans: Any, **kwargs: Any) -> None:
         self.started += 1
 
-    def on_progress(self, model_id: str, delta: int) -> None:
+    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
         self.progress[model_id] = self.progress.get(model_id, 0) + delta
 
-    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str) -> None:
+    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
         self.retries.append((model_id, attempt, error))
 
-    def on_operation(self, model_id: str, result: OperationResult) -> None:
+    def on_operation(self, model_id: str, result: OperationResult, **kwargs: Any) -> None:
         self.operations.append((model_id, result))
 
-    def on_model_done(self, result: ModelResult) -> None:
+    def on_model_done(self, result: ModelResult, **kwargs: Any) -> None:
         self.models.append(result)
 
 

@@ -123,13 +123,13 @@ class _KillSwitch(Recorder):
         self.killed = threading.Event()
         self.failed = threading.Event()
 
-    def on_progress(self, model_id: str, delta: int) -> None:
+    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
         super().on_progress(model_id, delta)
         if not self.killed.is_set() and sum(self.progress.values()) > 3 * MiB:
             self.server.kill()
             self.killed.set()
 
-    def on_operation(self, model_id: str, result: OperationResult) -> None:
+    def on_operation(self, model_id: str, result: OperationResult, **kwargs: Any) -> None:
         super().on_operation(model_id, result)
         if result.status == "failed":
             self.failed.set()
@@ -194,7 +194,7 @@ for key, size, etag in cfg["objects"]:
 
 class Announce(TransferSubscriber):
     said = False
-    def on_progress(self, model_id, delta):
+    def on_progress(self, model_id, delta, **kwargs):
         if not self.said:
             print("moving", flush=True)
             self.said = True

@@ -170,7 +170,7 @@ class ProgressBars(TransferSubscriber):
         self.total: tqdm[Any] | None = None
         self.bars: dict[str, tqdm[Any]] = {}
 
-    def on_start(self, plans: Sequence[ModelPlan]) -> None:
+    def on_start(self, plans: Sequence[ModelPlan], **kwargs: Any) -> None:
         kwargs: dict[str, Any] = {
             "unit": "B",
             "unit_scale": True,
@@ -185,13 +185,13 @@ class ProgressBars(TransferSubscriber):
                 total=plan.total_bytes, desc=self.labels.get(plan.model_id, plan.model_id), position=i, **kwargs
             )
 
-    def on_progress(self, model_id: str, delta: int) -> None:
+    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
         if self.total is not None:
             self.total.update(delta)
         if model_id in self.bars:
             self.bars[model_id].update(delta)
 
-    def on_model_done(self, result: ModelResult) -> None:
+    def on_model_done(self, result: ModelResult, **kwargs: Any) -> None:
         bar = self.bars.get(result.model_id)
         if bar is not None:
             bar.set_postfix_str(result.status)

@@ -10,6 +10,7 @@ See ``docs/engine.md`` for strategies, verification, resume and fault handling.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from drtransfer.endpoints import Endpoint
 from drtransfer.engine.settings import EngineSettings, GiB, MiB
@@ -18,21 +19,22 @@ from drtransfer.operations import ModelPlan, ModelResult, Operation, OperationRe
 
 class TransferSubscriber:
     """Receives engine events in the parent process; override what you need. Progress may be negative
-    (bytes rewound by a retry)."""
+    (bytes rewound by a retry). Every method takes ``**kwargs``: a later engine may pass more, and a
+    subscriber written today keeps working."""
 
-    def on_start(self, plans: Sequence[ModelPlan]) -> None:
+    def on_start(self, plans: Sequence[ModelPlan], **kwargs: Any) -> None:
         """Called once before any operation runs."""
 
-    def on_progress(self, model_id: str, delta: int) -> None:
+    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
         """``delta`` bytes of ``model_id`` moved (negative when a retry rewinds)."""
 
-    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str) -> None:
+    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
         """An operation (or one of its parts) failed and will be tried again as ``attempt``."""
 
-    def on_operation(self, model_id: str, result: OperationResult) -> None:
+    def on_operation(self, model_id: str, result: OperationResult, **kwargs: Any) -> None:
         """One operation finished (copied, put, deleted, skipped, failed or dry-run)."""
 
-    def on_model_done(self, result: ModelResult) -> None:
+    def on_model_done(self, result: ModelResult, **kwargs: Any) -> None:
         """Every operation of one model finished."""
 
 
