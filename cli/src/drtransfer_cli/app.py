@@ -171,7 +171,7 @@ class ProgressBars(TransferSubscriber):
         self.bars: dict[str, tqdm[Any]] = {}
 
     def on_start(self, plans: Sequence[ModelPlan], **kwargs: Any) -> None:
-        kwargs: dict[str, Any] = {
+        bar: dict[str, Any] = {
             "unit": "B",
             "unit_scale": True,
             "unit_divisor": 1024,
@@ -179,10 +179,10 @@ class ProgressBars(TransferSubscriber):
             "dynamic_ncols": True,
             "leave": True,
         }
-        self.total = tqdm(total=sum(p.total_bytes for p in plans), desc="total", position=0, **kwargs)
+        self.total = tqdm(total=sum(p.total_bytes for p in plans), desc="total", position=0, **bar)
         for i, plan in enumerate(plans, start=1):
             self.bars[plan.model_id] = tqdm(
-                total=plan.total_bytes, desc=self.labels.get(plan.model_id, plan.model_id), position=i, **kwargs
+                total=plan.total_bytes, desc=self.labels.get(plan.model_id, plan.model_id), position=i, **bar
             )
 
     def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
