@@ -460,10 +460,11 @@ class Scheduler:
                 log.info("%s: aborted %d unfinished upload(s) of an earlier run", model.plan.model_id, report.swept)
         self.prepares_left -= 1
         stale = self._stale_commits(model)
-        if stale:
+        if stale and not self.settings.dry_run:
             model.phase = "clear"
             self._queue_remove(model, stale)
             return
+        self._forget(model, stale)  # a dry run shows them written, as the real run writes them
         model.phase = "run"
         self._check_model(model)
 
@@ -472,7 +473,7 @@ class Scheduler:
     def _stale_commits(self, model: ModelState) -> list[ObjectLocation]:
         """The commit objects at the target when one of them differs from what this plan commits (an
         earlier upload of another checkpoint or model): all of them go before anything is written."""
-        if self.settings.dry_run or not model.listing:
+        if not model.listing:
             return []
         present = [model.ops[n].op for n in model.commit if model.ops[n].op.target.key in model.listing]
         for op in present:
@@ -496,6 +497,12 @@ class Scheduler:
             if (result := model.ops[n].result) is not None and result.status in done
         ]
 
+    def _forget(self, model: ModelState, targets: Sequence[ObjectLocation]) -> None:
+        """Drop removed objects from the model's listing, so no operation skips one as already there."""
+        if model.listing is not None:
+            for target in targets:
+                model.listing.pop(target.key, None)
+
     def _queue_remove(self, model: ModelState, targets: Sequence[ObjectLocation]) -> None:
         model.ready.append((RemoveTask(next(self.ids), model.index, tuple(targets)), 0))
 
@@ -503,6 +510,7 @@ class Scheduler:
         model = self.models[task.model]
         if isinstance(report, RemoveDone):
             if model.phase == "clear":
+                self._forget(model, task.targets)
                 model.phase = "run"
                 self._check_model(model)
             else:
