@@ -9,8 +9,13 @@ import time
 
 import yaml
 
+from drtransfer.engine import TransferSubscriber, run_transfer
+from drtransfer.engine.messages import TargetState
+from drtransfer.locals3 import SeaweedServer
+from drtransfer.operations import ObjectLocation, OperationResult
 from drtransfer.samples import checkpoint_name
 from tests.conftest import list_tree
+from tests.reliability.test_commit_objects import SETTINGS, endpoints, plan_with
 from tests.upload.conftest import Drfc
 from tests.upload.test_upload_command import assert_uploaded, expected_training_params, expected_tree, source_tree
 
@@ -107,3 +112,64 @@ def test_dry_run_over_an_earlier_upload_shows_the_commit_objects_as_written(drfc
     [metadata] = [text for text in lines if f"-> s3://{drfc.upload_bucket}/{TARGET}/model_metadata.json (" in text]
     assert metadata.lstrip().startswith("copy ")
     assert list_tree(drfc.upload, drfc.upload_bucket) == before
+
+
+# ---- the audit at engine level ---------------------------------------------------------------------
+
+
+class DeleteAfterCommit(TransferSubscriber):
+    """Deletes ``key`` behind the engine's back as soon as the commit operation writing ``after`` is done."""
+
+    def __init__(self, server: SeaweedServer, bucket: str, key: str, after: str) -> None:
+        self.client, self.bucket, self.key, self.after = server.client(), bucket, key, after
+
+    def on_operation(self, model_id: str, result: OperationResult) -> None:
+        if result.operation.target.key == self.after and result.status in ("copied", "put", "skipped"):
+            self.client.delete_object(Bucket=self.bucket, Key=self.key)
+
+
+def test_a_planned_object_gone_after_the_commit_fails_the_model(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
+) -> None:
+    local_s3.client().put_object(Bucket=local_bucket, Key="data", Body=b"model bytes")
+    local_s3.client().put_object(Bucket=local_bucket, Key="meta", Body=b"meta")
+    plan = plan_with(local_s3, local_bucket, upload_bucket, b"index v1", "meta")
+    thief = DeleteAfterCommit(upload_s3, upload_bucket, "t/data", after="t/meta")
+
+    [result] = run_transfer([plan], endpoints(local_s3, upload_s3), SETTINGS, [thief])
+
+    assert [r.status for r in result.operations] == ["copied", "put", "copied"]
+    assert result.status == "failed"
+    assert result.error == (
+        f"The upload is incomplete: s3://{upload_bucket}/t/data is missing at the target; run the command again."
+    )
+    assert list_tree(upload_s3, upload_bucket) == {}  # its commit objects were rolled back
+
+
+def test_the_audit_names_every_wrong_key() -> None:
+    from drtransfer.engine.audit import Expectation, audit
+
+    def at(key: str) -> ObjectLocation:
+        return ObjectLocation("upload", "b", f"p/{key}")
+
+    expected = [
+        Expectation(at("ok"), 4, ("a" * 32, "f" * 32 + "-1")),
+        Expectation(at("missing"), 4),
+        Expectation(at("short"), 4),
+        Expectation(at("replaced"), 4, ("b" * 32,)),
+        Expectation(at("other-shape"), 4, ("b" * 32 + "-2",)),  # listed by its whole MD5: size only
+        Expectation(at("wiped"), None),
+    ]
+    found = {
+        at("ok"): TargetState(4, "a" * 32),
+        at("short"): TargetState(3, "c" * 32),
+        at("replaced"): TargetState(4, "d" * 32),
+        at("wiped"): TargetState(1, "e" * 32),
+        at("other-shape"): TargetState(4, "9" * 32),
+    }
+    assert audit(expected, found) == (
+        "The upload is incomplete: s3://b/p/missing is missing at the target, s3://b/p/short has 3 bytes at the "
+        f"target instead of 4, s3://b/p/replaced has ETag {'d' * 32} at the target instead of {'b' * 32}, "
+        "s3://b/p/wiped is still at the target although it was deleted; run the command again."
+    )
+    assert audit(expected[:1], found) is None
