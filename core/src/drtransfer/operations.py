@@ -112,12 +112,15 @@ OperationStatus = Literal["copied", "put", "deleted", "skipped", "failed", "dry-
 
 @dataclass
 class OperationResult:
+    """``etag``: the target object's ETag as the engine saw it when it wrote or skipped it ("" unknown)."""
+
     operation: Operation
     status: OperationStatus
     bytes: int = 0
     strategy: str = ""
     attempts: int = 0
     error: str | None = None
+    etag: str = ""
 
 
 ModelStatus = Literal["ok", "failed", "dry-run"]

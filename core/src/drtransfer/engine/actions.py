@@ -39,6 +39,8 @@ from drtransfer.engine.checksums import (
 from drtransfer.engine.messages import (
     AbortDone,
     AbortTask,
+    AuditDone,
+    AuditTask,
     ClientRetried,
     CompleteDone,
     CompleteTask,
@@ -416,6 +418,8 @@ class Runtime:
             return self.remove(task)
         if isinstance(task, PrepareTask):
             return self.prepare(task)
+        if isinstance(task, AuditTask):
+            return self.audit(task)
         return self.probe(task)
 
     # ---- prepare, probe, abort ----------------------------------------------------------------
@@ -429,6 +433,14 @@ class Runtime:
             swept = sweep_uploads(self, root, dry_run=task.dry_run)
         except TaskError as error:  # some servers cannot list uploads (rclone before the first one)
             note = f"Could not look for unfinished multipart uploads under {root.url}: {error.sentence}"
+        listing = self.list_keys(root, task.keys, LISTING_LIMIT)
+        return PrepareDone(task.task_id, None if listing is None else tuple(listing), swept, note)
+
+    def list_keys(
+        self, root: ObjectLocation, keys: frozenset[str], limit: int | None
+    ) -> list[tuple[str, int, str]] | None:
+        """(key, size, ETag) of every object under ``root`` whose key is in ``keys``; None when there are
+        more than ``limit`` objects under ``root``."""
         listing: list[tuple[str, int, str]] = []
         kwargs: dict[str, Any] = {"Prefix": root.key}
         seen = 0
@@ -436,14 +448,25 @@ class Runtime:
             page = self.call(root.endpoint, root.bucket, f"list {root.url}", "list_objects_v2", **kwargs)
             for item in page.get("Contents", []):
                 seen += 1
-                if item["Key"] in task.keys:
+                if item["Key"] in keys:
                     listing.append((item["Key"], int(item["Size"]), clean_etag(item.get("ETag"))))
-            if seen > LISTING_LIMIT:
-                return PrepareDone(task.task_id, None, swept, note)
+            if limit is not None and seen > limit:
+                return None
             if not page.get("IsTruncated"):
-                break
+                return listing
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
-        return PrepareDone(task.task_id, tuple(listing), swept, note)
+
+    def audit(self, task: AuditTask) -> AuditDone:
+        root = task.root
+        found: list[tuple[ObjectLocation, TargetState]] = []
+        if task.keys:
+            for key, size, etag in self.list_keys(root, task.keys, None) or []:
+                found.append((ObjectLocation(root.endpoint, root.bucket, key), TargetState(size, etag)))
+        for location in task.others:
+            head = self.head_target(location)
+            if head is not None:
+                found.append((location, TargetState(int(head["ContentLength"]), clean_etag(head.get("ETag")))))
+        return AuditDone(task.task_id, tuple(found))
 
     def probe(self, task: ProbeTask) -> ProbeDone:
         """Copy a probe object with two UploadPartCopy parts and read it back (rclone serve s3 answers
@@ -536,7 +559,7 @@ class Runtime:
         target = op.target
         state = self.target_state(task)
         if state and state.size == len(op.body) and state.etag == digest.hex():
-            return OpDone(task.task_id, "skipped", 0, "skip")
+            return OpDone(task.task_id, "skipped", 0, "skip", state.etag)
         if task.dry_run:
             return OpDone(task.task_id, "dry-run", 0, "put")
         answer = self.call(
@@ -545,26 +568,30 @@ class Runtime:
         )  # fmt: skip
         self.check_written(target, answer.get("ETag"), digest.hex())
         meter.add(len(op.body))
-        return OpDone(task.task_id, "put", len(op.body), "put")
+        return OpDone(task.task_id, "put", len(op.body), "put", clean_etag(answer.get("ETag")))
 
     def check_written(self, target: ObjectLocation, etag: str | None, expected: str) -> None:
         got = clean_etag(etag)
         if is_plain_md5(got) and got != expected:
             raise TaskError(f"The {self.describe(target)} stored {target.url} with ETag {got} instead of {expected}.")
 
-    def is_skip(self, task: OpTask, op: CopyObject) -> bool:
+    def is_skip(self, task: OpTask, op: CopyObject) -> TargetState | None:
+        """What is at the target when it already holds the source's bytes, else None."""
         state = self.target_state(task)
         source_etag = clean_etag(op.source.etag)
         if state is None or state.size != op.source.size:
-            return False
+            return None
         if state.etag == source_etag:
-            return True
+            return state
         head = self.head_target(op.target)  # the ETag may legitimately differ: look for our metadata
-        return bool(head) and source_etag_from_metadata(head.get("Metadata")) == source_etag  # type: ignore[union-attr]
+        if head is None or source_etag_from_metadata(head.get("Metadata")) != source_etag:
+            return None
+        return TargetState(int(head["ContentLength"]), clean_etag(head.get("ETag")))
 
     def copy(self, task: OpTask, op: CopyObject, meter: Meter) -> Report:
-        if self.is_skip(task, op):
-            return OpDone(task.task_id, "skipped", 0, "skip")
+        there = self.is_skip(task, op)
+        if there is not None:
+            return OpDone(task.task_id, "skipped", 0, "skip", there.etag)
         source, target = op.source.location, op.target
         size = op.source.size
         same = not task.force_stream and self.endpoints[source.endpoint].same_store(self.endpoints[target.endpoint])
@@ -598,8 +625,9 @@ class Runtime:
                 raise self.mismatch(target, "the server-side copy has the wrong size", fallback=True)
             if not multipart_count(expected):  # only a multipart source may come back re-hashed
                 raise self.mismatch(target, f"the copy's ETag {etag} differs from the source's {expected}", True)
+            etag = clean_etag(head.get("ETag"))
         meter.add(op.source.size)
-        return OpDone(task.task_id, "copied", op.source.size, "copy-object")
+        return OpDone(task.task_id, "copied", op.source.size, "copy-object", etag)
 
     def source_head(self, source: ObjectLocation, **kwargs: Any) -> dict[str, Any]:
         head: dict[str, Any] = self.call(
@@ -673,7 +701,7 @@ class Runtime:
         finally:
             self.buffers.give(data)
         self.check_written(target, answer.get("ETag"), digest.hex())
-        return OpDone(task.task_id, "copied", len(data), strategy)
+        return OpDone(task.task_id, "copied", len(data), strategy, clean_etag(answer.get("ETag")))
 
     def create_upload(self, task_id: int, target: ObjectLocation, head: Mapping[str, Any], etag: str) -> UploadRef:
         answer = self.call(
@@ -760,7 +788,7 @@ class Runtime:
             with contextlib.suppress(TaskError):  # else the scheduler aborts it at the end
                 abort_upload(self, upload)
             raise
-        return OpDone(task.task_id, "copied", size, "stream-sequential")
+        return OpDone(task.task_id, "copied", size, "stream-sequential", final)
 
     def _sequential_parts(
         self, upload: UploadRef, source: ObjectLocation, size: int, whole: Any, meter: Meter
@@ -883,7 +911,7 @@ class Runtime:
         if task.expected_etag and multipart_count(etag) and etag != task.expected_etag:
             self._quiet(upload.endpoint, upload.bucket, "delete_object", Key=upload.key)
             raise TaskError(f"The target reported ETag {etag} for {url} instead of {task.expected_etag}.")
-        return CompleteDone(task.task_id)
+        return CompleteDone(task.task_id, etag)
 
     def check_part_sizes(self, task: CompleteTask) -> None:
         upload = task.upload

@@ -153,7 +153,19 @@ class RemoveTask:
     targets: tuple[ObjectLocation, ...]
 
 
-Task = PrepareTask | ProbeTask | OpTask | PartTask | CompleteTask | AbortTask | RemoveTask
+@dataclass(frozen=True)
+class AuditTask:
+    """List ``root`` once after a model's last operation and report what is at ``keys`` (under ``root``)
+    and at ``others`` (planned targets outside it, checked with HEAD)."""
+
+    task_id: int
+    model: int
+    root: ObjectLocation
+    keys: frozenset[str]
+    others: tuple[ObjectLocation, ...] = ()
+
+
+Task = PrepareTask | ProbeTask | OpTask | PartTask | CompleteTask | AbortTask | RemoveTask | AuditTask
 
 # ---- reports: worker -> parent ----------------------------------------------------------------
 
@@ -208,6 +220,7 @@ class OpDone:
     status: Literal["copied", "put", "deleted", "skipped", "dry-run"]
     bytes: int
     strategy: str
+    etag: str = ""  # the target's ETag after the write, or the one the skip matched
 
 
 @dataclass(frozen=True)
@@ -236,6 +249,7 @@ class PartDone:
 @dataclass(frozen=True)
 class CompleteDone:
     task_id: int
+    etag: str = ""  # the completed object's ETag
 
 
 @dataclass(frozen=True)
@@ -248,6 +262,14 @@ class AbortDone:
 @dataclass(frozen=True)
 class RemoveDone:
     task_id: int
+
+
+@dataclass(frozen=True)
+class AuditDone:
+    """The objects found at the audited locations (a location that is absent is not listed)."""
+
+    task_id: int
+    found: tuple[tuple[ObjectLocation, TargetState], ...]
 
 
 @dataclass(frozen=True)
@@ -280,6 +302,7 @@ Report = (
     | CompleteDone
     | AbortDone
     | RemoveDone
+    | AuditDone
     | TaskFailed
     | WorkerStopped
 )

@@ -5,7 +5,9 @@ and lists the targets (all prepares finish before any upload starts, so a sweep 
 ours); (2) operations start as OpTasks, models served round-robin so one large model never holds the
 others back; a large object comes back as OpMultipart and its parts go out as PartTasks; when every
 part is in, the scheduler checks the combined checksum and sends a CompleteTask (or aborts and retries);
-(3) when all other operations of a model succeeded its commit operations run, one at a time, in order.
+(3) when all other operations of a model succeeded its commit operations run, one at a time, in order;
+(4) an AuditTask lists the target root once and the model is ``ok`` only when every object it wrote or
+skipped is there with the size and ETag the engine saw, and every object it deleted is gone.
 Tasks in flight are bounded in number and in buffered bytes (~ processes x concurrency x part size).
 """
 
@@ -36,6 +38,7 @@ from drtransfer.engine.actions import (
     remove_object,
     sweep_uploads,
 )
+from drtransfer.engine.audit import Expectation, audit, expectations
 from drtransfer.engine.checksums import (
     clean_etag,
     combine_crcs,
@@ -47,6 +50,8 @@ from drtransfer.engine.checksums import (
 from drtransfer.engine.messages import (
     AbortDone,
     AbortTask,
+    AuditDone,
+    AuditTask,
     ClientRetried,
     CompleteDone,
     CompleteTask,
@@ -122,14 +127,17 @@ class ModelState:
     commit: list[int]
     ready: deque[tuple[Task, int]] = field(default_factory=deque)  # (task, buffered bytes)
     listing: dict[str, TargetState] | None = None
-    # prepare -> [clear] -> run -> commit -> [rollback] -> done; "clear" removes the commit objects of an
-    # earlier, different upload before anything is written, "rollback" the ones written before a commit
-    # operation failed: a target never holds commit objects without everything they commit.
+    # prepare -> [clear] -> run -> commit -> [audit] -> [rollback] -> done; "clear" removes the commit
+    # objects of an earlier, different upload before anything is written, "audit" checks the target once
+    # everything ran, "rollback" removes the commit objects written when an operation or the audit
+    # failed: a target never holds commit objects without everything they commit.
     phase: str = "prepare"
     active: int = 0  # operations started and not finished
     commit_next: int = 0
     remove_attempts: int = 0
-    failure: str | None = None  # why the model failed when no operation did (clearing failed)
+    audit: list[Expectation] = field(default_factory=list)
+    audit_attempts: int = 0
+    failure: str | None = None  # why the model failed when no operation did (clearing or the audit failed)
     result: ModelResult | None = None
 
 
@@ -425,6 +433,8 @@ class Scheduler:
             self._on_probe(task, report)
         elif isinstance(task, RemoveTask):
             self._on_remove(task, report)
+        elif isinstance(task, AuditTask):
+            self._on_audit(task, report)
         elif isinstance(task, AbortTask):
             if isinstance(report, AbortDone) and report.ok:
                 self.open_uploads.pop(task.upload.upload_id, None)
@@ -460,10 +470,11 @@ class Scheduler:
                 log.info("%s: aborted %d unfinished upload(s) of an earlier run", model.plan.model_id, report.swept)
         self.prepares_left -= 1
         stale = self._stale_commits(model)
-        if stale:
+        if stale and not self.settings.dry_run:
             model.phase = "clear"
             self._queue_remove(model, stale)
             return
+        self._forget(model, stale)  # a dry run shows them written, as the real run writes them
         model.phase = "run"
         self._check_model(model)
 
@@ -472,7 +483,7 @@ class Scheduler:
     def _stale_commits(self, model: ModelState) -> list[ObjectLocation]:
         """The commit objects at the target when one of them differs from what this plan commits (an
         earlier upload of another checkpoint or model): all of them go before anything is written."""
-        if self.settings.dry_run or not model.listing:
+        if not model.listing:
             return []
         present = [model.ops[n].op for n in model.commit if model.ops[n].op.target.key in model.listing]
         for op in present:
@@ -496,6 +507,12 @@ class Scheduler:
             if (result := model.ops[n].result) is not None and result.status in done
         ]
 
+    def _forget(self, model: ModelState, targets: Sequence[ObjectLocation]) -> None:
+        """Drop removed objects from the model's listing, so no operation skips one as already there."""
+        if model.listing is not None:
+            for target in targets:
+                model.listing.pop(target.key, None)
+
     def _queue_remove(self, model: ModelState, targets: Sequence[ObjectLocation]) -> None:
         model.ready.append((RemoveTask(next(self.ids), model.index, tuple(targets)), 0))
 
@@ -503,6 +520,7 @@ class Scheduler:
         model = self.models[task.model]
         if isinstance(report, RemoveDone):
             if model.phase == "clear":
+                self._forget(model, task.targets)
                 model.phase = "run"
                 self._check_model(model)
             else:
@@ -552,7 +570,7 @@ class Scheduler:
             else:
                 self._op_failed(state, report.error, report.retryable, report.fallback)
         elif isinstance(report, OpDone):
-            self._finish_op(state, report.status, report.bytes, report.strategy)
+            self._finish_op(state, report.status, report.bytes, report.strategy, etag=report.etag)
         elif isinstance(report, OpMultipart):
             state.upload, state.verify = report.upload, report.verify
             state.copy, state.crc, state.strategy = report.copy, report.crc, report.strategy
@@ -569,7 +587,7 @@ class Scheduler:
                 self.open_uploads.pop(state.upload.upload_id, None)
             state.upload = None
             size = state.verify.size if state.verify else 0
-            self._finish_op(state, "copied", size, state.strategy)
+            self._finish_op(state, "copied", size, state.strategy, etag=report.etag)
 
     def _part_task(self, state: OpState, part: PartSpec) -> tuple[Task, int]:
         assert state.upload is not None and isinstance(state.op, CopyObject)
@@ -679,16 +697,24 @@ class Scheduler:
     # ---- completion --------------------------------------------------------------------------
 
     def _finish_op(
-        self, state: OpState, status: OperationStatus, nbytes: int = 0, strategy: str = "", error: str | None = None
+        self,
+        state: OpState,
+        status: OperationStatus,
+        nbytes: int = 0,
+        strategy: str = "",
+        error: str | None = None,
+        etag: str = "",
     ) -> None:
         model = self.models[state.model]
-        state.result = OperationResult(state.op, status, nbytes, strategy or state.strategy, state.attempt, error)
+        state.result = OperationResult(
+            state.op, status, nbytes, strategy or state.strategy, state.attempt, error, etag=etag
+        )
         model.active -= 1
         self.notify("on_operation", model.plan.model_id, state.result)
         self._check_model(model)
 
     def _check_model(self, model: ModelState) -> None:
-        if model.phase in ("prepare", "clear", "rollback", "done") or model.active:
+        if model.phase in ("prepare", "clear", "audit", "rollback", "done") or model.active:
             return
         if model.phase == "run":
             if model.pending or any(s.model == model.index for w in self.probe_waiters.values() for s in w):
@@ -696,15 +722,52 @@ class Scheduler:
             if model.commit and not self._model_failed(model):
                 model.phase = "commit"
             else:
-                self._finish_model(model)
+                self._conclude(model)
                 return
         if model.phase == "commit" and (model.commit_next >= len(model.commit) or self._model_failed(model)):
-            written = self._written_commits(model) if self._model_failed(model) else []
+            self._conclude(model)
+
+    def _conclude(self, model: ModelState) -> None:
+        """After a model's last operation: audit it when it succeeded, roll back its commit objects when
+        it (or its audit) failed, else finish it."""
+        if self._model_failed(model):
+            written = self._written_commits(model)
             if written and not self.settings.dry_run:
                 model.phase = "rollback"
                 self._queue_remove(model, written)
                 return
-            self._finish_model(model)
+        elif model.phase != "audit" and not self.settings.dry_run and not model.plan.fresh_target:
+            model.audit = expectations([s.result for s in model.ops if s.result is not None])
+            if model.audit:
+                model.phase = "audit"
+                self._queue_audit(model)
+                return
+        self._finish_model(model)
+
+    # ---- the audit ---------------------------------------------------------------------------
+
+    def _queue_audit(self, model: ModelState) -> None:
+        root = model.plan.target_root
+        keys = frozenset(e.location.key for e in model.audit if _inside(e.location, root))
+        others = tuple(e.location for e in model.audit if not _inside(e.location, root))
+        model.ready.append((AuditTask(next(self.ids), model.index, root, keys, others), 0))
+
+    def _on_audit(self, task: AuditTask, report: Report) -> None:
+        model = self.models[task.model]
+        if isinstance(report, AuditDone):
+            model.failure = audit(model.audit, dict(report.found))
+        else:
+            error = getattr(report, "error", "")
+            model.audit_attempts += 1
+            retryable = getattr(report, "retryable", False) and error != "cancelled"
+            if retryable and model.audit_attempts < self.settings.max_attempts:
+                self._later(self._backoff(model.audit_attempts), lambda: self._queue_audit(model))
+                return
+            model.failure = (
+                f"{error.rstrip('.')}; the upload under {model.plan.target_root.url} could not be checked, "
+                f"run the command again."
+            )
+        self._conclude(model)
 
     def _model_failed(self, model: ModelState) -> bool:
         return model.failure is not None or any(s.result is not None and s.result.status == "failed" for s in model.ops)
