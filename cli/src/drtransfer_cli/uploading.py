@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from drtransfer.config import increment_upload_prefix
+from drtransfer.config import apply_increment
 from drtransfer.engine import TransferSubscriber
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
@@ -146,11 +146,8 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
         all_experiments=request.all_experiments,
         overrides=prefix_overrides(request.prefix),
         local_target=request.local_target,
+        increment=request.increment,
     )
-    if request.increment:
-        missing = [run.label for run in runs if run.run_file is None]
-        if missing:
-            raise ConfigError(f"-1 needs each run's run.env to edit; none is known for {', '.join(missing)}.")
     notifications = open_notifications(
         host, collect_notify_urls(request.notify_urls, os.environ, runs), verbose=request.verbose, stderr=sys.stderr
     )
@@ -161,11 +158,9 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
             outcomes, imports = _plan_and_transfer(request, wording, host, runs, notifications)
         for outcome in outcomes:
             run = outcome.prepared.run
-            if request.increment and outcome.result.status == "ok" and run.run_file is not None:
+            if run.increment is not None and outcome.result.status == "ok":
                 try:
-                    outcome.extra["next_upload_prefix"] = increment_upload_prefix(
-                        run.run_file, system_env=run.system_file
-                    )
+                    outcome.extra["next_upload_prefix"] = apply_increment(run.increment)
                 except DrTransferError as error:  # the upload stands; only the run file kept its prefix
                     outcome.extra["increment_error"] = str(error)
         # A failed import never hides a successful upload: both are reported, each on its own.
@@ -218,6 +213,13 @@ def _plan_and_transfer(
             )
         else:
             lines.append(f"  {item.run.label}: cannot upload: {item.error}")
+        if item.run.increment is not None:
+            step = item.run.increment
+            when = "left unchanged (dry run)" if request.dry_run else "written after a successful upload"
+            lines.append(
+                f"  {item.run.label}: -1: DR_UPLOAD_S3_PREFIX {step.old_value} -> {step.new_value} in {step.run_file}, "
+                f"{when}"
+            )
     if request.dry_run:
         click.echo(wording.dry_run_banner, err=True)
         for line in lines:

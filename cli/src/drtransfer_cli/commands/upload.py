@@ -23,7 +23,7 @@ upload_switches = options._compose(
         "-1",
         "--increment",
         is_flag=True,
-        help="After a run's upload succeeded, increment DR_UPLOAD_S3_PREFIX in its run file.",
+        help="Upload into the incremented DR_UPLOAD_S3_PREFIX (inc-7 -> inc-8), written to the run file on success.",
     ),
     click.option(
         "-i", "--import", "import_requested", is_flag=True, help="Import each model, named after its upload prefix."
