@@ -300,16 +300,33 @@ def describe_operation(result: OperationResult) -> str:
     return f"  {what} ({size}){how}"
 
 
+def deleted_urls(result: ModelResult) -> list[str]:
+    """The target objects ``-w`` deleted (in a dry run: would delete)."""
+    return [
+        r.operation.target.url
+        for r in result.operations
+        if isinstance(r.operation, DeleteObject) and r.status in ("deleted", "dry-run")
+    ]
+
+
+def kept_urls(item: PreparedModel) -> list[str]:
+    """The car packages ``-w`` left in place."""
+    return [f"s3://{item.run.upload_bucket}/{key}" for key in item.kept]
+
+
 def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
     item: PreparedModel = outcome.prepared
     result: ModelResult = outcome.result
+    written = [r for r in result.operations if not isinstance(r.operation, DeleteObject)]
     data: dict[str, object] = {
         "run_id": item.run.run_id,
         "source": item.run.source_url,
         "target": item.run.target_url,
         "checkpoint": item.selection.checkpoint.name if item.selection else None,
         "selection": item.selection.explanation if item.selection else None,
-        "objects": sum(1 for r in result.operations if r.status in ("copied", "put", "dry-run", "skipped")),
+        "objects": sum(1 for r in written if r.status in ("copied", "put", "dry-run", "skipped")),
+        "deleted": deleted_urls(result),
+        "kept": kept_urls(item),
         "bytes": result.bytes,
         "skipped": result.skipped,
         "seconds": round(result.seconds, 3),
@@ -326,19 +343,30 @@ def report(outcomes: Sequence[UploadOutcome], request: UploadRequest, seconds: f
             app.print_json(outcome_json(outcome))
             continue
         result, run = outcome.result, outcome.prepared.run
+        deleted = deleted_urls(result)
+        wiped = f", {len(deleted)} object(s) deleted" if request.wipe else ""
         if request.dry_run and outcome.prepared.ok:
-            click.echo(f"{run.label}: would write {run.target_url}/")
+            wipe_note = f" and delete {len(deleted)} object(s)" if request.wipe else ""
+            click.echo(f"{run.label}: would write {run.target_url}/{wipe_note}")
             for op_result in result.operations:
                 click.echo(describe_operation(op_result))
+            for url in kept_urls(outcome.prepared):
+                click.echo(f"  keep   {url} (car package written by drtransfer car-zip)")
             continue
         if result.status == "ok":
             click.echo(
                 f"{run.label}: uploaded {run.target_url}/ ({app.human_bytes(result.bytes)} in "
-                f"{result.seconds:.1f} s, {result.skipped} object(s) already there)"
+                f"{result.seconds:.1f} s, {result.skipped} object(s) already there{wiped})"
             )
         else:
             click.echo(f"{run.label}: FAILED: {result.error}", err=True)
+            if deleted:
+                click.echo(f"{run.label}: {len(deleted)} object(s) deleted before it failed", err=True)
         if request.verbose and not request.dry_run:
+            for url in deleted:
+                click.echo(f"{run.label}: deleted {url}", err=True)
+            for url in kept_urls(outcome.prepared):
+                click.echo(f"{run.label}: kept {url} (car package written by drtransfer car-zip)", err=True)
             count = int(outcome.extra.get("retries", 0))
             click.echo(f"{run.label}: {count} {'retry' if count == 1 else 'retries'}", err=True)
         if "next_upload_prefix" in outcome.extra:

@@ -50,6 +50,11 @@ CAR_SENSORS = frozenset(
     {"observation", "LIDAR", "SECTOR_LIDAR", "LEFT_CAMERA", "FRONT_FACING_CAMERA", "STEREO_CAMERAS"}
 )
 CAR_ALGORITHMS = frozenset({"clipped_ppo", "sac"})
+# Uploaded car packages carry this Content-Type; ``-w`` keeps objects that have it. A MIME parameter
+# keeps the base type application/gzip for every client, and the engine writes Content-Type (it has
+# no user metadata for generated objects).
+CAR_PACKAGE_KIND = ("drtransfer-kind", "car-package")
+CAR_CONTENT_TYPE = f"application/gzip; {CAR_PACKAGE_KIND[0]}={CAR_PACKAGE_KIND[1]}"
 _ARCHIVE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -433,9 +438,20 @@ def upload_packages(
         # The archive's own key is the plan's root: the engine's sweep of multipart uploads left by a
         # crash stays off the rest of the prefix, which may hold an uploaded model.
         plan = ModelPlan(model_id=package.run.run_id, target_root=target)
-        plan.add(PutBytes(target, package.data, content_type="application/gzip"))
+        plan.add(PutBytes(target, package.data, content_type=CAR_CONTENT_TYPE))
         plans.append(plan)
     return run_transfer(plans, endpoints, settings, subscribers)
+
+
+def is_car_package(content_type: str | None) -> bool:
+    """Whether an object's Content-Type marks it as a car package that :func:`upload_packages` wrote."""
+    _, *parameters = (content_type or "").split(";")
+    name, value = CAR_PACKAGE_KIND
+    for parameter in parameters:
+        key, _, given = parameter.partition("=")
+        if key.strip().lower() == name and given.strip().strip('"') == value:
+            return True
+    return False
 
 
 def write_package(package: Package, directory: Path) -> Path:
@@ -461,6 +477,7 @@ def built_event(package: Package, location: str) -> CarPackageBuilt:
 
 
 __all__ = [
+    "CAR_CONTENT_TYPE",
     "CAR_FORMAT",
     "CAR_METADATA_MEMBER",
     "CAR_MODEL_MEMBER",
@@ -479,6 +496,7 @@ __all__ = [
     "car_rule_violations",
     "check_car_package",
     "get_packager",
+    "is_car_package",
     "resolve_archive_name",
     "sanitize_archive_name",
     "upload_packages",

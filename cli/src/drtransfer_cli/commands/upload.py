@@ -14,7 +14,10 @@ from drtransfer_cli.uploading import UploadRequest, run_upload
 upload_switches = options._compose(
     click.option("-f", "--force", is_flag=True, help="No confirmation question."),
     click.option(
-        "-w", "--wipe", is_flag=True, help="Delete target objects under each target prefix that are not in the plan."
+        "-w",
+        "--wipe",
+        is_flag=True,
+        help="Delete target objects under each target prefix that are not in the plan (car-zip's archive stays).",
     ),
     click.option("-d", "--dry-run", is_flag=True, help="Print every planned copy, put and delete; write nothing."),
     click.option("-p", "--prefix", metavar="PREFIX", help="Source and target prefix (as DRfC's -p)."),
