@@ -522,7 +522,17 @@ def _target_is_source(
 ) -> str:
     """The sentence for a target equal to its source, naming what made the target prefix."""
     head = f"Target equals source for {where} (s3://{bucket}/{prefix})"
-    if increment is not None and "DR_UPLOAD_S3_PREFIX" not in flags:
+    flag_prefix = flags.get("DR_UPLOAD_S3_PREFIX")
+    if flag_prefix is not None and flag_prefix == flags.get("DR_LOCAL_S3_MODEL_PREFIX"):  # -p PREFIX
+        if local_target:
+            why, fix = "-L uploads into the source bucket", "drop -p or -L"
+        else:
+            why, fix = "DR_UPLOAD_S3_BUCKET is the source bucket", "drop -p or upload to another bucket"
+        return (
+            f"{head}: -p {prefix} sets both the source and the target prefix, and {why}, so the model would be "
+            f"uploaded onto itself; {fix}."
+        )
+    if increment is not None and flag_prefix is None:
         return (
             f"{head}: -1 makes DR_UPLOAD_S3_PREFIX {increment.new_value} ({increment.old_value} in "
             f"{increment.run_file}), which is the source prefix; change DR_UPLOAD_S3_PREFIX in {increment.run_file}."
