@@ -80,7 +80,7 @@ def test_increment_on_a_full_disk_keeps_the_run_file_and_says_so(
     done = setup.command("upload", *setup.upload_args("0"), "-1", "-f", "--processes", "0")
 
     assert done.returncode == 1, done.stderr
-    assert f"run 0 (alpha): uploaded s3://{upload_bucket}/alpha-up/" in done.stdout  # the upload itself stands
+    assert f"run 0 (alpha): uploaded s3://{upload_bucket}/alpha-up-1/" in done.stdout  # the upload itself stands
     [line] = [line for line in done.stderr.splitlines() if "-1 FAILED" in line]
     assert line == (
         f"run 0 (alpha): -1 FAILED: Cannot rewrite {run_file}: No space left on device; it was left unchanged, "

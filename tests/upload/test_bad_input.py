@@ -124,3 +124,28 @@ def test_import_options_without_an_import_are_refused(drfc: Drfc) -> None:
         2,
         "--to, --wait only apply to an import: add -i or -I NAME",
     )
+
+
+@pytest.mark.parametrize("command", ["drtransfer", "dr-upload-model"])
+@pytest.mark.parametrize("number", ["-1", "abc", "1.5", "+3"])
+def test_a_checkpoint_number_that_is_not_a_whole_number_names_the_switch(drfc: Drfc, command: str, number: str) -> None:
+    args = ["upload"] if command == "drtransfer" else []
+    result = drfc.run(*args, *drfc.upload_args("0"), "-c", number, "-f", "--processes", "0", command=command)
+    assert result.returncode == 2, result.stderr
+    assert single_error_line(result.stderr) == (
+        f"{command}: error: -c {number}: the checkpoint number must be a whole number >= 0, e.g. -c 12."
+    )
+    assert list_tree(drfc.upload, drfc.upload_bucket) == {}
+
+
+def test_local_target_with_prefix_names_the_prefix_switch(drfc: Drfc) -> None:
+    before = list_tree(drfc.local, drfc.local_bucket)
+    result = drfc.run("upload", *drfc.upload_args("0"), "-L", "-p", "alpha", "-f", "--processes", "0")
+    assert result.returncode == 2, result.stderr
+    line = single_error_line(result.stderr)
+    assert line.endswith(
+        f"(s3://{drfc.local_bucket}/alpha): -p alpha sets both the source and the target prefix, and -L uploads "
+        f"into the source bucket, so the model would be uploaded onto itself; drop -p or -L."
+    )
+    assert "DR_UPLOAD_S3_PREFIX" not in line
+    assert list_tree(drfc.local, drfc.local_bucket) == before

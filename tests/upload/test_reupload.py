@@ -73,10 +73,14 @@ def test_wipe_upload_over_a_car_archive_and_an_earlier_upload(drfc: Drfc) -> Non
     upload(drfc, "-b")
     car = drfc.run("car-zip", *drfc.upload_args("0"), "-f")
     assert car.returncode == 0, car.stderr
-    assert f"{TARGET}/{TARGET}.tar.gz" in list_tree(drfc.upload, drfc.upload_bucket, TARGET + "/")
+    archive = f"{TARGET}/{TARGET}.tar.gz"
+    packaged = list_tree(drfc.upload, drfc.upload_bucket, TARGET + "/")[archive]
     upload(drfc, "-w")
     root_metadata_ok(drfc)
-    assert_uploaded(drfc, PREFIX, TARGET, 11)  # the archive and checkpoint 2 wiped
+    # -w keeps the car package car-zip wrote there; everything else is exactly checkpoint 11's layout.
+    assert list_tree(drfc.upload, drfc.upload_bucket, TARGET + "/")[archive] == packaged
+    drfc.upload.client().delete_object(Bucket=drfc.upload_bucket, Key=archive)
+    assert_uploaded(drfc, PREFIX, TARGET, 11)  # checkpoint 2 wiped
 
 
 def test_the_same_checkpoint_over_drfcs_own_upload(drfc: Drfc) -> None:

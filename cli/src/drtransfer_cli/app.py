@@ -60,8 +60,10 @@ def load_runs(
     overrides: Mapping[str, str] | None = None,
     local_target: bool = False,
     require_target: bool = True,
+    increment: bool = False,
 ) -> list[RunConfig]:
-    """The runs of a command; ``require_target=False`` when nothing goes to the upload bucket."""
+    """The runs of a command; ``require_target=False`` when nothing goes to the upload bucket;
+    ``increment`` (``-1``) targets each run's incremented upload prefix."""
     from drtransfer.config import load_runs as load
 
     runs = load(
@@ -72,6 +74,7 @@ def load_runs(
         overrides=dict(overrides or {}),
         local_target=local_target,
         require_target=require_target,
+        increment=increment,
     )
     if not runs:
         raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
+from drtransfer.errors import ConfigError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNITS = {
@@ -88,7 +90,6 @@ checkpoint_choice = compose(
         "-c",
         "--checkpoint-number",
         "checkpoint_number",
-        type=int,
         metavar="N",
         help="Checkpoint number N (= --checkpoint step:N).",
     ),
@@ -126,17 +127,18 @@ plugin_options = compose(
 )
 
 
-def resolve_checkpoint(checkpoint_expr: str | None, best: bool, checkpoint_number: int | None) -> str:
+def checkpoint_step(checkpoint_number: str | None) -> str | None:
+    """``-c N`` as ``step:N``; N is read here (not by click) so the error names what the user typed."""
+    if checkpoint_number is None:
+        return None
+    if not (checkpoint_number.isascii() and checkpoint_number.isdigit()):
+        raise ConfigError(f"-c {checkpoint_number}: the checkpoint number must be a whole number >= 0, e.g. -c 12.")
+    return f"step:{int(checkpoint_number)}"
+
+
+def resolve_checkpoint(checkpoint_expr: str | None, best: bool, checkpoint_number: str | None) -> str:
     """One expression from ``--checkpoint``, ``-b`` and ``-c N``; more than one is a usage error."""
-    given = [
-        e
-        for e in (
-            checkpoint_expr,
-            "best" if best else None,
-            None if checkpoint_number is None else f"step:{checkpoint_number}",
-        )
-        if e
-    ]
+    given = [e for e in (checkpoint_expr, "best" if best else None, checkpoint_step(checkpoint_number)) if e]
     if len(given) > 1:
         raise click.UsageError(f"Choose one checkpoint: {' and '.join(given)} were both given.")
     return given[0] if given else "last"

@@ -137,13 +137,13 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         all_experiments=flags.all_experiments,
         overrides=prefix_overrides(flags.prefix),
         local_target=flags.local_target,
+        increment=flags.increment,
     )
     request = UploadRequest(
         runs=runs,
         checkpoint=flags.checkpoint,
         wipe=flags.wipe,
         dry_run=flags.dry_run,
-        increment=flags.increment,
         engine=app.engine_settings(flags.processes, flags.concurrency, flags.part_size, dry_run=flags.dry_run),
         imports=ImportSpec(
             target=flags.import_target,
@@ -167,7 +167,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         subscribers.append(DryRunBanner(wording))
 
     def confirm(prepared: Sequence[PreparedModel]) -> bool:
-        app.confirm(ready_lines(prepared, wording), force=flags.force, question=wording.question,
+        app.confirm(ready_lines(prepared, wording, dry_run=False), force=flags.force, question=wording.question,
                     refusal=wording.refusal)
         return True
 
@@ -187,7 +187,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
     return app.EXIT_OK if report_.ok else app.EXIT_FAILED
 
 
-def ready_lines(prepared: Sequence[PreparedModel], wording: Wording) -> list[str]:
+def ready_lines(prepared: Sequence[PreparedModel], wording: Wording, *, dry_run: bool) -> list[str]:
     lines = [wording.ready.format(count=len(prepared))]
     for item in prepared:
         if item.ok and item.selection is not None:
@@ -196,6 +196,13 @@ def ready_lines(prepared: Sequence[PreparedModel], wording: Wording) -> list[str
             )
         else:
             lines.append(f"  {item.run.label}: cannot upload: {item.error}")
+        if item.run.increment is not None:
+            step = item.run.increment
+            when = "left unchanged (dry run)" if dry_run else "written after a successful upload"
+            lines.append(
+                f"  {item.run.label}: -1: DR_UPLOAD_S3_PREFIX {step.old_value} -> {step.new_value} in {step.run_file}, "
+                f"{when}"
+            )
     return lines
 
 
@@ -204,11 +211,10 @@ class DryRunBanner(JobSubscriber):
 
     def __init__(self, wording: Wording) -> None:
         self.wording = wording
-        self.prepared: Sequence[PreparedModel] = ()
 
     def on_prepared(self, prepared: Sequence[PreparedModel], **kwargs: Any) -> None:
         click.echo(self.wording.dry_run_banner, err=True)
-        for line in ready_lines(prepared, self.wording):
+        for line in ready_lines(prepared, self.wording, dry_run=True):
             click.echo(line, err=True)
 
 
@@ -225,16 +231,33 @@ def describe_operation(result: OperationResult) -> str:
     return f"  {what} ({size}){how}"
 
 
+def deleted_urls(result: ModelResult) -> list[str]:
+    """The target objects ``-w`` deleted (in a dry run: would delete)."""
+    return [
+        r.operation.target.url
+        for r in result.operations
+        if isinstance(r.operation, DeleteObject) and r.status in ("deleted", "dry-run")
+    ]
+
+
+def kept_urls(item: PreparedModel) -> list[str]:
+    """The car packages ``-w`` left in place."""
+    return [f"s3://{item.run.upload_bucket}/{key}" for key in item.kept]
+
+
 def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
     item: PreparedModel = outcome.prepared
     result: ModelResult = outcome.result
+    written = [r for r in result.operations if not isinstance(r.operation, DeleteObject)]
     data: dict[str, object] = {
         "run_id": item.run.run_id,
         "source": item.run.source_url,
         "target": item.run.target_url,
         "checkpoint": item.selection.checkpoint.name if item.selection else None,
         "selection": item.selection.explanation if item.selection else None,
-        "objects": sum(1 for r in result.operations if r.status in ("copied", "put", "dry-run", "skipped")),
+        "objects": sum(1 for r in written if r.status in ("copied", "put", "dry-run", "skipped")),
+        "deleted": deleted_urls(result),
+        "kept": kept_urls(item),
         "bytes": result.bytes,
         "skipped": result.skipped,
         "seconds": round(result.seconds, 3),
@@ -251,19 +274,30 @@ def report(outcomes: Sequence[UploadOutcome], request: UploadFlags, seconds: flo
             app.print_json(outcome_json(outcome))
             continue
         result, run = outcome.result, outcome.prepared.run
+        deleted = deleted_urls(result)
+        wiped = f", {len(deleted)} object(s) deleted" if request.wipe else ""
         if request.dry_run and outcome.prepared.ok:
-            click.echo(f"{run.label}: would write {run.target_url}/")
+            wipe_note = f" and delete {len(deleted)} object(s)" if request.wipe else ""
+            click.echo(f"{run.label}: would write {run.target_url}/{wipe_note}")
             for op_result in result.operations:
                 click.echo(describe_operation(op_result))
+            for url in kept_urls(outcome.prepared):
+                click.echo(f"  keep   {url} (car package written by drtransfer car-zip)")
             continue
         if result.status == "ok":
             click.echo(
                 f"{run.label}: uploaded {run.target_url}/ ({app.human_bytes(result.bytes)} in "
-                f"{result.seconds:.1f} s, {result.skipped} object(s) already there)"
+                f"{result.seconds:.1f} s, {result.skipped} object(s) already there{wiped})"
             )
         else:
             click.echo(f"{run.label}: FAILED: {result.error}", err=True)
+            if deleted:
+                click.echo(f"{run.label}: {len(deleted)} object(s) deleted before it failed", err=True)
         if request.verbose and not request.dry_run:
+            for url in deleted:
+                click.echo(f"{run.label}: deleted {url}", err=True)
+            for url in kept_urls(outcome.prepared):
+                click.echo(f"{run.label}: kept {url} (car package written by drtransfer car-zip)", err=True)
             count = int(outcome.extra.get("retries", 0))
             click.echo(f"{run.label}: {count} {'retry' if count == 1 else 'retries'}", err=True)
         if "next_upload_prefix" in outcome.extra:

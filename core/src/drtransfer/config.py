@@ -24,9 +24,12 @@ No system.env is an error, as it is for DRfC.
 3. The run file. ``$VAR`` in both files is expanded as DRfC does while reading them, see
    :mod:`drtransfer.envfile`.
 4. The process environment: exported ``DR_*`` variables.
-5. ``overrides`` (command-line flags).
+5. With ``increment`` (``-1``): ``DR_UPLOAD_S3_PREFIX`` incremented from the run file's own line (see
+   :func:`plan_increment`), as DRfC's ``increment.sh`` exports the new value before uploading. The run
+   uploads into that prefix; :func:`apply_increment` writes it into the run file afterwards.
+6. ``overrides`` (command-line flags).
 
-Layers 4 and 5 replace values. They do not re-expand the files, so ``DR_UPLOAD_S3_PREFIX=
+Layers 4 to 6 replace values. They do not re-expand the files, so ``DR_UPLOAD_S3_PREFIX=
 $DR_LOCAL_S3_MODEL_PREFIX-1`` keeps the model prefix the file had.
 
 **The activated-shell trap.** In a shell where DRfC was activated, the environment holds the activated
@@ -92,7 +95,7 @@ from pathlib import Path
 from drtransfer.endpoints import Credentials, Endpoint, resolve_credentials
 from drtransfer.envfile import EnvFile, parse_env_text, read_env_file, read_text
 from drtransfer.errors import ConfigError
-from drtransfer.runconfig import RunConfig
+from drtransfer.runconfig import PrefixIncrement, RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +173,12 @@ def load_runs(
     environ: Mapping[str, str] | None = None,
     local_target: bool = False,
     require_target: bool = True,
+    increment: bool = False,
 ) -> list[RunConfig]:
     """One :class:`RunConfig` per run (see the module docstring for every rule); [] when there is nothing
-    to load (no files, no experiments, no DRfC variables in the environment)."""
+    to load (no files, no experiments, no DRfC variables in the environment). With ``increment`` every
+    run targets its incremented ``DR_UPLOAD_S3_PREFIX`` and carries the pending edit in
+    ``RunConfig.increment``; nothing is written here."""
     env = dict(os.environ if environ is None else environ)
     flags = dict(overrides or {})
     credentials = _CredentialCache(None if environ is None else env)
@@ -185,15 +191,24 @@ def load_runs(
             system_file = _system_file_for(activation.source, system_env, env)
             sources = [_Source(activation.source, system_file, env.get("DR_EXPERIMENT_NAME") or None)]
         elif env_layer:
+            if increment:
+                raise ConfigError(
+                    "-1 needs a run file to edit, and only exported DR_* variables describe this run; give its "
+                    "run.env, or activate DRfC with it (DR_CONFIG)."
+                )
             values = {**env_layer, **flags}
-            return [_build_run(values, _Source(None, None), credentials, local_target, require_target)]
+            return [_build_run(values, _Source(None, None), credentials, local_target, require_target, flags)]
         else:
             return []
 
     runs = []
     for source in sources:
-        values = {**_file_values(source, env), **env_layer, **flags}
-        runs.append(_build_run(values, source, credentials, local_target, require_target))
+        values = {**_file_values(source, env), **env_layer}
+        pending = _increment_for(source, env) if increment else None
+        if pending is not None:
+            values["DR_UPLOAD_S3_PREFIX"] = pending.new_value
+        values.update(flags)
+        runs.append(_build_run(values, source, credentials, local_target, require_target, flags, pending))
     _check_distinct(runs)
     return _name_endpoints_apart(runs)
 
@@ -483,6 +498,8 @@ def _build_run(
     credentials: _CredentialCache,
     local_target: bool,
     require_target: bool,
+    flags: Mapping[str, str],
+    increment: PrefixIncrement | None = None,
 ) -> RunConfig:
     _apply_defaults(values)
     run_id = values["DR_RUN_ID"]
@@ -496,10 +513,7 @@ def _build_run(
         values["DR_LOCAL_S3_BUCKET"],
         model_prefix,
     ):
-        raise ConfigError(
-            f"Target equals source for {where} (s3://{upload_bucket}/{upload_prefix}); "
-            f"set a different DR_UPLOAD_S3_PREFIX."
-        )
+        raise ConfigError(_target_is_source(where, upload_bucket, upload_prefix, flags, increment, local_target))
 
     return RunConfig(
         run_id=run_id,
@@ -515,7 +529,36 @@ def _build_run(
         run_file=source.run_file,
         system_file=source.system_file,
         values={key: value for key, value in values.items() if key not in SECRET_VARIABLES},
+        increment=increment,
     )
+
+
+def _target_is_source(
+    where: str,
+    bucket: str,
+    prefix: str,
+    flags: Mapping[str, str],
+    increment: PrefixIncrement | None,
+    local_target: bool,
+) -> str:
+    """The sentence for a target equal to its source, naming what made the target prefix."""
+    head = f"Target equals source for {where} (s3://{bucket}/{prefix})"
+    flag_prefix = flags.get("DR_UPLOAD_S3_PREFIX")
+    if flag_prefix is not None and flag_prefix == flags.get("DR_LOCAL_S3_MODEL_PREFIX"):  # -p PREFIX
+        if local_target:
+            why, fix = "-L uploads into the source bucket", "drop -p or -L"
+        else:
+            why, fix = "DR_UPLOAD_S3_BUCKET is the source bucket", "drop -p or upload to another bucket"
+        return (
+            f"{head}: -p {prefix} sets both the source and the target prefix, and {why}, so the model would be "
+            f"uploaded onto itself; {fix}."
+        )
+    if increment is not None and flag_prefix is None:
+        return (
+            f"{head}: -1 makes DR_UPLOAD_S3_PREFIX {increment.new_value} ({increment.old_value} in "
+            f"{increment.run_file}), which is the source prefix; change DR_UPLOAD_S3_PREFIX in {increment.run_file}."
+        )
+    return f"{head}; set a different DR_UPLOAD_S3_PREFIX."
 
 
 def _check_distinct(runs: Sequence[RunConfig]) -> None:
@@ -567,23 +610,28 @@ def _check_distinct(runs: Sequence[RunConfig]) -> None:
 def increment_upload_prefix(
     run_file: Path, *, system_env: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> str:
-    """``-1``: increment ``DR_UPLOAD_S3_PREFIX`` in ``run_file`` and return the new prefix, expanded.
+    """Increment ``DR_UPLOAD_S3_PREFIX`` in ``run_file`` now and return the new prefix, expanded:
+    :func:`plan_increment` then :func:`apply_increment`."""
+    return apply_increment(plan_increment(run_file, system_env=system_env, environ=environ))
+
+
+def plan_increment(
+    run_file: Path, *, system_env: Path | None = None, environ: Mapping[str, str] | None = None
+) -> PrefixIncrement:
+    """``-1``: the incremented ``DR_UPLOAD_S3_PREFIX`` of ``run_file``, without writing anything.
 
     DRfC's rule (``scripts/upload/increment.sh``), with its numeric-suffix bug fixed: split the value
     on ``-``. When the last part is all digits, it is incremented, keeping its zero padding
     (``model-009`` gives ``model-010``). Otherwise ``-1`` is appended (``model`` gives ``model-1``,
-    ``model-abc`` gives ``model-abc-1``). The value is taken as written: an expression such as
-    ``$DR_LOCAL_S3_MODEL_PREFIX-1`` stays an expression (``$DR_LOCAL_S3_MODEL_PREFIX-2``), and
-    ``"..."`` or ``'...'`` around the whole value are kept.
+    ``my-model-final`` gives ``my-model-final-1``). The value is taken as written: an expression such
+    as ``$DR_LOCAL_S3_MODEL_PREFIX-1`` stays an expression (``$DR_LOCAL_S3_MODEL_PREFIX-2``), and
+    ``"..."`` or ``'...'`` around the whole value are kept. Only the line that takes effect (the last
+    ``DR_UPLOAD_S3_PREFIX=`` line) is incremented.
 
-    Only the line that takes effect (the last ``DR_UPLOAD_S3_PREFIX=`` line) is changed. Every other
-    byte stays as it was. The new file replaces the old one atomically (temporary file and rename,
-    same permissions). Expansion sees the run's system.env, found as by :func:`load_runs`, when there
-    is one.
+    Expansion sees the run's system.env, found as by :func:`load_runs`, when there is one.
     """
     env = dict(os.environ if environ is None else environ)
-    target = run_file.resolve()  # rewrite the real file, not a symlink pointing at it
-    known: dict[str, str] = {"DR_CONFIG": str(target)}
+    known: dict[str, str] = {"DR_CONFIG": str(run_file.resolve())}
     try:
         system_file: Path | None = _system_file_for(run_file, system_env, env)
     except ConfigError:
@@ -591,6 +639,24 @@ def increment_upload_prefix(
     if system_file is not None:
         known["DR_DIR"] = env.get("DR_DIR") or str(system_file.resolve().parent)
         known.update(read_env_file(system_file, known, env).values())
+    return _plan_increment(run_file, known, env)
+
+
+def _increment_for(source: _Source, env: Mapping[str, str]) -> PrefixIncrement:
+    """:func:`plan_increment` for a run being loaded, with the same seeds as :func:`_read_files`."""
+    assert source.run_file is not None and source.system_file is not None
+    known = {
+        "DR_DIR": env.get("DR_DIR") or str(source.system_file.resolve().parent),
+        "DR_CONFIG": str(source.run_file.resolve()),
+    }
+    if source.experiment:
+        known["DR_EXPERIMENT_NAME"] = source.experiment
+    known.update(read_env_file(source.system_file, known, env).values())
+    return _plan_increment(source.run_file, known, env)
+
+
+def _plan_increment(run_file: Path, known: Mapping[str, str], env: Mapping[str, str]) -> PrefixIncrement:
+    target = run_file.resolve()  # rewrite the real file, not a symlink pointing at it
     text = read_text(target)
     current = parse_env_text(text, run_file, known, env).last("DR_UPLOAD_S3_PREFIX")
     if current is None:
@@ -598,14 +664,46 @@ def increment_upload_prefix(
             f"{run_file} has no DR_UPLOAD_S3_PREFIX line to increment; add one, e.g. DR_UPLOAD_S3_PREFIX=my-model-1."
         )
     new_raw = _incremented(current.raw, run_file, current.line)
+    updated = parse_env_text(_replaced(text, current.line, current.start, current.raw, new_raw), run_file, known, env)
+    assignment = updated.last("DR_UPLOAD_S3_PREFIX")
+    assert assignment is not None
+    return PrefixIncrement(
+        run_file=target,
+        line=current.line,
+        start=current.start,
+        old_raw=current.raw,
+        new_raw=new_raw,
+        old_value=_prefix(current.value),
+        new_value=_prefix(assignment.value),
+    )
+
+
+def apply_increment(increment: PrefixIncrement) -> str:
+    """Write ``increment`` into its run file and return the new prefix.
+
+    Every other byte stays as it was. The new file replaces the old one atomically (temporary file and
+    rename, same permissions). A file whose line no longer holds the old value (edited meanwhile) is
+    left alone and reported.
+    """
+    path = increment.run_file
+    text = read_text(path)
     lines = text.split("\n")
-    line = lines[current.line - 1]
-    lines[current.line - 1] = line[: current.start] + new_raw + line[current.start + len(current.raw) :]
-    new_text = "\n".join(lines)
-    updated = parse_env_text(new_text, run_file, known, env).last("DR_UPLOAD_S3_PREFIX")
-    assert updated is not None
-    _replace_atomically(target, new_text.encode("utf-8"))
-    return _prefix(updated.value)
+    index, start, old = increment.line - 1, increment.start, increment.old_raw
+    if index >= len(lines) or lines[index][start : start + len(old)] != old:
+        raise ConfigError(
+            f"{path} line {increment.line} changed since the upload started (DR_UPLOAD_S3_PREFIX is no longer "
+            f"{old}); it was left as it is: set DR_UPLOAD_S3_PREFIX={increment.new_raw} by hand if that is the "
+            f"name you want next."
+        )
+    _replace_atomically(path, _replaced(text, increment.line, start, old, increment.new_raw).encode("utf-8"))
+    return increment.new_value
+
+
+def _replaced(text: str, line: int, start: int, old: str, new: str) -> str:
+    lines = text.split("\n")
+    current = lines[line - 1]
+    lines[line - 1] = current[:start] + new + current[start + len(old) :]
+    return "\n".join(lines)
 
 
 def _incremented(raw: str, run_file: Path, line: int) -> str:

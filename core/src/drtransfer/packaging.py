@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from drtransfer.operations import ModelResult
     from drtransfer.plugins import PluginHost
 
+# Packages that upload_packages wrote carry this Content-Type parameter; ``-w`` keeps objects that have
+# it. A MIME parameter keeps the base type (application/gzip) for every client, and the engine writes
+# Content-Type (it has no user metadata for generated objects).
+PACKAGE_MARK = ("drtransfer-kind", "package")
 _ARCHIVE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -351,9 +355,26 @@ def upload_packages(
         # The archive's own key is the plan's root: the engine's sweep of multipart uploads left by a
         # crash stays off the rest of the prefix, which may hold an uploaded model.
         plan = ModelPlan(model_id=package.run.run_id, target_root=target)
-        plan.add(PutBytes(target, package.data, content_type="application/gzip"))
+        plan.add(PutBytes(target, package.data, content_type=package_content_type(package)))
         plans.append(plan)
     return run_transfer(plans, endpoints, settings, subscribers)
+
+
+def package_content_type(package: Package) -> str:
+    """The Content-Type :func:`upload_packages` writes: the archive's type with drtransfer's mark."""
+    base = "application/gzip" if package.suffix.endswith(".gz") else "application/octet-stream"
+    return f"{base}; {PACKAGE_MARK[0]}={PACKAGE_MARK[1]}"
+
+
+def is_drtransfer_package(content_type: str | None) -> bool:
+    """Whether an object's Content-Type marks it as a package that :func:`upload_packages` wrote."""
+    _, *parameters = (content_type or "").split(";")
+    name, value = PACKAGE_MARK
+    for parameter in parameters:
+        key, _, given = parameter.partition("=")
+        if key.strip().lower() == name and given.strip().strip('"') == value:
+            return True
+    return False
 
 
 def write_package(package: Package, directory: Path) -> Path:
@@ -379,6 +400,7 @@ def built_event(package: Package, location: str) -> CarPackageBuilt:
 
 
 __all__ = [
+    "PACKAGE_MARK",
     "ArchiveMember",
     "MemberSource",
     "OpenedMember",
@@ -391,6 +413,8 @@ __all__ = [
     "build_targz",
     "built_event",
     "get_packager",
+    "is_drtransfer_package",
+    "package_content_type",
     "resolve_archive_name",
     "sanitize_archive_name",
     "upload_packages",

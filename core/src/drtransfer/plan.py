@@ -20,7 +20,7 @@ upload never looks importable.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import yaml
@@ -75,8 +75,9 @@ def plan_model(model: ModelInventory, selection: Selection, target: ObjectLocati
     return plan
 
 
-def add_wipe(plan: ModelPlan, existing: Mapping[str, int]) -> None:
-    """``-w``: delete every existing target object under the plan's root that the plan does not write.
+def add_wipe(plan: ModelPlan, existing: Mapping[str, int], keep: Collection[str] = ()) -> None:
+    """``-w``: delete every existing target object under the plan's root that the plan does not write
+    and that is not in ``keep`` (the car packages drtransfer wrote there).
 
     ``existing`` maps target keys to sizes (a listing of exactly the target prefix); a key outside the
     root is refused, never deleted.
@@ -84,11 +85,11 @@ def add_wipe(plan: ModelPlan, existing: Mapping[str, int]) -> None:
     root = plan.target_root
     if not root.key.strip("/"):
         raise ModelError(f"Refusing to wipe s3://{root.bucket}/: the target prefix is empty.")
-    keep = plan.target_keys()
+    kept = plan.target_keys() | set(keep)
     for key, size in sorted(existing.items()):
         if not key.startswith(root.key):
             raise ModelError(f"Refusing to delete s3://{root.bucket}/{key}: it is outside {root.url}.")
-        if key not in keep:
+        if key not in kept:
             plan.add(DeleteObject(ObjectLocation(root.endpoint, root.bucket, key), size))
 
 

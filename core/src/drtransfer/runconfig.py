@@ -13,11 +13,30 @@ from drtransfer.endpoints import Endpoint
 
 
 @dataclass(frozen=True)
+class PrefixIncrement:
+    """``-1`` for one run: its run file's ``DR_UPLOAD_S3_PREFIX`` assignment before and after the increment.
+
+    The run uploads into ``new_value``; :func:`drtransfer.config.apply_increment` writes ``new_raw`` over
+    ``old_raw`` (``line``, 1-based, from column ``start``) once that upload succeeded.
+    """
+
+    run_file: Path
+    line: int
+    start: int
+    old_raw: str
+    new_raw: str
+    old_value: str
+    new_value: str
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A run (one ``run.env`` or experiment): its source model and its upload target.
 
     ``values`` holds every variable as DRfC would see it after precedence (flag > process environment >
     run file > system file), for plugins that need more (``DR_WORLD_NAME``, ``DR_DROA_URL`` ...).
+    ``increment`` is set when the runs were loaded for ``-1``: ``upload_prefix`` is then already the
+    incremented prefix.
     """
 
     run_id: str
@@ -33,6 +52,7 @@ class RunConfig:
     run_file: Path | None = None
     system_file: Path | None = None
     values: Mapping[str, str] = field(default_factory=dict, repr=False)
+    increment: PrefixIncrement | None = None
 
     @property
     def label(self) -> str:

@@ -6,12 +6,15 @@
    plan, let plugins extend the plan, add ``-w`` deletions. A model that cannot be prepared is reported
    failed; the others go on;
 3. :func:`execute` — run every prepared plan through the engine at once.
+
+``-w`` deletes what the plan does not write under each target prefix, except the packages that
+``drtransfer car-zip`` uploaded there (:func:`own_packages`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,7 @@ from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.inventory import ModelInventory, inspect_model
 from drtransfer.operations import ModelPlan, ModelResult, ObjectLocation
+from drtransfer.packaging import is_drtransfer_package
 from drtransfer.plan import add_wipe, plan_model
 from drtransfer.plugins import PluginHost
 from drtransfer.runconfig import RunConfig
@@ -38,6 +42,7 @@ class PreparedModel:
     selection: Selection | None = None
     plan: ModelPlan | None = None
     error: str | None = None
+    kept: list[str] = field(default_factory=list)  # -w: target keys of car packages left in place
 
     @property
     def ok(self) -> bool:
@@ -164,6 +169,31 @@ def list_target(run: RunConfig, client: Any) -> dict[str, int]:
     return out
 
 
+def own_packages(run: RunConfig, client: Any, keys: Iterable[str], suffixes: Sequence[str]) -> list[str]:
+    """The keys among ``keys`` that drtransfer's packaging uploaded (``-w`` keeps them).
+
+    A listing does not show how an object was written, so each key with a registered packager's suffix
+    (``.tar.gz`` for the car) is HEADed for the
+    Content-Type that :func:`drtransfer.packaging.upload_packages` sets; only the few objects ``-w``
+    would otherwise delete are asked about.
+    """
+    found = []
+    for key in sorted(keys):
+        if not key.endswith(tuple(suffixes)):
+            continue
+        try:
+            head = client.head_object(Bucket=run.upload_bucket, Key=key)
+        except Exception as error:
+            if is_not_found(error):  # gone since the listing
+                continue
+            raise describe_client_error(
+                error, endpoint=target_endpoint(run), bucket=run.upload_bucket, action="read objects"
+            ) from None
+        if is_drtransfer_package(head.get("ContentType")):
+            found.append(key)
+    return found
+
+
 def check_wipe_roots(runs: Sequence[RunConfig]) -> None:
     """``-w`` deletes whatever the plan does not write under each target prefix: refuse an empty prefix,
     and a prefix holding any run's training data or metrics or another run's target, which it would
@@ -215,7 +245,12 @@ def prepare_uploads(
             plan = plan_model(item.inventory, item.selection, target)
             host.extend_plan(plan, item.inventory, run)
             if wipe:
-                add_wipe(plan, list_target(run, client_for(target_endpoint(run))))
+                client = client_for(target_endpoint(run))
+                existing = list_target(run, client)
+                planned = plan.target_keys()
+                unplanned = (key for key in existing if key not in planned)
+                item.kept = own_packages(run, client, unplanned, [p.value.suffix for p in host.packagers()])
+                add_wipe(plan, existing, keep=item.kept)
             item.plan = plan
         except ConfigError:
             raise

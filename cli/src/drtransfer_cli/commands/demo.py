@@ -47,7 +47,7 @@ def register(cli: click.Group) -> None:
     def demo(
         checkpoint_expr: str | None,
         best: bool,
-        checkpoint_number: int | None,
+        checkpoint_number: str | None,
         processes: int | None,
         concurrency: int | None,
         part_size: int | None,

@@ -14,7 +14,10 @@ from drtransfer_cli.uploading import UploadFlags, run_upload
 upload_switches = options.compose(
     click.option("-f", "--force", is_flag=True, help="No confirmation question."),
     click.option(
-        "-w", "--wipe", is_flag=True, help="Delete target objects under each target prefix that are not in the plan."
+        "-w",
+        "--wipe",
+        is_flag=True,
+        help="Delete target objects under each target prefix that are not in the plan (car-zip's archive stays).",
     ),
     click.option("-d", "--dry-run", is_flag=True, help="Print every planned copy, put and delete; write nothing."),
     click.option("-p", "--prefix", metavar="PREFIX", help="Source and target prefix (as DRfC's -p)."),
@@ -23,7 +26,7 @@ upload_switches = options.compose(
         "-1",
         "--increment",
         is_flag=True,
-        help="After a run's upload succeeded, increment DR_UPLOAD_S3_PREFIX in its run file.",
+        help="Upload into the incremented DR_UPLOAD_S3_PREFIX (inc-7 -> inc-8), written to the run file on success.",
     ),
     click.option(
         "-i", "--import", "import_requested", is_flag=True, help="Import each model, named after its upload prefix."

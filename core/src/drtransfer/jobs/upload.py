@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from drtransfer.config import increment_upload_prefix
+from drtransfer.config import apply_increment
 from drtransfer.engine import EngineSettings, TransferSubscriber
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
@@ -48,13 +48,14 @@ class ImportSpec:
 
 @dataclass(frozen=True)
 class UploadRequest:
-    """One upload of every run in ``runs`` (from :func:`drtransfer.config.load_runs`)."""
+    """One upload of every run in ``runs`` (from :func:`drtransfer.config.load_runs`; ``-1`` is
+    ``load_runs(..., increment=True)``: each run then targets its incremented prefix and its run file is
+    edited after its upload succeeded)."""
 
     runs: Sequence[RunConfig]
     checkpoint: str = "last"
     wipe: bool = False
     dry_run: bool = False
-    increment: bool = False
     engine: EngineSettings = field(default_factory=EngineSettings)
     imports: ImportSpec | None = None
     notifications: Notifications = field(default_factory=Notifications)
@@ -108,17 +109,13 @@ def upload(
             "No importer installed: -i/-I need an import plugin (aws-console or droa from drtransfer-plugins); "
             "install it or drop -i/-I."
         )
-    if request.increment:
-        missing = [run.label for run in runs if run.run_file is None]
-        if missing:
-            raise ConfigError(f"-1 needs each run's run.env to edit; none is known for {', '.join(missing)}.")
     failures: list[str] = []
     with notifications_open(host, runs, request.notifications, subscribers, failures) as sink:
         check_targets(runs, probe_write=not request.dry_run)
         targets = [(run.upload.url or "aws", run.target_url) for run in runs if run.upload is not None]
         with target_locks([] if request.dry_run else targets):
             outcomes, imports = _prepare_and_transfer(request, host, runs, sink, confirm, subscribers)
-        if request.increment and not request.dry_run:
+        if not request.dry_run:
             _increment(outcomes)
         import_results = _submit_imports(imports, outcomes, request, sink)
         seconds = time.monotonic() - started
@@ -171,12 +168,13 @@ def _prepare_imports(
 
 
 def _increment(outcomes: Sequence[UploadOutcome]) -> None:
-    """``-1``: only after that run's upload succeeded; a failed edit fails the run, the upload stands."""
+    """``-1``: the run already uploaded into its incremented prefix (``load_runs(increment=True)``); the
+    run file gets it only after that run's upload succeeded. A failed edit fails the run, the upload stands."""
     for outcome in outcomes:
         run = outcome.prepared.run
-        if outcome.result.status == "ok" and run.run_file is not None:
+        if run.increment is not None and outcome.result.status == "ok":
             try:
-                outcome.extra["next_upload_prefix"] = increment_upload_prefix(run.run_file, system_env=run.system_file)
+                outcome.extra["next_upload_prefix"] = apply_increment(run.increment)
             except DrTransferError as error:
                 outcome.extra["increment_error"] = str(error)
 
