@@ -59,6 +59,7 @@ def load_runs(
     overrides: Mapping[str, str] | None = None,
     local_target: bool = False,
     require_target: bool = True,
+    reward_function: str | None = None,
 ) -> list[RunConfig]:
     """The runs of a command; ``require_target=False`` when nothing goes to the upload bucket."""
     from drtransfer.config import load_runs as load
@@ -72,6 +73,7 @@ def load_runs(
         overrides=dict(overrides or {}),
         local_target=local_target,
         require_target=require_target,
+        reward_function=reward_function,
     )
     if not runs:
         raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")

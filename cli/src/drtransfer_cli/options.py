@@ -126,6 +126,15 @@ plugin_options = _compose(
 )
 
 
+reward_function_option = click.option(
+    "--reward-function",
+    "reward_function",
+    metavar="PATH_OR_S3_URL",
+    help="Upload this reward function instead of the model's: a local file, or s3://BUCKET/KEY on the local "
+    "endpoint (needed with -p when PREFIX has no reward_function.py).",
+)
+
+
 def resolve_checkpoint(checkpoint_expr: str | None, best: bool, checkpoint_number: int | None) -> str:
     """One expression from ``--checkpoint``, ``-b`` and ``-c N``; more than one is a usage error."""
     given = [

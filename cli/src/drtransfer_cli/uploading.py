@@ -58,6 +58,7 @@ class UploadRequest:
     wipe: bool = False
     dry_run: bool = False
     prefix: str | None = None
+    reward_function: str | None = None
     local_target: bool = False
     increment: bool = False
     import_requested: bool = False
@@ -146,6 +147,7 @@ def run_upload(request: UploadRequest, wording: Wording = DRTRANSFER_WORDING) ->
         all_experiments=request.all_experiments,
         overrides=prefix_overrides(request.prefix),
         local_target=request.local_target,
+        reward_function=request.reward_function,
     )
     if request.increment:
         missing = [run.label for run in runs if run.run_file is None]

@@ -24,7 +24,8 @@ No system.env is an error, as it is for DRfC.
 3. The run file. ``$VAR`` in both files is expanded as DRfC does while reading them, see
    :mod:`drtransfer.envfile`.
 4. The process environment: exported ``DR_*`` variables.
-5. ``overrides`` (command-line flags).
+5. ``overrides`` (command-line flags). A ``DR_LOCAL_S3_MODEL_PREFIX`` among them (``-p``) sets
+   ``RunConfig.prefix_override``; ``reward_function`` (``--reward-function``) is carried as given.
 
 Layers 4 and 5 replace values. They do not re-expand the files, so ``DR_UPLOAD_S3_PREFIX=
 $DR_LOCAL_S3_MODEL_PREFIX-1`` keeps the model prefix the file had.
@@ -134,6 +135,16 @@ class _Source:
         return str(self.run_file) if self.run_file else "the activated DRfC environment"
 
 
+@dataclass(frozen=True)
+class _Choices:
+    """What the command line decided for every run, beside the variable overrides."""
+
+    local_target: bool
+    require_target: bool
+    prefix_override: bool
+    reward_function: str | None
+
+
 @dataclass
 class _Activation:
     """What activating ``$DR_CONFIG`` gives: file-defined values plus what activate.sh derives."""
@@ -169,12 +180,14 @@ def load_runs(
     environ: Mapping[str, str] | None = None,
     local_target: bool = False,
     require_target: bool = True,
+    reward_function: str | None = None,
 ) -> list[RunConfig]:
     """One :class:`RunConfig` per run (see the module docstring for every rule); [] when there is nothing
     to load (no files, no experiments, no DRfC variables in the environment)."""
     env = dict(os.environ if environ is None else environ)
     flags = dict(overrides or {})
     credentials = _CredentialCache(None if environ is None else env)
+    choices = _Choices(local_target, require_target, "DR_LOCAL_S3_MODEL_PREFIX" in flags, reward_function)
     sources = _sources(run_files, system_env, experiments, all_experiments_dir, env)
     activation = _activation(env, credentials)
     env_layer = _environment_layer(env, activation)
@@ -185,14 +198,14 @@ def load_runs(
             sources = [_Source(activation.source, system_file, env.get("DR_EXPERIMENT_NAME") or None)]
         elif env_layer:
             values = {**env_layer, **flags}
-            return [_build_run(values, _Source(None, None), credentials, local_target, require_target)]
+            return [_build_run(values, _Source(None, None), credentials, choices)]
         else:
             return []
 
     runs = []
     for source in sources:
         values = {**_file_values(source, env), **env_layer, **flags}
-        runs.append(_build_run(values, source, credentials, local_target, require_target))
+        runs.append(_build_run(values, source, credentials, choices))
     _check_distinct(runs)
     return runs
 
@@ -460,8 +473,7 @@ def _build_run(
     values: dict[str, str],
     source: _Source,
     credentials: _CredentialCache,
-    local_target: bool,
-    require_target: bool,
+    choices: _Choices,
 ) -> RunConfig:
     _apply_defaults(values)
     run_id = values["DR_RUN_ID"]
@@ -469,7 +481,9 @@ def _build_run(
     region = values["DR_AWS_APP_REGION"]
     model_prefix = _prefix(values["DR_LOCAL_S3_MODEL_PREFIX"])
     local = _local_endpoint(values, where, credentials)
-    upload, upload_bucket, upload_prefix = _target(values, where, local, credentials, local_target, require_target)
+    upload, upload_bucket, upload_prefix = _target(
+        values, where, local, credentials, choices.local_target, choices.require_target
+    )
     if upload is not None and (upload.url, upload_bucket, upload_prefix) == (
         local.url,
         values["DR_LOCAL_S3_BUCKET"],
@@ -494,6 +508,8 @@ def _build_run(
         run_file=source.run_file,
         system_file=source.system_file,
         values={key: value for key, value in values.items() if key not in SECRET_VARIABLES},
+        prefix_override=choices.prefix_override,
+        reward_function=choices.reward_function,
     )
 
 

@@ -5,7 +5,8 @@ Target keys (deepracer-domain §3.3 step 9, without DRfC's bugs)::
     model/N_Step-M.ckpt.data-00000-of-00001, .index, .meta   copies of the chosen checkpoint only
     model/model_N.pb                                           copy
     model/model_metadata.json                                  copy of the source's model/model_metadata.json
-    reward_function.py                                         copy (prefix root, else DR_LOCAL_S3_REWARD_KEY)
+    reward_function.py                                         --reward-function, else the prefix root's, else
+                                                               DR_LOCAL_S3_REWARD_KEY (not for -p): copy or put
     metrics/...                                                every object of the metrics prefix
     training_params.yaml                                       the source's (S3 fields rewritten), else generated
     ip/hyperparameters.json                                    copy
@@ -27,7 +28,7 @@ import yaml
 
 from drtransfer.checkpoints import CHECKPOINT_SUFFIXES, Selection
 from drtransfer.errors import ModelError
-from drtransfer.inventory import ModelInventory
+from drtransfer.inventory import LocalFile, ModelInventory
 from drtransfer.operations import CopyObject, DeleteObject, ModelPlan, ObjectLocation, PutBytes, SourceObject
 
 
@@ -54,7 +55,13 @@ def plan_model(model: ModelInventory, selection: Selection, target: ObjectLocati
         copy(ckpt.files[suffix], f"model/{ckpt.name}{suffix}")
     copy(ckpt.files["pb"], f"model/model_{ckpt.number}.pb")
     copy(model.model_metadata, "model/model_metadata.json")
-    copy(model.reward_function, "reward_function.py")
+    reward = model.reward_function
+    if reward is None:
+        raise ModelError(f"{model.url('')} was inspected without its reward function, which an upload needs.")
+    if isinstance(reward, LocalFile):
+        plan.add(PutBytes(_target(target, "reward_function.py"), reward.body, "text/x-python"))
+    else:
+        copy(reward, "reward_function.py")
     metrics_root = run.metrics_prefix.strip("/") + "/"
     for obj in model.metrics:
         copy(obj, "metrics/" + obj.location.key[len(metrics_root) :])

@@ -18,6 +18,11 @@ class RunConfig:
 
     ``values`` holds every variable as DRfC would see it after precedence (flag > process environment >
     run file > system file), for plugins that need more (``DR_WORLD_NAME``, ``DR_DROA_URL`` ...).
+
+    ``prefix_override`` is True when the model prefix was given on the command line (``-p``): it is then
+    not the prefix the run trains into, so the run's ``DR_LOCAL_S3_REWARD_KEY`` (the current training's
+    reward function) does not belong to that model. ``reward_function`` is ``--reward-function``: a local
+    path or an ``s3://bucket/key`` URL on the local endpoint that replaces the model's reward function.
     """
 
     run_id: str
@@ -33,6 +38,8 @@ class RunConfig:
     run_file: Path | None = None
     system_file: Path | None = None
     values: Mapping[str, str] = field(default_factory=dict, repr=False)
+    prefix_override: bool = False
+    reward_function: str | None = None
 
     @property
     def label(self) -> str:
