@@ -123,3 +123,12 @@ def test_car_zip_from_the_training_container(setup: Setup, sagemaker: SageMakerC
     result = setup.run("car-zip", *setup.run_args("0"), "--from", "container", "--output", str(out), "--no-upload")
     assert result.returncode == 1
     assert "No running SageMaker container belongs to run 0 (alpha)" in result.stderr
+
+
+def test_dr_upload_car_zip_p_needs_no_reward_function(setup: Setup) -> None:
+    """Car packages hold no reward function: a -p prefix without one (and no custom_files fallback) builds."""
+    setup.local.client().delete_object(Bucket=setup.local_bucket, Key="beta/reward_function.py")
+    result = setup.run(*setup.run_args("0"), "-p", "beta", "-f", command="dr-upload-car-zip")
+    assert result.returncode == 0, result.stderr
+    archive = list_tree(setup.upload, setup.upload_bucket, "beta/")["beta/beta.tar.gz"]
+    assert read_archive(archive)["agent/model.pb"] == setup.graph("1", 3)

@@ -61,6 +61,7 @@ def load_runs(
     local_target: bool = False,
     require_target: bool = True,
     increment: bool = False,
+    reward_function: str | None = None,
 ) -> list[RunConfig]:
     """The runs of a command; ``require_target=False`` when nothing goes to the upload bucket;
     ``increment`` (``-1``) targets each run's incremented upload prefix."""
@@ -75,6 +76,7 @@ def load_runs(
         local_target=local_target,
         require_target=require_target,
         increment=increment,
+        reward_function=reward_function,
     )
     if not runs:
         raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")

@@ -127,6 +127,15 @@ plugin_options = compose(
 )
 
 
+reward_function_option = click.option(
+    "--reward-function",
+    "reward_function",
+    metavar="PATH_OR_S3_URL",
+    help="Upload this reward function instead of the model's: a local file, or s3://BUCKET/KEY on the local "
+    "endpoint (needed with -p when PREFIX has no reward_function.py).",
+)
+
+
 def checkpoint_step(checkpoint_number: str | None) -> str | None:
     """``-c N`` as ``step:N``; N is read here (not by click) so the error names what the user typed."""
     if checkpoint_number is None:

@@ -54,6 +54,7 @@ class UploadFlags:
     wipe: bool = False
     dry_run: bool = False
     prefix: str | None = None
+    reward_function: str | None = None
     local_target: bool = False
     increment: bool = False
     import_requested: bool = False
@@ -138,6 +139,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         overrides=prefix_overrides(flags.prefix),
         local_target=flags.local_target,
         increment=flags.increment,
+        reward_function=flags.reward_function,
     )
     request = UploadRequest(
         runs=runs,

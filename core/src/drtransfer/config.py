@@ -27,7 +27,8 @@ No system.env is an error, as it is for DRfC.
 5. With ``increment`` (``-1``): ``DR_UPLOAD_S3_PREFIX`` incremented from the run file's own line (see
    :func:`plan_increment`), as DRfC's ``increment.sh`` exports the new value before uploading. The run
    uploads into that prefix; :func:`apply_increment` writes it into the run file afterwards.
-6. ``overrides`` (command-line flags).
+6. ``overrides`` (command-line flags). A ``DR_LOCAL_S3_MODEL_PREFIX`` among them (``-p``) sets
+   ``RunConfig.prefix_override``; ``reward_function`` (``--reward-function``) is carried as given.
 
 Layers 4 to 6 replace values. They do not re-expand the files, so ``DR_UPLOAD_S3_PREFIX=
 $DR_LOCAL_S3_MODEL_PREFIX-1`` keeps the model prefix the file had.
@@ -138,6 +139,16 @@ class _Source:
         return str(self.run_file) if self.run_file else "the activated DRfC environment"
 
 
+@dataclass(frozen=True)
+class _Choices:
+    """What the command line decided for every run, beside the variable overrides."""
+
+    local_target: bool
+    require_target: bool
+    prefix_override: bool
+    reward_function: str | None
+
+
 @dataclass
 class _Activation:
     """What activating ``$DR_CONFIG`` gives: file-defined values plus what activate.sh derives."""
@@ -174,6 +185,7 @@ def load_runs(
     local_target: bool = False,
     require_target: bool = True,
     increment: bool = False,
+    reward_function: str | None = None,
 ) -> list[RunConfig]:
     """One :class:`RunConfig` per run (see the module docstring for every rule); [] when there is nothing
     to load (no files, no experiments, no DRfC variables in the environment). With ``increment`` every
@@ -182,6 +194,7 @@ def load_runs(
     env = dict(os.environ if environ is None else environ)
     flags = dict(overrides or {})
     credentials = _CredentialCache(None if environ is None else env)
+    choices = _Choices(local_target, require_target, "DR_LOCAL_S3_MODEL_PREFIX" in flags, reward_function)
     sources = _sources(run_files, system_env, experiments, all_experiments_dir, env)
     activation = _activation(env, credentials)
     env_layer = _environment_layer(env, activation)
@@ -197,7 +210,7 @@ def load_runs(
                     "run.env, or activate DRfC with it (DR_CONFIG)."
                 )
             values = {**env_layer, **flags}
-            return [_build_run(values, _Source(None, None), credentials, local_target, require_target, flags)]
+            return [_build_run(values, _Source(None, None), credentials, choices, flags)]
         else:
             return []
 
@@ -208,7 +221,7 @@ def load_runs(
         if pending is not None:
             values["DR_UPLOAD_S3_PREFIX"] = pending.new_value
         values.update(flags)
-        runs.append(_build_run(values, source, credentials, local_target, require_target, flags, pending))
+        runs.append(_build_run(values, source, credentials, choices, flags, pending))
     _check_distinct(runs)
     return _name_endpoints_apart(runs)
 
@@ -496,8 +509,7 @@ def _build_run(
     values: dict[str, str],
     source: _Source,
     credentials: _CredentialCache,
-    local_target: bool,
-    require_target: bool,
+    choices: _Choices,
     flags: Mapping[str, str],
     increment: PrefixIncrement | None = None,
 ) -> RunConfig:
@@ -507,13 +519,17 @@ def _build_run(
     region = values["DR_AWS_APP_REGION"]
     model_prefix = _prefix(values["DR_LOCAL_S3_MODEL_PREFIX"])
     local = _local_endpoint(values, where, credentials)
-    upload, upload_bucket, upload_prefix = _target(values, where, local, credentials, local_target, require_target)
+    upload, upload_bucket, upload_prefix = _target(
+        values, where, local, credentials, choices.local_target, choices.require_target
+    )
     if upload is not None and (upload.url, upload_bucket, upload_prefix) == (
         local.url,
         values["DR_LOCAL_S3_BUCKET"],
         model_prefix,
     ):
-        raise ConfigError(_target_is_source(where, upload_bucket, upload_prefix, flags, increment, local_target))
+        raise ConfigError(
+            _target_is_source(where, upload_bucket, upload_prefix, flags, increment, choices.local_target)
+        )
 
     return RunConfig(
         run_id=run_id,
@@ -530,6 +546,8 @@ def _build_run(
         system_file=source.system_file,
         values={key: value for key, value in values.items() if key not in SECRET_VARIABLES},
         increment=increment,
+        prefix_override=choices.prefix_override,
+        reward_function=choices.reward_function,
     )
 
 

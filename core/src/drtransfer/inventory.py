@@ -2,6 +2,11 @@
 
 Every missing piece is its own :class:`~drtransfer.errors.ModelError` naming the ``s3://`` URL that was
 looked for; unreachable endpoints, refused credentials and missing buckets are configuration errors.
+
+The reward function is, in order: ``--reward-function`` (a local file or an object on the local
+endpoint); ``<prefix>/reward_function.py``; else ``DR_LOCAL_S3_REWARD_KEY``, but only for the run's own
+prefix. That key holds the run's current training's reward function, so for a prefix given with ``-p``
+(another model) a missing root file is refused, as DRfC's ``dr-upload-model -p`` refuses it.
 """
 
 from __future__ import annotations
@@ -10,18 +15,30 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from drtransfer.checkpoints import Checkpoint, CheckpointIndex, Selection, group_checkpoints, parse_checkpoint_name
-from drtransfer.errors import ModelError
+from drtransfer.errors import ConfigError, ModelError
 from drtransfer.operations import ObjectLocation, SourceObject
 from drtransfer.runconfig import RunConfig
 from drtransfer.s3errors import describe_client_error, is_not_found
 
 
+@dataclass(frozen=True)
+class LocalFile:
+    """A file read from the local disk (``--reward-function PATH``), uploaded as its bytes."""
+
+    path: str
+    body: bytes = field(repr=False)
+
+
 @dataclass
 class ModelInventory:
-    """What one run's model prefix holds; ``objects`` are keyed by their full key."""
+    """What one run's model prefix holds; ``objects`` are keyed by their full key.
+
+    ``reward_function`` is None only when the model was inspected without it (car packages).
+    """
 
     run: RunConfig
     objects: dict[str, SourceObject]
@@ -29,7 +46,7 @@ class ModelInventory:
     checkpoints: dict[int, Checkpoint]
     index: CheckpointIndex
     index_url: str
-    reward_function: SourceObject
+    reward_function: SourceObject | LocalFile | None
     model_metadata: SourceObject
     metadata: dict[str, Any]
     hyperparameters: SourceObject
@@ -100,20 +117,71 @@ def _list(client: Any, run: RunConfig, prefix: str, what: str) -> dict[str, Sour
     return objects
 
 
-def _head(client: Any, run: RunConfig, key: str) -> SourceObject | None:
+def _head(client: Any, run: RunConfig, bucket: str, key: str) -> SourceObject | None:
     try:
-        head = client.head_object(Bucket=run.local_bucket, Key=key)
+        head = client.head_object(Bucket=bucket, Key=key)
     except Exception as error:
-        if is_not_found(error):
+        if is_not_found(error, "NoSuchBucket"):
             return None
-        raise describe_client_error(error, endpoint=run.local, bucket=run.local_bucket, action="read") from None
-    return SourceObject(
-        ObjectLocation(run.local.name, run.local_bucket, key), int(head["ContentLength"]), head["ETag"].strip('"')
-    )
+        raise describe_client_error(error, endpoint=run.local, bucket=bucket, action="read") from None
+    location = ObjectLocation(run.local.name, bucket, key)
+    return SourceObject(location, int(head["ContentLength"]), head["ETag"].strip('"'))
 
 
-def inspect_model(run: RunConfig, client: Any) -> ModelInventory:
-    """List ``run``'s model prefix once and check that everything an importable model needs is there."""
+def _given_reward_function(run: RunConfig, client: Any, given: str) -> SourceObject | LocalFile:
+    """``--reward-function``: an ``s3://bucket/key`` object on the local endpoint, else a local file."""
+    if given.startswith("s3://"):
+        bucket, _, key = given[len("s3://") :].partition("/")
+        if not bucket or not key or key.endswith("/"):
+            raise ConfigError(f"--reward-function {given} is not an s3://BUCKET/KEY URL of a file; give the full key.")
+        found = _head(client, run, bucket, key)
+        if found is None:
+            raise ConfigError(
+                f"--reward-function {given}: there is no such object on the {run.local.describe()}; check the URL."
+            )
+        return found
+    path = Path(given).expanduser()
+    try:
+        return LocalFile(given, path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"--reward-function {given}: there is no such file; give a reward function file or an s3://BUCKET/KEY URL."
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"--reward-function {given} is a directory; give the reward function file.") from None
+    except OSError as error:
+        raise ConfigError(
+            f"--reward-function {given} cannot be read ({error.strerror or error}); check its permissions."
+        ) from None
+
+
+def _reward_function(
+    run: RunConfig, client: Any, objects: dict[str, SourceObject], prefix: str
+) -> SourceObject | LocalFile:
+    if run.reward_function is not None:
+        return _given_reward_function(run, client, run.reward_function)
+    root = f"s3://{run.local_bucket}/{prefix}/"
+    found = objects.get(f"{prefix}/reward_function.py")
+    if found is not None:
+        return found
+    if run.prefix_override:
+        raise ConfigError(
+            f"The reward function is missing: nothing at {root}reward_function.py (with -p, DR_LOCAL_S3_REWARD_KEY "
+            f"is not used: it holds the run's current training's); give the model's with "
+            f"--reward-function PATH_OR_S3_URL."
+        )
+    fallback = _head(client, run, run.local_bucket, run.reward_key)
+    if fallback is None:
+        raise ModelError(
+            f"The reward function is missing: nothing at {root}reward_function.py "
+            f"nor at s3://{run.local_bucket}/{run.reward_key} (DR_LOCAL_S3_REWARD_KEY)."
+        )
+    return fallback
+
+
+def inspect_model(run: RunConfig, client: Any, *, reward_function: bool = True) -> ModelInventory:
+    """List ``run``'s model prefix once and check that everything an importable model needs is there;
+    ``reward_function=False`` skips the reward function (car packages hold none)."""
     prefix = run.model_prefix.strip("/")
     root = f"s3://{run.local_bucket}/{prefix}/"
     objects = _list(client, run, prefix + "/", "the model prefix")
@@ -146,12 +214,7 @@ def inspect_model(run: RunConfig, client: Any) -> ModelInventory:
     metadata = parse_model_metadata(reader(metadata_obj), f"{root}model/model_metadata.json")
     hyper = need("ip/hyperparameters.json", "hyperparameters file")
 
-    reward = objects.get(f"{prefix}/reward_function.py") or _head(client, run, run.reward_key)
-    if reward is None:
-        raise ModelError(
-            f"The reward function is missing: nothing at {root}reward_function.py "
-            f"nor at s3://{run.local_bucket}/{run.reward_key} (DR_LOCAL_S3_REWARD_KEY)."
-        )
+    reward = _reward_function(run, client, objects, prefix) if reward_function else None
 
     metrics_prefix = run.metrics_prefix.strip("/") + "/"
     if metrics_prefix.startswith(prefix + "/"):

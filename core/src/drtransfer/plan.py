@@ -5,9 +5,11 @@ Target keys (deepracer-domain §3.3 step 9, without DRfC's bugs)::
     model/N_Step-M.ckpt.data-00000-of-00001, .index, .meta   copies of the chosen checkpoint only
     model/model_N.pb                                           copy
     model/model_metadata.json                                  copy of the source's model/model_metadata.json
-    reward_function.py                                         copy (prefix root, else DR_LOCAL_S3_REWARD_KEY)
+    reward_function.py                                         --reward-function, else the prefix root's, else
+                                                               DR_LOCAL_S3_REWARD_KEY (not for -p): copy or put
     metrics/...                                                every object of the metrics prefix
-    training_params.yaml                                       the source's (S3 fields rewritten), else generated
+    training_params.yaml                                       the source's (S3 fields rewritten), else what
+                                                               DRfC's training writes, pointed at the target
     ip/hyperparameters.json                                    copy
     model/deepracer_checkpoints.json   (commit)                last = best = the chosen entry
     model/.coach_checkpoint            (commit)                the chosen checkpoint's name
@@ -27,8 +29,9 @@ import yaml
 
 from drtransfer.checkpoints import CHECKPOINT_SUFFIXES, Selection
 from drtransfer.errors import ModelError
-from drtransfer.inventory import ModelInventory
+from drtransfer.inventory import LocalFile, ModelInventory
 from drtransfer.operations import CopyObject, DeleteObject, ModelPlan, ObjectLocation, PutBytes, SourceObject
+from drtransfer.runconfig import RunConfig
 
 
 def _target(root: ObjectLocation, relative: str) -> ObjectLocation:
@@ -40,8 +43,12 @@ def checkpoint_index_bytes(selection: Selection) -> bytes:
     return json.dumps({"last_checkpoint": entry, "best_checkpoint": entry}).encode()
 
 
-def plan_model(model: ModelInventory, selection: Selection, target: ObjectLocation) -> ModelPlan:
-    """The plan for ``model`` with checkpoint ``selection`` at ``target`` (bucket + prefix, no slash)."""
+def plan_model(
+    model: ModelInventory, selection: Selection, target: ObjectLocation, *, endpoint_url: str | None = None
+) -> ModelPlan:
+    """The plan for ``model`` with checkpoint ``selection`` at ``target`` (bucket + prefix, no slash);
+    ``endpoint_url`` is what ``training_params.yaml`` names as the target's endpoint
+    (:func:`training_endpoint_url`; None for AWS S3)."""
     run = model.run
     root = ObjectLocation(target.endpoint, target.bucket, target.key.strip("/") + "/")
     plan = ModelPlan(model_id=run.run_id, target_root=root, notes=[selection.explanation])
@@ -54,11 +61,17 @@ def plan_model(model: ModelInventory, selection: Selection, target: ObjectLocati
         copy(ckpt.files[suffix], f"model/{ckpt.name}{suffix}")
     copy(ckpt.files["pb"], f"model/model_{ckpt.number}.pb")
     copy(model.model_metadata, "model/model_metadata.json")
-    copy(model.reward_function, "reward_function.py")
+    reward = model.reward_function
+    if reward is None:
+        raise ModelError(f"{model.url('')} was inspected without its reward function, which an upload needs.")
+    if isinstance(reward, LocalFile):
+        plan.add(PutBytes(_target(target, "reward_function.py"), reward.body, "text/x-python"))
+    else:
+        copy(reward, "reward_function.py")
     metrics_root = run.metrics_prefix.strip("/") + "/"
     for obj in model.metrics:
         copy(obj, "metrics/" + obj.location.key[len(metrics_root) :])
-    params = training_params_for(model, target)
+    params = training_params_for(model, target, endpoint_url=endpoint_url)
     plan.add(PutBytes(_target(target, "training_params.yaml"), dump_training_params(params), "application/x-yaml"))
     copy(model.hyperparameters, "ip/hyperparameters.json")
     # The commit objects: only after everything above is in place.
@@ -96,13 +109,17 @@ def add_wipe(plan: ModelPlan, existing: Mapping[str, int], keep: Collection[str]
 # ---- training_params.yaml -------------------------------------------------------------------------
 
 
-def training_params_for(model: ModelInventory, target: ObjectLocation) -> dict[str, Any]:
-    """The source's training params (``training_params_1.yaml`` preferred) with every S3 field pointing
-    at ``target``; generated from the run's ``DR_*`` values only when the source has none."""
+def training_params_for(
+    model: ModelInventory, target: ObjectLocation, *, endpoint_url: str | None = None
+) -> dict[str, Any]:
+    """The source's training params (``training_params_1.yaml`` preferred), else what DRfC's training
+    writes for the run's ``DR_*`` values (:func:`drfc_training_params`), with every S3 field pointing at
+    ``target``. ``S3_ENDPOINT_URL``, where present, becomes ``endpoint_url``, or goes when that is None
+    (AWS S3 needs none)."""
     run = model.run
     prefix = target.key.strip("/")
     if model.training_params is None:
-        data = _generated_training_params(model)
+        data = drfc_training_params(run)
     else:
         url = f"s3://{model.training_params.location.bucket}/{model.training_params.location.key}"
         try:
@@ -127,7 +144,35 @@ def training_params_for(model: ModelInventory, target: ObjectLocation) -> dict[s
     out["SAGEMAKER_SHARED_S3_PREFIX"] = prefix
     out["METRICS_S3_BUCKET"] = target.bucket
     out["METRICS_S3_OBJECT_KEY"] = f"{prefix}/metrics/TrainingMetrics.json"
+    if "S3_ENDPOINT_URL" in out:
+        if endpoint_url is None:
+            del out["S3_ENDPOINT_URL"]
+        else:
+            out["S3_ENDPOINT_URL"] = endpoint_url
     return out
+
+
+def training_endpoint_url(run: RunConfig) -> str | None:
+    """The ``S3_ENDPOINT_URL`` for the run's target: the upload endpoint's URL (None for AWS S3). A target
+    on the run's own store (``-L``) keeps the URL DRfC's containers reach that store at (``DR_MINIO_URL``,
+    ``http://minio:9000`` for a local MinIO): they read the yaml, and the host's URL does not resolve there."""
+    if run.upload is None:
+        return None
+    if run.upload.url is not None and run.upload.url == run.local.url:
+        return _drfc_minio_url(run.values) or run.upload.url
+    return run.upload.url
+
+
+def _drfc_minio_url(values: Mapping[str, str]) -> str | None:
+    """``DR_MINIO_URL`` as DRfC's activation sets it from ``DR_CLOUD`` (unset for aws)."""
+    if "DR_MINIO_URL" in values:
+        return values["DR_MINIO_URL"]
+    cloud = values.get("DR_CLOUD", "").lower()
+    if cloud in ("local", "azure"):
+        return "http://minio:9000"
+    if cloud == "remote":
+        return values.get("DR_REMOTE_MINIO_URL", "")
+    return None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -138,28 +183,98 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return f"{problem}{where}"
 
 
-_GENERATED_FROM = {
-    "WORLD_NAME": ("DR_WORLD_NAME", "reInvent2019_track"),
-    "RACE_TYPE": ("DR_RACE_TYPE", "TIME_TRIAL"),
-    "BODY_SHELL_TYPE": ("DR_CAR_BODY_SHELL_TYPE", "deepracer"),
-    "CAR_COLOR": ("DR_CAR_COLOR", "Red"),
-    "CAR_NAME": ("DR_CAR_NAME", "FastCar"),
-    "DISPLAY_NAME": ("DR_DISPLAY_NAME", "racer1"),
-    "RACER_NAME": ("DR_RACER_NAME", "racer1"),
-    "ALTERNATE_DRIVING_DIRECTION": ("DR_TRAIN_ALTERNATE_DRIVING_DIRECTION", "False"),
-    "CHANGE_START_POSITION": ("DR_TRAIN_CHANGE_START_POSITION", "True"),
-    "ENABLE_DOMAIN_RANDOMIZATION": ("DR_ENABLE_DOMAIN_RANDOMIZATION", "False"),
-    "NUMBER_OF_OBSTACLES": ("DR_OA_NUMBER_OF_OBSTACLES", "6"),
-}
+# What DRfC's training (scripts/training/prepare-config.py) writes from the environment, key by key:
+# (key, variables tried in order, default when none is set). Defaults keep the script's types (REVERSE_DIR
+# False, NUM_WORKERS 1); set variables are strings, empty ones included.
+_Table = tuple[tuple[str, tuple[str, ...], Any], ...]
+_CAR_AND_TRAINING: _Table = (
+    ("BODY_SHELL_TYPE", ("DR_CAR_BODY_SHELL_TYPE",), "deepracer"),
+    ("CAR_COLOR", ("DR_CAR_COLOR",), "Red"),
+    ("CAR_NAME", ("DR_CAR_NAME",), "MyCar"),
+    ("RACE_TYPE", ("DR_RACE_TYPE",), "TIME_TRIAL"),
+    ("WORLD_NAME", ("DR_WORLD_NAME",), "LGSWide"),
+    ("DISPLAY_NAME", ("DR_DISPLAY_NAME",), "racer1"),
+    ("RACER_NAME", ("DR_RACER_NAME",), "racer1"),
+    ("REVERSE_DIR", ("DR_TRAIN_REVERSE_DIRECTION",), False),
+    (
+        "ALTERNATE_DRIVING_DIRECTION",
+        ("DR_TRAIN_ALTERNATE_DRIVING_DIRECTION", "DR_ALTERNATE_DRIVING_DIRECTION"),
+        "false",
+    ),
+    ("CHANGE_START_POSITION", ("DR_TRAIN_CHANGE_START_POSITION", "DR_CHANGE_START_POSITION"), "true"),
+    ("ROUND_ROBIN_ADVANCE_DIST", ("DR_TRAIN_ROUND_ROBIN_ADVANCE_DIST",), "0.05"),
+    ("START_POSITION_OFFSET", ("DR_TRAIN_START_POSITION_OFFSET",), "0.00"),
+    ("ENABLE_DOMAIN_RANDOMIZATION", ("DR_ENABLE_DOMAIN_RANDOMIZATION",), "false"),
+    ("MIN_EVAL_TRIALS", ("DR_TRAIN_MIN_EVAL_TRIALS",), "5"),
+    ("CAMERA_MAIN_ENABLE", ("DR_CAMERA_MAIN_ENABLE",), "True"),
+    ("CAMERA_SUB_ENABLE", ("DR_CAMERA_SUB_ENABLE",), "True"),
+    ("BEST_MODEL_METRIC", ("DR_TRAIN_BEST_MODEL_METRIC",), "progress"),
+    ("ENABLE_EXTRA_KVS_OVERLAY", ("DR_ENABLE_EXTRA_KVS_OVERLAY",), "False"),
+)
+_OBJECT_AVOIDANCE: _Table = (
+    ("NUMBER_OF_OBSTACLES", ("DR_OA_NUMBER_OF_OBSTACLES",), "6"),
+    ("MIN_DISTANCE_BETWEEN_OBSTACLES", ("DR_OA_MIN_DISTANCE_BETWEEN_OBSTACLES",), "2.0"),
+    ("RANDOMIZE_OBSTACLE_LOCATIONS", ("DR_OA_RANDOMIZE_OBSTACLE_LOCATIONS",), "True"),
+    ("IS_OBSTACLE_BOT_CAR", ("DR_OA_IS_OBSTACLE_BOT_CAR",), "false"),
+    ("OBSTACLE_TYPE", ("DR_OA_OBSTACLE_TYPE",), "box_obstacle"),
+)
+_HEAD_TO_BOT: _Table = (
+    ("IS_LANE_CHANGE", ("DR_H2B_IS_LANE_CHANGE",), "False"),
+    ("LOWER_LANE_CHANGE_TIME", ("DR_H2B_LOWER_LANE_CHANGE_TIME",), "3.0"),
+    ("UPPER_LANE_CHANGE_TIME", ("DR_H2B_UPPER_LANE_CHANGE_TIME",), "5.0"),
+    ("LANE_CHANGE_DISTANCE", ("DR_H2B_LANE_CHANGE_DISTANCE",), "1.0"),
+    ("NUMBER_OF_BOT_CARS", ("DR_H2B_NUMBER_OF_BOT_CARS",), "0"),
+    ("MIN_DISTANCE_BETWEEN_BOT_CARS", ("DR_H2B_MIN_DISTANCE_BETWEEN_BOT_CARS",), "2.0"),
+    ("RANDOMIZE_BOT_CAR_LOCATIONS", ("DR_H2B_RANDOMIZE_BOT_CAR_LOCATIONS",), "False"),
+    ("BOT_CAR_SPEED", ("DR_H2B_BOT_CAR_SPEED",), "0.2"),
+    ("PENALTY_SECONDS", ("DR_H2B_BOT_CAR_PENALTY",), "2.0"),
+)
 
 
-def _generated_training_params(model: ModelInventory) -> dict[str, Any]:
-    values = model.run.values
-    data: dict[str, Any] = {"AWS_REGION": model.run.region}
-    for key, (variable, default) in _GENERATED_FROM.items():
-        data[key] = values.get(variable, default)
-    if data["RACE_TYPE"] != "OBJECT_AVOIDANCE":
-        del data["NUMBER_OF_OBSTACLES"]
+def _from_env(values: Mapping[str, str], table: _Table) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, variables, default in table:
+        out[key] = next((values[v] for v in variables if v in values), default)
+    return out
+
+
+def drfc_training_params(run: RunConfig) -> dict[str, Any]:
+    """The single-config ``training_params.yaml`` DRfC's training writes for the run's variables, its
+    S3 fields naming the run's own bucket, prefix and store as there."""
+    values = run.values
+    data: dict[str, Any] = {
+        "AWS_REGION": run.region,
+        "JOB_TYPE": "TRAINING",
+        "KINESIS_VIDEO_STREAM_NAME": values.get("DR_KINESIS_STREAM_NAME", ""),
+        "METRICS_S3_BUCKET": run.local_bucket,
+    }
+    minio_url = _drfc_minio_url(values)
+    if minio_url is not None:
+        data["S3_ENDPOINT_URL"] = minio_url
+    metadata_key = values.get("DR_LOCAL_S3_MODEL_METADATA_KEY", "custom_files/model_metadata.json")
+    data.update(
+        {
+            "METRICS_S3_OBJECT_KEY": f"{run.metrics_prefix}/TrainingMetrics.json",
+            "MODEL_METADATA_FILE_S3_KEY": metadata_key,
+            "REWARD_FILE_S3_KEY": run.reward_key,
+            "ROBOMAKER_SIMULATION_JOB_ACCOUNT_ID": "Dummy",
+            "NUM_WORKERS": values.get("DR_WORKERS", 1),
+            "SAGEMAKER_SHARED_S3_BUCKET": run.local_bucket,
+            "SAGEMAKER_SHARED_S3_PREFIX": run.model_prefix,
+            "SIMTRACE_S3_BUCKET": run.local_bucket,
+            "SIMTRACE_S3_PREFIX": run.model_prefix,
+            "TRAINING_JOB_ARN": "arn:Dummy",
+        }
+    )
+    data.update(_from_env(values, _CAR_AND_TRAINING))
+    if data["RACE_TYPE"] == "OBJECT_AVOIDANCE":
+        data.update(_from_env(values, _OBJECT_AVOIDANCE))
+        positions = values.get("DR_OA_OBJECT_POSITIONS", "")
+        if positions != "":
+            data["OBJECT_POSITIONS"] = positions.split(";")
+            data["NUMBER_OF_OBSTACLES"] = str(len(data["OBJECT_POSITIONS"]))
+    if data["RACE_TYPE"] == "HEAD_TO_BOT":
+        data.update(_from_env(values, _HEAD_TO_BOT))
     return data
 
 

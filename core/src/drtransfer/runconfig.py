@@ -37,6 +37,11 @@ class RunConfig:
     run file > system file), for plugins that need more (``DR_WORLD_NAME``, ``DR_DROA_URL`` ...).
     ``increment`` is set when the runs were loaded for ``-1``: ``upload_prefix`` is then already the
     incremented prefix.
+
+    ``prefix_override`` is True when the model prefix was given on the command line (``-p``): it is then
+    not the prefix the run trains into, so the run's ``DR_LOCAL_S3_REWARD_KEY`` (the current training's
+    reward function) does not belong to that model. ``reward_function`` is ``--reward-function``: a local
+    path or an ``s3://bucket/key`` URL on the local endpoint that replaces the model's reward function.
     """
 
     run_id: str
@@ -53,6 +58,8 @@ class RunConfig:
     system_file: Path | None = None
     values: Mapping[str, str] = field(default_factory=dict, repr=False)
     increment: PrefixIncrement | None = None
+    prefix_override: bool = False
+    reward_function: str | None = None
 
     @property
     def label(self) -> str:

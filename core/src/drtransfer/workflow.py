@@ -25,7 +25,7 @@ from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.inventory import ModelInventory, inspect_model
 from drtransfer.operations import ModelPlan, ModelResult, ObjectLocation
 from drtransfer.packaging import is_drtransfer_package
-from drtransfer.plan import add_wipe, plan_model
+from drtransfer.plan import add_wipe, plan_model, training_endpoint_url
 from drtransfer.plugins import PluginHost
 from drtransfer.runconfig import RunConfig
 from drtransfer.s3errors import describe_client_error, error_code, is_not_found
@@ -242,7 +242,7 @@ def prepare_uploads(
             item.inventory = inspect_model(run, client_for(run.local))
             item.selection = host.select_checkpoint(checkpoint, item.inventory, run)
             target = ObjectLocation(target_endpoint(run).name, run.upload_bucket, run.upload_prefix.strip("/"))
-            plan = plan_model(item.inventory, item.selection, target)
+            plan = plan_model(item.inventory, item.selection, target, endpoint_url=training_endpoint_url(run))
             host.extend_plan(plan, item.inventory, run)
             if wipe:
                 client = client_for(target_endpoint(run))

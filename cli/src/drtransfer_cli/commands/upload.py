@@ -21,6 +21,7 @@ upload_switches = options.compose(
     ),
     click.option("-d", "--dry-run", is_flag=True, help="Print every planned copy, put and delete; write nothing."),
     click.option("-p", "--prefix", metavar="PREFIX", help="Source and target prefix (as DRfC's -p)."),
+    options.reward_function_option,
     click.option("-L", "--local-target", is_flag=True, help="Upload into the local bucket instead."),
     click.option(
         "-1",

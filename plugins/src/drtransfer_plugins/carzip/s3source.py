@@ -1,7 +1,8 @@
 """The car package from S3: stream the chosen checkpoint's ``model_N.pb`` and the model metadata.
 
 The model is inspected with :func:`drtransfer.inventory.inspect_model` (the same listing and checks as
-an upload, so every checkpoint selector sees the inventory it expects), the checkpoint is chosen
+an upload, so every checkpoint selector sees the inventory it expects, but without the reward function,
+which a car package does not hold), the checkpoint is chosen
 through the plugin host, the car's rules are checked on the metadata, and only then is the ``.pb``
 GET body read in chunks straight into the archive.
 """
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 def build_from_s3(run: RunConfig, request: PackageRequest, host: PluginHost) -> Package:
     client = make_s3_client(run.local)
-    inventory = inspect_model(run, client)
+    inventory = inspect_model(run, client, reward_function=False)
     selection = host.select_checkpoint(request.checkpoint or "last", inventory, run)
     pb = selection.checkpoint.files["pb"]
     # Read the metadata once: the bytes checked against the car's rules are the bytes packaged.
