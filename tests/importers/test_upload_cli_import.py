@@ -137,8 +137,10 @@ def test_upload_i_into_droa_assembles_and_imports_several_runs(setup: Setup, dro
 def test_a_failed_import_is_reported_beside_the_successful_upload(
     setup: Setup, droa: FakeDroa, console: FakeConsole, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # DRoA refuses beta with a 400 (a rule the client does not know): the upload stands, the import fails.
-    droa.reject["beta-up"] = "Invalid model configuration."
+    # DRoA refuses beta with a 400 (a DRoA release whose track list differs from the client's catalog): the
+    # upload stands, the import fails.
+    droa.reject["beta-up"] = ("Invalid track configuration. Track reInvent2019_track is not available in direction "
+                              "COUNTER_CLOCKWISE.")
     done = setup.upload("-i", "--to", "droa", "--password-stdin", runs=("0", "1"), stdin=PASSWORD + "\n")
     assert done.returncode == 1
     [alpha] = droa.models
@@ -146,7 +148,7 @@ def test_a_failed_import_is_reported_beside_the_successful_upload(
     assert f"run 0 (alpha): import of 'alpha-up' into droa submitted (id {alpha.model_id})" in done.stdout
     assert "run 1 (beta): uploaded s3://" in done.stdout and "2 of 2 model(s) uploaded" in done.stdout
     assert "run 1 (beta): import of 'beta-up' into droa FAILED: " in done.stderr
-    assert "Invalid model configuration" in done.stderr
+    assert "Track reInvent2019_track is not available in direction COUNTER_CLOCKWISE" in done.stderr
     assert_uploaded(setup.drfc, "beta", "beta-up", LAST)
 
     # The console: someone takes the name 'gamma-up' right after drtransfer checked it.
