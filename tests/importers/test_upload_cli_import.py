@@ -17,7 +17,7 @@ import pytest
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.samples import checkpoint_name
 from tests.conftest import list_tree
-from tests.importers.conftest import PASSWORD, ROLE, USERNAME
+from tests.importers.conftest import PASSWORD, ROLE, USERNAME, edit_training_params
 from tests.infra.console_server import ConsoleModel, FakeConsole
 from tests.infra.droa_server import FakeDroa
 from tests.infra.fakehttp import Response
@@ -224,3 +224,35 @@ def test_dr_upload_model_capital_i_imports_one_run_under_that_name(setup: Setup,
     assert "Ready to upload model(s):" in done.stderr  # DRfC's wording
     assert_uploaded(setup.drfc, "beta", "beta-up", LAST)
     assert set(setup.uploaded()) == set(setup.uploaded("beta-up/"))  # only this run was uploaded
+
+
+def test_obstacle_values_droa_cannot_store_are_refused_before_anything_is_uploaded(
+    setup: Setup, droa: FakeDroa
+) -> None:
+    drfc = setup.drfc
+    edit_training_params(drfc.local, drfc.local_bucket, "alpha", {
+        "RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "+3", "RANDOMIZE_OBSTACLE_LOCATIONS": "True"})
+    edit_training_params(drfc.local, drfc.local_bucket, "beta", {
+        "RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "2", "OBJECT_POSITIONS": ["0.30", "0.60"]})
+    done = setup.upload("-i", "--to", "droa", "--password-stdin", runs=("0", "1"), stdin=PASSWORD + "\n")
+    assert done.returncode == 2, done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("drtransfer: error: ")
+    assert ("run 0 (alpha) cannot be imported into DRoA: Number of obstacle positions is invalid. "
+            "NUMBER_OF_OBSTACLES is '+3'; DRoA stores only a whole number from 1 to 6.") in error
+    assert ("run 1 (beta) cannot be imported into DRoA: Please enter a valid number for Lane Number. "
+            "OBJECT_POSITIONS has '0.30'; DRoA stores each as 'fraction,lane' (lane 1 or -1).") in error
+    assert setup.uploaded() == {}  # nothing at the upload bucket
+    assert droa.s3_calls == [] and droa.models == [] and ("POST", "/importmodel") not in droa.api_calls
+
+
+def test_an_invalid_droa_name_is_refused_with_droas_sentence(setup: Setup, droa: FakeDroa) -> None:
+    done = setup.upload("-i", "-I", "alpha_v2", "--to", "droa", "--password-stdin", runs=("0",),
+                        stdin=PASSWORD + "\n")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "drtransfer: error: The import name 'alpha_v2' (given with -I/--name) contains '_', which is not allowed; "
+        "DRoA: Model name must contain only alphanumeric characters and hyphens; and must be less than or equal to "
+        "64 characters in length. Choose one with -I NAME / --name NAME."
+    )
+    assert setup.uploaded() == {} and droa.s3_calls == [] and droa.api_calls == []

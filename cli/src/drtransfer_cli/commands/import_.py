@@ -78,7 +78,11 @@ def import_options(
     dry_run: bool = False,
 ) -> ImportOptions:
     return ImportOptions(description=description, secret=secret_source(password_stdin), uploading=uploading,
-                         dry_run=dry_run, engine=engine, subscribers=subscribers)
+                         dry_run=dry_run, engine=engine, subscribers=subscribers, warn=_warn)
+
+
+def _warn(line: str) -> None:
+    click.echo(f"warning: {line}", err=True)
 
 
 def prepare_for_upload(
