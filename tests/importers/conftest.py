@@ -124,6 +124,17 @@ class Secrets:
         return self.password
 
 
+def edit_training_params(server: SeaweedServer, bucket: str, prefix: str, values: dict[str, Any]) -> None:
+    """Change a seeded model's ``training_params.yaml`` (written back DRfC's way: every value quoted);
+    a value of ``None`` removes the key."""
+    client = server.client()
+    key = f"{prefix}/training_params.yaml"
+    data = yaml.safe_load(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    data.update(values)
+    data = {k: v for k, v in data.items() if v is not None}
+    client.put_object(Bucket=bucket, Key=key, Body=yaml.safe_dump(data, default_style="'").encode())
+
+
 @dataclass
 class Runs:
     """Seeded DRfC runs on the session SeaweedFS servers, as PreparedModels ready for the importers."""
@@ -156,10 +167,7 @@ class Runs:
             metadata(data)
             client.put_object(Bucket=self.local_bucket, Key=key, Body=json.dumps(data).encode())
         if params is not None:
-            key = f"{prefix}/training_params.yaml"
-            data = yaml.safe_load(client.get_object(Bucket=self.local_bucket, Key=key)["Body"].read())
-            data.update(params)
-            client.put_object(Bucket=self.local_bucket, Key=key, Body=yaml.safe_dump(data, default_style="'").encode())
+            edit_training_params(self.local, self.local_bucket, prefix, params)
         run = self.run(run_id, prefix, upload_prefix, **values)
         inventory = inspect_model(run, client)
         return PreparedModel(run, inventory, self.host.select_checkpoint(checkpoint, inventory, run))

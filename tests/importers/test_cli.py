@@ -15,7 +15,8 @@ import pytest
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.samples import DrfcFiles, seed_model
 from tests.conftest import drfc_config_for
-from tests.importers.conftest import PASSWORD, ROLE, SCALE, USERNAME
+from tests.importers.conftest import PASSWORD, ROLE, SCALE, USERNAME, edit_training_params
+from tests.importers.test_droa_fake import folder, import_
 from tests.infra.console_server import FakeConsole
 from tests.infra.droa_server import FakeDroa
 
@@ -134,3 +135,79 @@ def test_console_import_of_uploaded_models_and_its_errors(setup: Setup, console:
     assert "A model named 'alpha-up' already exists in the AWS DeepRacer console" in again.stderr
     checkpoint = setup.run("import", *setup.runs("0"), "--to", "aws-console", "-b")
     assert checkpoint.returncode == 2 and "choose the checkpoint when uploading" in checkpoint.stderr
+
+
+def edit(setup_local: tuple[SeaweedServer, str], prefix: str, **values: object) -> None:
+    edit_training_params(setup_local[0], setup_local[1], prefix, dict(values))
+
+
+def import_droa(setup: Setup, *extra: str) -> subprocess.CompletedProcess[str]:
+    return setup.run("import", *setup.runs(), "--to", "droa", "--password-stdin", "--processes", "1", "--no-progress",
+                     *extra, stdin=PASSWORD + "\n")
+
+
+def test_a_count_of_3_0_is_imported_as_3_and_head_to_bot_is_a_warning(
+    setup: Setup, droa: FakeDroa, local_s3: SeaweedServer, local_bucket: str
+) -> None:
+    edit((local_s3, local_bucket), "alpha", RACE_TYPE="OBJECT_AVOIDANCE", NUMBER_OF_OBSTACLES="3.0",
+         RANDOMIZE_OBSTACLE_LOCATIONS="True")
+    edit((local_s3, local_bucket), "beta", RACE_TYPE="HEAD_TO_BOT", NUMBER_OF_BOT_CARS="3")
+    done = import_droa(setup, "--wait")
+    assert done.returncode == 0, done.stderr
+    models = {m.name: m for m in droa.models}
+    alpha, beta = models["alpha-up"], models["beta-up"]
+    assert (alpha.status, beta.status) == ("READY", "READY")
+    assert alpha.training_params["NUMBER_OF_OBSTACLES"] == 3  # the uploaded yaml holds the number 3
+    assert alpha.describe()["trainingConfig"]["objectAvoidanceConfig"] == {"numberOfObjects": 3}
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: run 1 (beta): DRoA records RACE_TYPE 'HEAD_TO_BOT' as a time trial (it knows only TIME_TRIAL and "
+        "OBJECT_AVOIDANCE): the bot cars are not part of what it records."
+    ]
+    assert beta.describe()["trainingConfig"]["raceType"] == "TIME_TRIAL"
+
+
+def test_a_plain_track_name_runs_the_way_the_models_own_yaml_says(
+    setup: Setup, droa: FakeDroa, local_s3: SeaweedServer, local_bucket: str
+) -> None:
+    edit((local_s3, local_bucket), "alpha", WORLD_NAME="2022_april_open", REVERSE_DIR="True")
+    edit((local_s3, local_bucket), "beta", WORLD_NAME="2022_april_open")
+    done = import_droa(setup)
+    assert done.returncode == 0, done.stderr
+    models = {m.name: m for m in droa.models}
+    assert models["alpha-up"].track == ("2022_april_open", "CLOCKWISE")
+    assert models["beta-up"].track == ("2022_april_open", "COUNTER_CLOCKWISE")
+    # DRoA validates the reward function on the route of the direction it recorded.
+    assert (models["alpha-up"].track_name, models["beta-up"].track_name) == (
+        "2022_april_open_cw", "2022_april_open_ccw")
+
+
+def test_a_bare_500_from_the_import_is_a_sentence_that_says_what_to_check(setup: Setup, droa: FakeDroa) -> None:
+    droa.internal_error = True  # DRoA's ImportModel function fails without a modelled error
+    done = import_droa(setup)
+    assert done.returncode == 1
+    assert (
+        "import of 'alpha-up' into droa FAILED: DRoA failed POST /importmodel with HTTP 500 and gave no reason. "
+        "It answers so when it cannot store what training_params.yaml says (NUMBER_OF_OBSTACLES not a whole "
+        "number, OBJECT_POSITIONS entries without a lane) or when its ImportModel function fails; check the "
+        "model's training_params.yaml and that function's log in CloudWatch."
+    ) in done.stderr
+    assert "{}" not in done.stderr
+
+
+def test_a_model_record_droa_left_broken_is_named_before_anything_is_copied(setup: Setup, droa: FakeDroa) -> None:
+    # An earlier import (by an older client) gave DRoA a count it could not store.
+    status, _ = import_(droa, folder(droa, {"RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "3.0",
+                                            "RANDOMIZE_OBSTACLE_LOCATIONS": True}))
+    assert status == 500
+    before = len(droa.s3_calls)
+    done = import_droa(setup)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line == (
+        f"drtransfer: error: DRoA cannot list the models of {USERNAME!r} (HTTP 500: Training item not found): one "
+        "of them has no training record, which an import DRoA answered with HTTP 500 leaves behind, and until it "
+        "is gone every import fails; a DRoA administrator has to delete that model's item (status IMPORTING) from "
+        "DRoA's DynamoDB table."
+    )
+    assert len(droa.s3_calls) == before and len(droa.models) == 1

@@ -94,12 +94,14 @@ def test_a_400_from_the_api_is_that_models_failure(runs: Runs, droa: FakeDroa, t
     runs.values.update(droa_values(droa))
     models = [runs.seed("0", "alpha"), runs.seed("1", "beta")]
     items = prepare_imports(runs.host, models, target="droa", name=None, options=options(tmp_path, Secrets()))
-    droa.reject["alpha-up"] = "Invalid track configuration. Track reInvent2019_track is not available in direction X."
+    # A DRoA release whose track list lacks the direction the client's catalog has.
+    droa.reject["alpha-up"] = ("Invalid track configuration. Track reInvent2019_track is not available in direction "
+                               "COUNTER_CLOCKWISE.")
     results = submit_imports(items, {m.run.run_id: ModelResult(m.run.run_id, "ok") for m in models}, wait=False)
     assert results[0].status == "failed"
     assert results[0].message == (
         "DRoA rejected POST /importmodel: Invalid track configuration. Track reInvent2019_track is not available "
-        "in direction X."
+        "in direction COUNTER_CLOCKWISE."
     )
     assert results[1].status == "submitted"
 

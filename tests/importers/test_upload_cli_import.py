@@ -17,7 +17,7 @@ import pytest
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.samples import checkpoint_name
 from tests.conftest import list_tree
-from tests.importers.conftest import PASSWORD, ROLE, USERNAME
+from tests.importers.conftest import PASSWORD, ROLE, USERNAME, edit_training_params
 from tests.infra.console_server import ConsoleModel, FakeConsole
 from tests.infra.droa_server import FakeDroa
 from tests.infra.fakehttp import Response
@@ -137,8 +137,10 @@ def test_upload_i_into_droa_assembles_and_imports_several_runs(setup: Setup, dro
 def test_a_failed_import_is_reported_beside_the_successful_upload(
     setup: Setup, droa: FakeDroa, console: FakeConsole, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # DRoA refuses beta with a 400 (a rule the client does not know): the upload stands, the import fails.
-    droa.reject["beta-up"] = "Invalid model configuration."
+    # DRoA refuses beta with a 400 (a DRoA release whose track list differs from the client's catalog): the
+    # upload stands, the import fails.
+    droa.reject["beta-up"] = ("Invalid track configuration. Track reInvent2019_track is not available in direction "
+                              "COUNTER_CLOCKWISE.")
     done = setup.upload("-i", "--to", "droa", "--password-stdin", runs=("0", "1"), stdin=PASSWORD + "\n")
     assert done.returncode == 1
     [alpha] = droa.models
@@ -146,7 +148,7 @@ def test_a_failed_import_is_reported_beside_the_successful_upload(
     assert f"run 0 (alpha): import of 'alpha-up' into droa submitted (id {alpha.model_id})" in done.stdout
     assert "run 1 (beta): uploaded s3://" in done.stdout and "2 of 2 model(s) uploaded" in done.stdout
     assert "run 1 (beta): import of 'beta-up' into droa FAILED: " in done.stderr
-    assert "Invalid model configuration" in done.stderr
+    assert "Track reInvent2019_track is not available in direction COUNTER_CLOCKWISE" in done.stderr
     assert_uploaded(setup.drfc, "beta", "beta-up", LAST)
 
     # The console: someone takes the name 'gamma-up' right after drtransfer checked it.
@@ -222,3 +224,35 @@ def test_dr_upload_model_capital_i_imports_one_run_under_that_name(setup: Setup,
     assert "Ready to upload model(s):" in done.stderr  # DRfC's wording
     assert_uploaded(setup.drfc, "beta", "beta-up", LAST)
     assert set(setup.uploaded()) == set(setup.uploaded("beta-up/"))  # only this run was uploaded
+
+
+def test_obstacle_values_droa_cannot_store_are_refused_before_anything_is_uploaded(
+    setup: Setup, droa: FakeDroa
+) -> None:
+    drfc = setup.drfc
+    edit_training_params(drfc.local, drfc.local_bucket, "alpha", {
+        "RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "+3", "RANDOMIZE_OBSTACLE_LOCATIONS": "True"})
+    edit_training_params(drfc.local, drfc.local_bucket, "beta", {
+        "RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "2", "OBJECT_POSITIONS": ["0.30", "0.60"]})
+    done = setup.upload("-i", "--to", "droa", "--password-stdin", runs=("0", "1"), stdin=PASSWORD + "\n")
+    assert done.returncode == 2, done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("drtransfer: error: ")
+    assert ("run 0 (alpha) cannot be imported into DRoA: Number of obstacle positions is invalid. "
+            "NUMBER_OF_OBSTACLES is '+3'; DRoA stores only a whole number from 1 to 6.") in error
+    assert ("run 1 (beta) cannot be imported into DRoA: Please enter a valid number for Lane Number. "
+            "OBJECT_POSITIONS has '0.30'; DRoA stores each as 'fraction,lane' (lane 1 or -1).") in error
+    assert setup.uploaded() == {}  # nothing at the upload bucket
+    assert droa.s3_calls == [] and droa.models == [] and ("POST", "/importmodel") not in droa.api_calls
+
+
+def test_an_invalid_droa_name_is_refused_with_droas_sentence(setup: Setup, droa: FakeDroa) -> None:
+    done = setup.upload("-i", "-I", "alpha_v2", "--to", "droa", "--password-stdin", runs=("0",),
+                        stdin=PASSWORD + "\n")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "drtransfer: error: The import name 'alpha_v2' (given with -I/--name) contains '_', which is not allowed; "
+        "DRoA: Model name must contain only alphanumeric characters and hyphens; and must be less than or equal to "
+        "64 characters in length. Choose one with -I NAME / --name NAME."
+    )
+    assert setup.uploaded() == {} and droa.s3_calls == [] and droa.api_calls == []

@@ -5,10 +5,15 @@ Three listeners, as DRoA has three front doors:
 - the website: ``GET /env.js`` with ``window.EnvironmentConfig`` naming the Cognito pools (a moto server),
   the API and the upload bucket;
 - the API (API Gateway with IAM auth): ``GET /models``, ``POST /importmodel``, ``GET /models/{id}``. Every
-  request must be SigV4-signed for ``execute-api`` with the credentials the identity pool issued. The
-  import runs DRoA's synchronous checks on the files in the bucket (``importModel.ts``: request fields,
-  the four required files, car customisation, track and direction, object avoidance, SAC rules) and
-  answers 400 with DRoA's messages; the asynchronous validation (checkpoint files of ``model/``) ends in
+  request must be SigV4-signed for ``execute-api`` with the credentials the identity pool issued.
+  The gateway's request validation answers a body outside the Smithy model with 400
+  ``{"errorMessage": ...}``. The import handler reads the four required files and runs DRoA's checks
+  (``importModel.ts``, ``validation.ts``, ``ImportHelper.ts``) with JavaScript's comparisons, answering
+  400 ``{"message": ...}``; then it stores the model and training records as its database layer does:
+  a value that layer cannot store (an obstacle count that is not a number, a position without a lane)
+  leaves the model record without its training record and answers 500 ``{}``, as does any other
+  unmodelled error; from then on ``GET /models`` answers 500 "Training item not found.". The
+  asynchronous workflow (reward-function validation, then the model validator's checkpoint) ends in
   READY or ERROR with ``importErrorMessage`` after ``polls_until_done`` polls;
 - the upload bucket: an S3 front that accepts only what DRoA's Cognito role may do (``PutObject`` and
   the multipart calls on ``uploadBucket/*``: no reads, no listings), signed with the issued credentials
@@ -22,8 +27,11 @@ caught by the other.
 
 from __future__ import annotations
 
+import functools
 import http.client
+import itertools
 import json
+import math
 import re
 import secrets
 import string
@@ -45,6 +53,94 @@ from tests.infra.sigv4 import Secret, SignatureError, verify
 NAME = re.compile(r"^[a-zA-Z0-9-]+$")
 DESCRIPTION = re.compile(r"^[a-zA-Z0-9- ]+$")
 CKPT_SUFFIXES = (".data-00000-of-00001", ".index", ".meta")
+# The Smithy constraints of ImportModel's input, as the gateway's request validator applies them.
+REQUIRED = ("modelName", "s3Bucket", "s3Path")
+STRINGS = {"s3Bucket": None, "s3Path": None, "modelName": (1, 64, NAME), "modelDescription": (1, 255, DESCRIPTION)}
+_JS_DECIMAL = r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+
+
+# ---- JavaScript's conversions, as the handler applies them to YAML values --------------------------
+
+
+def js_number(value: Any) -> float:
+    """``Number(value)`` (what ``>`` compares) for the values YAML gives."""
+    if isinstance(value, bool | int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0.0
+        if re.fullmatch(_JS_DECIMAL, text):
+            return float(text.replace("Infinity", "inf"))
+        if re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
+            return float(int(text, 16))
+    return math.nan
+
+
+def js_truthy(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool | int | float):
+        return bool(value) and not (isinstance(value, float) and math.isnan(value))
+    if isinstance(value, str):
+        return value != ""
+    return True
+
+
+def parse_float(text: str | None) -> float:
+    """``parseFloat``: the longest decimal prefix, else NaN."""
+    found = re.match(_JS_DECIMAL, (text or "").lstrip()) if text is not None else None
+    return float(found.group(0).replace("Infinity", "inf")) if found else math.nan
+
+
+def parse_int(text: str | None) -> float:
+    """``parseInt(text, 10)``: the leading integer, else NaN (an absent lane is ``undefined``: NaN)."""
+    found = re.match(r"[+-]?\d+", text.lstrip()) if text is not None else None
+    return float(int(found.group(0))) if found else math.nan
+
+
+def is_number(value: Any) -> bool:
+    """What the database layer stores as a number: a JavaScript number that DynamoDB accepts."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return {float: "number", str: "string", list: "array", dict: "object"}.get(type(value), "null")
+
+
+def gateway_problems(body: Any) -> list[str]:
+    """The request validator's findings for an ImportModel body, in its wording."""
+    if not isinstance(body, dict):
+        return [f'instance type ({json_type(body)}) does not match any allowed primitive type (allowed: ["object"])']
+    problems = []
+    missing = sorted(key for key in REQUIRED if key not in body)
+    if missing:
+        problems.append(f"object has missing required properties ({json.dumps(missing, separators=(',', ':'))})")
+    for key, limits in STRINGS.items():
+        if key not in body:
+            continue
+        value = body[key]
+        if not isinstance(value, str):
+            problems.append(f'instance type ({json_type(value)}) does not match any allowed primitive type '
+                            f'(allowed: ["string"])')
+            continue
+        if limits is None:
+            continue
+        low, high, pattern = limits
+        shown = json.dumps(value)
+        if len(value) > high:
+            problems.append(f"string {shown} is too long (length: {len(value)}, maximum allowed: {high})")
+        if len(value) < low:
+            problems.append(f"string {shown} is too short (length: {len(value)}, required minimum: {low})")
+        if not pattern.search(value):
+            problems.append(f"ECMA 262 regex {json.dumps(pattern.pattern)} does not match input string {shown}")
+    return problems
+
+
 
 
 @dataclass
@@ -57,16 +153,24 @@ class DroaModel:
     training_params: dict[str, Any]
     car: tuple[str, str]
     track: tuple[str, str]
+    track_name: str  # the route the reward function is validated on (getTrackNameForValidation)
+    race_type: str
+    object_avoidance: dict[str, Any] | None
     metrics_key: str | None
+    training: bool = True  # False: the training record could not be stored
     status: str = "IMPORTING"
     import_error: str | None = None
     polls: int = 0
 
     def describe(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"raceType": self.race_type,
+                                  "trackConfig": {"trackId": self.track[0], "trackDirection": self.track[1]}}
+        if self.object_avoidance is not None:
+            config["objectAvoidanceConfig"] = self.object_avoidance
         data: dict[str, Any] = {
             "modelId": self.model_id, "name": self.name, "status": self.status, "trainingStatus": "COMPLETED",
             "fileSizeInBytes": 0, "carCustomization": {"carShell": self.car[0], "carColor": self.car[1]},
-            "trainingConfig": {"trackConfig": {"trackId": self.track[0], "trackDirection": self.track[1]}},
+            "trainingConfig": config,
         }
         if self.description:
             data["description"] = self.description
@@ -76,7 +180,11 @@ class DroaModel:
 
 
 class BadRequest(Exception):
-    pass
+    """BadRequestError: 400 with DRoA's message."""
+
+
+class Unmodelled(Exception):
+    """Any other error in a handler: the server SDK answers 500 ``{}``."""
 
 
 @dataclass
@@ -90,10 +198,14 @@ class FakeDroa:
     region: str = "us-east-1"
     issued: Secret | None = None  # what the identity pool hands out; set by the fixture after asking moto
     polls_until_done: int = 2
-    reject: dict[str, str] = field(default_factory=dict)  # model name -> a 400 from a rule the client lacks
+    # model name -> a 400 from a check the client lacks (e.g. a DRoA release with another track list)
+    reject: dict[str, str] = field(default_factory=dict)
+    internal_error: bool = False  # every import fails unmodelled, as on a DynamoDB or Lambda failure
+    reward_errors: list[str] = field(default_factory=list)  # the reward-function validator's findings
     fail_validation: str | None = None  # the simapp validator's complaint about every model
     models: list[DroaModel] = field(default_factory=list)
     api_calls: list[tuple[str, str]] = field(default_factory=list)
+    handled: list[tuple[str, str]] = field(default_factory=list)  # the calls the gateway passed on
     s3_calls: list[tuple[str, str, int]] = field(default_factory=list)  # method, target, status
     lock: threading.Lock = field(default_factory=threading.Lock)
     site: FakeServer | None = None
@@ -160,21 +272,37 @@ class FakeDroa:
             if problem:
                 return Response.json(403, {"message": problem})
             if request.method == "GET" and path == "/models":
+                self.handled.append((request.method, path))
+                if any(not m.training for m in self.models):
+                    return Response.json(500, {"message": "Training item not found."})
                 return Response.json(200, {"models": [m.describe() for m in self.models]})
             if request.method == "POST" and path == "/importmodel":
-                try:
-                    return Response.json(200, {"modelId": self.import_model(request.json())})
-                except BadRequest as error:
-                    return Response.json(400, {"message": str(error)})
-                except FileNotFoundError as error:
-                    return Response.json(500, {"message": str(error)})
+                return self._import(request)
             if request.method == "GET" and path.startswith("/models/"):
-                model = next((m for m in self.models if m.model_id == path.removeprefix("/models/")), None)
+                self.handled.append((request.method, path))
+                model_id = path.removeprefix("/models/")
+                model = next((m for m in self.models if m.model_id == model_id and m.training), None)
                 if model is None:
-                    return Response.json(404, {"message": "Model not found."})
+                    return Response.json(404, {"message": "Item not found."})
                 self._poll(model)
                 return Response.json(200, {"model": model.describe()})
             return Response.json(403, {"message": "Missing Authentication Token"})
+
+    def _import(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        problems = gateway_problems(body)
+        if problems:
+            return Response.json(400, {"errorMessage": f"Invalid request body: [{', '.join(problems)}]"})
+        self.handled.append((request.method, "/importmodel"))
+        try:
+            return Response.json(200, {"modelId": self.import_model(body)})
+        except BadRequest as error:
+            return Response.json(400, {"message": str(error)})
+        except Unmodelled:
+            return Response.json(500, {})
 
     def _read(self, key: str) -> bytes | None:
         try:
@@ -183,11 +311,22 @@ class FakeDroa:
             return None
         return body
 
-    def _require(self, root: str, relative: str, what: str) -> bytes:
-        body = self._read(f"{root}/{relative}")
+    def _require(self, bucket: str, root: str, relative: str) -> bytes:
+        body = self._read(f"{root}/{relative}") if bucket == self.bucket else None
         if body is None:
-            raise FileNotFoundError(f"{what} not found at s3://{self.bucket}/{root}/{relative}")
+            raise Unmodelled(f"{relative} not found at s3://{bucket}/{root}/{relative}")
         return body
+
+    def _files(self, bucket: str, path: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """parseImportedFiles: the YAML and the two JSON files (any failure is unmodelled)."""
+        try:
+            params = yaml.safe_load(self._require(bucket, path, "training_params.yaml"))
+            metadata = json.loads(self._require(bucket, path, "model_metadata.json"))
+            self._require(bucket, path, "reward_function.py")
+            hyper = json.loads(self._require(bucket, path, "ip/hyperparameters.json"))
+        except (yaml.YAMLError, ValueError) as error:
+            raise Unmodelled(str(error)) from None
+        return params if isinstance(params, dict) else {}, metadata, hyper
 
     def import_model(self, body: dict[str, Any]) -> str:
         name, bucket, path = body.get("modelName"), body.get("s3Bucket"), body.get("s3Path")
@@ -200,42 +339,106 @@ class FakeDroa:
         if description and (not DESCRIPTION.match(description) or len(description) > 255):
             raise BadRequest("Model description must contain only alphanumeric characters, spaces, and hyphen; and "
                              "must be less than or equal to 255 characters in length")
-        if name in self.reject:
-            raise BadRequest(self.reject[name])
-        if bucket != self.bucket:
-            raise FileNotFoundError(f"Training params not found at s3://{bucket}/{path}/training_params.yaml")
-        params = yaml.safe_load(self._require(path, "training_params.yaml", "Training params")) or {}
-        metadata = json.loads(self._require(path, "model_metadata.json", "Model metadata"))
-        self._require(path, "reward_function.py", "Reward function")
-        hyper = json.loads(self._require(path, "ip/hyperparameters.json", "Hyperparameters"))
+        if self.internal_error:
+            raise Unmodelled("internal error")
+        params, metadata, hyper = self._files(bucket, path)
         car = self._car(params)
         if car[1] not in CAR_SHELLS[car[0]]:
             raise BadRequest(f"Invalid car customization. Car shell {car[0]} is not available in color {car[1]}.")
         track = self._track(params)
         if track[0] not in TRACKS or track[1] not in TRACKS[track[0]][0]:
             raise BadRequest(f"Invalid track configuration. Track {track[0]} is not available in direction {track[1]}.")
-        if params.get("RACE_TYPE") == "OBJECT_AVOIDANCE":
-            count = params.get("NUMBER_OF_OBSTACLES")
-            if not count or float(count) > 6:
-                raise BadRequest("Number of obstacle positions is invalid.")
-        algorithm, space_type = metadata.get("training_algorithm"), metadata.get("action_space_type")
-        if algorithm == "sac" and space_type == "discrete":
-            raise BadRequest("Agent algorithm SAC does not work with discrete action space.")
-        if algorithm == "sac" and hyper.get("num_episodes_between_training") != 1:
-            raise BadRequest("Invalid hyperparameter number of episodes between training for SAC agent algorithm.")
-        space = metadata.get("action_space")
-        if space_type == "continuous" and isinstance(space, dict):
-            if space["speed"]["low"] >= space["speed"]["high"]:
-                raise BadRequest("Invalid action space speeds.")
-            if space["steering_angle"]["low"] >= space["steering_angle"]["high"]:
-                raise BadRequest("Invalid action space steering angles.")
+        single = len(TRACKS[track[0]][0]) == 1
+        track_name = track[0] if single else track[0] + ("_cw" if track[1] == "CLOCKWISE" else "_ccw")
+        race_type = "OBJECT_AVOIDANCE" if params.get("RACE_TYPE") == "OBJECT_AVOIDANCE" else "TIME_TRIAL"
+        object_avoidance = None
+        if race_type == "OBJECT_AVOIDANCE":
+            object_avoidance = self._object_avoidance(params)
+            self._check_object_avoidance(object_avoidance)
+        if name in self.reject:
+            raise BadRequest(self.reject[name])
+        self._check_algorithm(metadata, hyper)
         listing = self.seaweed.client().list_objects_v2(Bucket=bucket, Prefix=f"{path}/metrics/training/")
         keys = [o["Key"] for o in listing.get("Contents", [])]
         metrics = [k for k in keys if "training-" in k and k.endswith(".json")]
         model_id = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(15))
-        self.models.append(DroaModel(model_id, name, description, bucket, path, params, car, track,
-                                     metrics[0] if metrics else None))
+        model = DroaModel(model_id, name, description, bucket, path, params, car, track, track_name, race_type,
+                          object_avoidance, metrics[0] if metrics else None)
+        # The model and training records are written side by side; only the training record has typed fields.
+        model.training = object_avoidance is None or self._storable(object_avoidance)
+        self.models.append(model)
+        if not model.training:
+            raise Unmodelled("the training record could not be stored")
         return model_id
+
+    @staticmethod
+    def _object_avoidance(params: dict[str, Any]) -> dict[str, Any]:
+        """parseObjectAvoidanceConfig: the count as given, the positions split and parsed when DRoA uses them."""
+        config: dict[str, Any] = {"numberOfObjects": params.get("NUMBER_OF_OBSTACLES")}
+        positions = params.get("OBJECT_POSITIONS")
+        given = isinstance(positions, list | str) and len(positions) > 0
+        if given and params.get("RANDOMIZE_OBSTACLE_LOCATIONS") is not True:
+            if not isinstance(positions, list) or not all(isinstance(entry, str) for entry in positions):
+                raise Unmodelled("OBJECT_POSITIONS.map / positionStr.split is not a function")
+            parsed = []
+            for entry in positions:
+                parts = [part.strip() for part in entry.split(",")]
+                parsed.append({"trackPercentage": parse_float(parts[0]),
+                               "laneNumber": parse_int(parts[1] if len(parts) > 1 else None)})
+            config["objectPositions"] = parsed
+        return config
+
+    @staticmethod
+    def _check_object_avoidance(config: dict[str, Any]) -> None:
+        """validateObjectAvoidanceConfig, with JavaScript's falsiness, ``>`` and ``!==``."""
+        count, positions = config["numberOfObjects"], config.get("objectPositions")
+        if not js_truthy(count) or js_number(count) > 6:
+            raise BadRequest("Number of obstacle positions is invalid.")
+        if positions and not (is_number(count) and count == len(positions)):
+            raise BadRequest("Obstacle positions must be equal to number of objects.")
+        if not positions:
+            return
+
+        def compare(a: dict[str, float], b: dict[str, float]) -> int:
+            difference = a["trackPercentage"] - b["trackPercentage"]
+            return 0 if math.isnan(difference) else (difference > 0) - (difference < 0)
+
+        positions.sort(key=functools.cmp_to_key(compare))
+        if positions[0]["trackPercentage"] < 0.07:
+            raise BadRequest("First obstacle position is invalid.")
+        if positions[-1]["trackPercentage"] > 0.9:
+            raise BadRequest("Last obstacle position is invalid.")
+        for a, b in itertools.pairwise(positions):
+            if b["trackPercentage"] - a["trackPercentage"] < 0.13:
+                raise BadRequest("Obstacle position distances are invalid.")
+
+    @staticmethod
+    def _storable(config: dict[str, Any]) -> bool:
+        """The training record's typed fields: numberOfObjects, trackPercentage and laneNumber are numbers."""
+        positions = config.get("objectPositions") or []
+        return is_number(config["numberOfObjects"]) and all(
+            is_number(p["trackPercentage"]) and is_number(p["laneNumber"]) for p in positions)
+
+    @staticmethod
+    def _check_algorithm(metadata: dict[str, Any], hyper: dict[str, Any]) -> None:
+        algorithm, space_type = metadata.get("training_algorithm"), metadata.get("action_space_type")
+        if algorithm == "sac" and space_type == "discrete":
+            raise BadRequest("Agent algorithm SAC does not work with discrete action space.")
+        episodes = hyper.get("num_episodes_between_training")
+        if algorithm == "sac" and not (is_number(episodes) and episodes == 1):
+            raise BadRequest("Invalid hyperparameter number of episodes between training for SAC agent algorithm.")
+        space = metadata.get("action_space")
+        if isinstance(space, list):
+            return
+        if not isinstance(space, dict) or not isinstance(space.get("speed"), dict) \
+                or not isinstance(space.get("steering_angle"), dict):
+            raise Unmodelled("Cannot read properties of undefined")
+        if space_type == "continuous":
+            speed, steering = space["speed"], space["steering_angle"]
+            if js_number(speed.get("low")) >= js_number(speed.get("high")):
+                raise BadRequest("Invalid action space speeds.")
+            if js_number(steering.get("low")) >= js_number(steering.get("high")):
+                raise BadRequest("Invalid action space steering angles.")
 
     @staticmethod
     def _car(params: dict[str, Any]) -> tuple[str, str]:
@@ -258,30 +461,36 @@ class FakeDroa:
         return track_id, "CLOCKWISE" if params.get("TRACK_DIRECTION_CLOCKWISE") is True else "COUNTER_CLOCKWISE"
 
     def _poll(self, model: DroaModel) -> None:
+        """The workflow: reward-function validation, then model validation, then the completion's message."""
         if model.status != "IMPORTING":
             return
         model.polls += 1
         if model.polls < self.polls_until_done:
+            return
+        if self.reward_errors:
+            model.status, model.import_error = "ERROR", f"Reward Function Validation {', '.join(self.reward_errors)}"
             return
         problem = self._validate(model.s3_path)
         model.status = "ERROR" if problem else "READY"
         model.import_error = f"Model validation failed: {problem}" if problem else None
 
     def _validate(self, root: str) -> str | None:
-        """The asynchronous model validation: what simapp's validator needs in ``model/``."""
+        """simapp's validation worker: the model metadata, then the last checkpoint (named by
+        ``deepracer_checkpoints.json``, else ``.coach_checkpoint``); the best one only when it exists."""
         if self.fail_validation:
             return self.fail_validation
-        for relative in ("model/model_metadata.json", "model/.coach_checkpoint", "model/deepracer_checkpoints.json"):
-            if self._read(f"{root}/{relative}") is None:
-                return f"{relative} is missing."
-        index = json.loads(self._read(f"{root}/model/deepracer_checkpoints.json") or b"{}")
-        for which in ("last_checkpoint", "best_checkpoint"):
-            name = (index.get(which) or {}).get("name")
-            if not name:
-                return f"deepracer_checkpoints.json has no {which}."
-            for suffix in CKPT_SUFFIXES:
-                if self._read(f"{root}/model/{name}{suffix}") is None:
-                    return f"checkpoint file {name}{suffix} is missing."
+        try:
+            json.loads(self._read(f"{root}/model/model_metadata.json") or b"")
+        except ValueError as error:
+            return f"Failed to parse model_metadata file: {error}"
+        try:
+            index = json.loads(self._read(f"{root}/model/deepracer_checkpoints.json") or b"{}")
+        except ValueError:
+            index = {}
+        last = (index.get("last_checkpoint") or {}).get("name") if isinstance(index, dict) else None
+        last = last or (self._read(f"{root}/model/.coach_checkpoint") or b"").decode().strip()
+        if not last or any(self._read(f"{root}/model/{last}{suffix}") is None for suffix in CKPT_SUFFIXES):
+            return "No checkpoint files"
         return None
 
     # ---- upload bucket ----

@@ -18,7 +18,7 @@ from drtransfer.jobs import ImportSpec, JobSubscriber, UploadRequest, upload
 from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operation, OperationResult
 from drtransfer.workflow import PreparedModel, UploadOutcome
 from drtransfer_cli import app
-from drtransfer_cli.commands.import_ import report_imports, secret_source
+from drtransfer_cli.commands.import_ import report_imports, secret_source, warn
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
             description=flags.description,
             wait=flags.wait,
             secret=secret_source(flags.password_stdin),
+            warn=warn,
         )
         if importing
         else None,

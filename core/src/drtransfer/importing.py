@@ -49,7 +49,8 @@ class ImportOptions:
     ``secret`` supplies passwords (``None``: no way to ask, a sign-in that needs one fails clearly).
     ``uploading`` is False for ``drtransfer import``, where the model was uploaded by an earlier command.
     ``engine`` / ``subscribers`` drive any transfer an importer does itself (DRoA copies the model into
-    its own upload bucket). ``poll_interval`` / ``wait_timeout`` bound ``--wait``.
+    its own upload bucket). ``poll_interval`` / ``wait_timeout`` bound ``--wait``. ``warn`` receives one
+    line per thing an importer accepts but the service would record differently from the model.
     """
 
     description: str | None = None
@@ -61,6 +62,7 @@ class ImportOptions:
     poll_interval: float = 10.0
     wait_timeout: float = 1800.0
     environ: Mapping[str, str] | None = field(default=None, repr=False)  # tests; default os.environ
+    warn: Callable[[str], None] | None = field(default=None, repr=False)
 
     def env(self, run: RunConfig, name: str) -> str:
         """A setting as DRfC sees it for ``run``: the run's values, then the process environment."""
@@ -151,7 +153,9 @@ class Importer(Protocol):
     ``drtransfer import`` inspects and selects it first); False: it imports what an upload put in the
     upload bucket. ``default_priority`` says whether the importer is the default target for a run (the
     highest number wins; None: not a default). An importer with cached sign-ins may also offer
-    ``logout(options) -> list[str]`` (what it removed), which ``drtransfer logout`` calls.
+    ``logout(options) -> list[str]`` (what it removed), which ``drtransfer logout`` calls, and a
+    ``name_rule`` string: its service's own sentence for a name it refuses, quoted when
+    :func:`check_name` refuses one.
     """
 
     needs_local_model: bool
@@ -188,10 +192,14 @@ def name_problem(name: str) -> str | None:
     return f"contains {shown}, which is not allowed"
 
 
-def check_name(name: str, origin: str) -> str:
-    """``name`` if valid, else a ConfigError naming the offending character and where the name came from."""
+def check_name(name: str, origin: str, rule: str | None = None) -> str:
+    """``name`` if valid, else a ConfigError naming the offending character and where the name came from,
+    with the target's own ``rule`` sentence when it has one."""
     problem = name_problem(name)
     if problem is not None:
+        if rule:
+            raise ConfigError(f"The import name {name!r} ({origin}) {problem}; {rule.rstrip('.')}. "
+                              f"Choose one with -I NAME / --name NAME.")
         raise ConfigError(
             f"The import name {name!r} ({origin}) {problem}; import names are {NAME_RULE}: "
             f"choose one with -I NAME / --name NAME."
@@ -260,10 +268,12 @@ def prepare_imports(
     for model in models:
         run = model.run
         chosen = target or default_target(run, options, host)
+        importer = _importer(host, chosen)
+        rule: str | None = getattr(importer, "name_rule", None)
         if name is not None:
-            model_name = check_name(name, "given with -I/--name")
+            model_name = check_name(name, "given with -I/--name", rule)
         else:
-            model_name = check_name(run.upload_prefix.strip("/"), f"DR_UPLOAD_S3_PREFIX of {run.label}")
+            model_name = check_name(run.upload_prefix.strip("/"), f"DR_UPLOAD_S3_PREFIX of {run.label}", rule)
         other = seen.get((chosen, model_name))
         if other is not None:
             raise ConfigError(
@@ -271,7 +281,7 @@ def prepare_imports(
                 f"give them different DR_UPLOAD_S3_PREFIX values."
             )
         seen[(chosen, model_name)] = run.label
-        items.append(PreparedImport(chosen, model_name, model, _importer(host, chosen), options))
+        items.append(PreparedImport(chosen, model_name, model, importer, options))
     for group in _by_target(items).values():
         group[0].importer.prepare(group, options)
     return items

@@ -49,6 +49,11 @@ def secret_source(password_stdin: bool) -> SecretSource:
     return ask
 
 
+def warn(line: str) -> None:
+    """What an importer accepts but its service would record differently from the model."""
+    click.echo(f"warning: {line}", err=True)
+
+
 def report_imports(results: Sequence[ImportResult], runs: Sequence[RunConfig], *, json_output: bool) -> None:
     """One line per import (stdout when it went through, stderr when not), or one JSON object each."""
     labels = {run.run_id: run.label for run in runs}
@@ -79,6 +84,7 @@ def run_import(kwargs: dict[str, Any]) -> int:
         description=kwargs["description"],
         wait=kwargs["wait"],
         secret=secret_source(kwargs["password_stdin"]),
+        warn=warn,
         engine=app.engine_settings(kwargs["processes"], kwargs["concurrency"], kwargs["part_size"]),
         notifications=app.notifications(kwargs["notify_urls"], verbose=kwargs["verbose"]),
     )

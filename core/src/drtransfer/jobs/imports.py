@@ -8,7 +8,7 @@ put in the upload bucket.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from drtransfer.endpoints import Endpoint
@@ -41,6 +41,7 @@ class ImportRequest:
     description: str | None = None
     wait: bool = False
     secret: SecretSource | None = field(default=None, repr=False)
+    warn: Callable[[str], None] | None = None  # what the service would record differently from the model
     engine: EngineSettings = field(default_factory=EngineSettings)
     notifications: Notifications = field(default_factory=Notifications)
 
@@ -77,6 +78,7 @@ def import_models(
         uploading=False,
         engine=request.engine,
         subscribers=subscribers,
+        warn=request.warn,
     )
     targets = [request.target or default_target(run, options, host) for run in runs]
     reads_model = [needs_local_model(host, target) for target in targets]

@@ -14,7 +14,7 @@ engine, audit, ``-1``, submit the imports, and emit every event on the way::
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ class ImportSpec:
     description: str | None = None
     wait: bool = False
     secret: SecretSource | None = field(default=None, repr=False)
+    warn: Callable[[str], None] | None = None  # what the service would record differently from the model
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,12 @@ def _prepare_imports(
     if spec is None:
         return []
     options = ImportOptions(
-        description=spec.description, secret=spec.secret, uploading=True, dry_run=request.dry_run, engine=request.engine
+        description=spec.description,
+        secret=spec.secret,
+        uploading=True,
+        dry_run=request.dry_run,
+        engine=request.engine,
+        warn=spec.warn,
     )
     return prepare_imports(host, prepared, target=spec.target, name=spec.name, options=options)
 

@@ -14,6 +14,17 @@ from botocore.credentials import Credentials as BotoCredentials
 from drtransfer.errors import ConfigError, DrTransferError, TransferError
 from drtransfer_plugins.droa.auth import DroaSession
 
+BROKEN_LISTING = "Training item not found"  # ListModels, for a model record without its training record
+
+
+def _message(payload: Any, text: str) -> str:
+    """The reason in an error body: ``message`` (DRoA's handlers), ``Message`` (IAM) or ``errorMessage``
+    (API Gateway's request validation); a body that is JSON without one (DRoA's unmodelled ``{}``) has none."""
+    if isinstance(payload, dict):
+        found = payload.get("message") or payload.get("Message") or payload.get("errorMessage") or ""
+        return str(found).strip().rstrip(".")
+    return "" if payload is not None else text[:200].strip().rstrip(".")
+
 
 class DroaApi:
     def __init__(self, session: DroaSession, timeout: float = 30.0) -> None:
@@ -49,21 +60,38 @@ class DroaApi:
         try:
             payload = response.json()
         except ValueError:
-            payload = {}
-        if not isinstance(payload, dict):
-            payload = {}
-        message = str(payload.get("message") or payload.get("Message") or response.text[:200]).strip().rstrip(".")
+            payload = None
         if response.status_code == 200:
-            return payload
+            return payload if isinstance(payload, dict) else {}
+        message = _message(payload, response.text)
         what = f"{method} {path}"
         error: DrTransferError
         if response.status_code in (401, 403):
             error = ConfigError(
                 f"DRoA refused the credentials of {self.session.username!r} for {what} (HTTP {response.status_code}: "
-                f"{message}); run 'drtransfer logout' and sign in again."
+                f"{message or 'no reason given'}); run 'drtransfer logout' and sign in again."
             )
         elif response.status_code == 400:
-            error = TransferError(f"DRoA rejected {what}: {message}.")
+            error = TransferError(f"DRoA rejected {what}: {message or 'no reason given'}.")
+        elif message == BROKEN_LISTING and path == "/models":
+            error = TransferError(
+                f"DRoA cannot list the models of {self.session.username!r} (HTTP {response.status_code}: {message}): "
+                f"one of them has no training record, which an import DRoA answered with HTTP 500 leaves behind, "
+                f"and until it is gone every import fails; a DRoA administrator has to delete that model's item "
+                f"(status IMPORTING) from DRoA's DynamoDB table."
+            )
+        elif not message and path == "/importmodel":
+            error = TransferError(
+                f"DRoA failed {what} with HTTP {response.status_code} and gave no reason. It answers so when it "
+                f"cannot store what training_params.yaml says (NUMBER_OF_OBSTACLES not a whole number, "
+                f"OBJECT_POSITIONS entries without a lane) or when its ImportModel function fails; check the model's "
+                f"training_params.yaml and that function's log in CloudWatch."
+            )
+        elif not message:
+            error = TransferError(
+                f"DRoA failed {what} with HTTP {response.status_code} and gave no reason; the log of DRoA's API "
+                f"functions in CloudWatch has the cause."
+            )
         else:
             error = TransferError(f"DRoA failed {what} (HTTP {response.status_code}): {message}.")
         raise error

@@ -2,8 +2,10 @@
 
 Before any upload (:meth:`DroaImporter.prepare`): discovery from ``<DR_DROA_URL>/env.js``, DRoA's own
 checks with its wording (name, description, car shell and colour, track and direction, object
-avoidance, SAC rules, the 1 GiB folder limit), the Cognito sign-in of ``DR_DROA_USERNAME`` (password from
-the prompt or ``--password-stdin``, or cached credentials) and one signed API call.
+avoidance and the values DRoA cannot store, SAC rules, the 1 GiB folder limit), warnings for what DRoA
+would record differently from the model (``ImportOptions.warn``), the Cognito sign-in of
+``DR_DROA_USERNAME`` (password from the prompt or ``--password-stdin``, or cached credentials) and one
+signed API call.
 
 After the upload (:meth:`DroaImporter.submit`): the model is copied from the local bucket straight into
 ``s3://<uploadBucketName>/uploads/models/<uuid>/`` through the transfer engine with the identity pool's
@@ -66,6 +68,7 @@ class DroaImporter:
     """Registered as ``droa``. ``cache`` replaces the credential cache (default: :func:`cache_dir`)."""
 
     needs_local_model = True  # the chosen checkpoint goes from the local bucket into DRoA's upload bucket
+    name_rule = f"DRoA: {checks.NAME_SENTENCE}"
 
     def __init__(self, cache: CredentialCache | None = None) -> None:
         self._cache = cache
@@ -87,6 +90,7 @@ class DroaImporter:
         sites: dict[str, SiteConfig] = {}
         sessions: dict[tuple[str, str], DroaSession] = {}
         problems: list[str] = []
+        warnings: list[str] = []
         for item in items:
             run = item.run
             url = options.env(run, URL_ENV).rstrip("/")
@@ -118,11 +122,15 @@ class DroaImporter:
                 else:
                     found += checks.model_problems(state.layout.training_params, model.metadata,
                                                    state.layout.hyperparameters, state.layout.plan.total_bytes)
+                    warnings += [f"{run.label}: {w}." for w in checks.model_warnings(state.layout.training_params)]
             else:
                 state.problem = item.model.error or "its model could not be read"
             problems += [f"{run.label} cannot be imported into DRoA: {p.rstrip('.')}." for p in found if p]
         if problems:
             raise ConfigError(" ".join(problems))
+        for warning in warnings:
+            if options.warn is not None:
+                options.warn(warning)
         if options.dry_run:
             return
         for session in sessions.values():
