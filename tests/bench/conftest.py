@@ -18,6 +18,7 @@ import pytest
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.samples import DrfcFiles, seed_model
 from tests.conftest import drfc_config_for
+from tests.infra.interrupts import with_default_sigint
 
 # Objects that belong to someone else, in both buckets: the bench must leave every one of them alone.
 FOREIGN = {
@@ -52,8 +53,9 @@ class BenchSetup:
         )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
+        """The bench in a session of its own, with SIGINT at its default: a test interrupts it."""
         return subprocess.Popen(
-            self.command(*args),
+            with_default_sigint(self.command(*args)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

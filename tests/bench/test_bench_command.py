@@ -38,6 +38,11 @@ def test_json_reports_every_setting_and_cleans_up(bench_setup: BenchSetup, tmp_p
         assert result["mib_per_s"] == pytest.approx(result["bytes"] / 2**20 / result["seconds"], rel=0.05)
     assert report["scratch_objects_deleted"] >= report["model_objects"]
     assert plot.read_bytes().startswith(b"\x89PNG")
+    # stdout stays one JSON document; the best setting (highest MiB/s, one run each) is named on stderr.
+    fastest = max(report["results"], key=lambda r: r["mib_per_s"])["setting"]
+    best = [line for line in done.stderr.splitlines() if line.startswith("best: ")]
+    assert best == [f"best: processes={fastest['processes']} concurrency=4 part-size=8MiB: "
+                    f"{max(r['mib_per_s'] for r in report['results']):.1f} MiB/s (1 run)"]
     # Only the bench's own objects were deleted: both buckets are exactly as before.
     assert bench_setup.contents() == bench_setup.before
 
@@ -47,8 +52,10 @@ def test_table_shows_medians_when_repeated(bench_setup: BenchSetup) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[1].split()[:2] == ["setting", "run"]
-    assert [line.split("  ")[0].strip() for line in lines[2:]] == ["1 proc × 10 conc, 8 MiB parts"] * 3
-    assert "median" in lines[-1]
+    assert [line.split("  ")[0].strip() for line in lines[2:-1]] == ["1 proc × 10 conc, 8 MiB parts"] * 3
+    assert "median" in lines[-2]
+    median_mib_per_s = lines[-2].split()[-5]
+    assert lines[-1] == f"best: processes=1 concurrency=10 part-size=8MiB: {median_mib_per_s} MiB/s (median of 2 runs)"
     assert bench_setup.contents() == bench_setup.before
 
 

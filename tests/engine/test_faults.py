@@ -29,6 +29,7 @@ from engine_helpers import (
 from faultproxy import Fault, FaultProxy
 from tests.conftest import list_multipart_uploads as list_uploads
 from tests.conftest import list_tree
+from tests.infra.interrupts import with_default_sigint
 
 from drtransfer.endpoints import Credentials, Endpoint, make_s3_client
 from drtransfer.engine import MiB, run_transfer
@@ -231,9 +232,9 @@ def test_interrupt_aborts_every_upload(
         "urls": {"src": source_proxy.url, "dst": upload_s3.url}, "objects": objects,
         "processes": workers[0], "start_method": workers[1],
     }  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, str(script), json.dumps(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True, cwd=tmp_path,
+    process = subprocess.Popen(  # SIGINT at its default even if this suite was started with it ignored
+        with_default_sigint([sys.executable, str(script), json.dumps(cfg)]),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path,
     )  # fmt: skip
     try:
         assert process.stdout is not None

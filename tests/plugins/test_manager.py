@@ -197,7 +197,7 @@ def test_hook_drtransfer_checkpoint_expressions() -> None:
     ]
     model = make_inventory((1, 2))
     with pytest.raises(ConfigError, match=r"known expressions: last: .*; newest: the highest complete checkpoint"):
-        host.select_checkpoint("oldest-but-one", model, model.run)
+        host.select_checkpoint("no-such-selector-7f3a", model, model.run)
 
 
 def test_the_first_answer_wins_and_a_plugin_bug_names_the_plugin() -> None:

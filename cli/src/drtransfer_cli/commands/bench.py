@@ -1,7 +1,7 @@
 """``drtransfer bench``: how fast does the upload path go between my endpoints, per engine setting?
 
 The work is in :mod:`drtransfer_cli.benchmarking`; this module parses the settings to try, asks before writing to
-a user's buckets, and prints the table, the JSON document or the plot.
+a user's buckets, and prints the table or the JSON document, the best setting, and the plot.
 """
 
 from __future__ import annotations
@@ -11,18 +11,22 @@ import itertools
 import json
 import statistics
 import sys
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from drtransfer.engine import EngineSettings
+from drtransfer.engine import EngineSettings, MiB
 from drtransfer.errors import ConfigError, Interrupted
 from drtransfer.samples import NETWORK_SIZES
 from drtransfer_cli import app, options
 
 if TYPE_CHECKING:  # imported when the command runs: every command module loads at each start
+    from matplotlib.figure import Figure
+
     from drtransfer_cli.benchmarking import BenchReport, BenchSpec, Measurement
 
 
@@ -76,14 +80,62 @@ def _row(label: str, run: str, m: dict[str, float]) -> tuple[str, ...]:
     )
 
 
+FIGURES = ("seconds", "mib_per_s", "objects_per_s", "cpu_seconds", "peak_rss_mib")
+
+
+@dataclass
+class SettingRuns:
+    """The runs of one engine setting: each successful one's figures (``Measurement.to_json``) and how many
+    failed."""
+
+    settings: EngineSettings
+    label: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0
+
+    def values(self, key: str) -> list[float]:
+        return [float(run[key]) for run in self.runs]
+
+    def median(self, key: str) -> float:
+        return statistics.median(self.values(key))
+
+
+def by_setting(measurements: Sequence[Measurement]) -> list[SettingRuns]:
+    """One entry per setting, in the order tried."""
+    out: dict[str, SettingRuns] = {}
+    for m in measurements:
+        entry = out.setdefault(m.label, SettingRuns(m.settings, m.label))
+        if m.status == "ok":
+            entry.runs.append(m.to_json())
+        else:
+            entry.failed += 1
+    return list(out.values())
+
+
 def medians(measurements: Sequence[Measurement]) -> list[tuple[str, dict[str, float]]]:
     """Per setting (in the order tried), the median of each figure over its successful runs."""
-    by_label: dict[str, list[dict[str, Any]]] = {}
-    for m in measurements:
-        if m.status == "ok":
-            by_label.setdefault(m.label, []).append(m.to_json())
-    keys = ("seconds", "mib_per_s", "objects_per_s", "cpu_seconds", "peak_rss_mib")
-    return [(label, {k: statistics.median(r[k] for r in rows) for k in keys}) for label, rows in by_label.items()]
+    return [(s.label, {k: s.median(k) for k in FIGURES}) for s in by_setting(measurements) if s.runs]
+
+
+def best_setting(settings: Sequence[SettingRuns]) -> SettingRuns | None:
+    """The setting with the highest median MiB/s (the first tried of equals); None if every run failed."""
+    measured = [s for s in settings if s.runs]
+    return max(measured, key=lambda s: s.median("mib_per_s")) if measured else None
+
+
+def best_line(report: BenchReport) -> str | None:
+    """``best: processes=2 concurrency=10 part-size=16MiB: 142.3 MiB/s (median of 2 runs)``; None if every run
+    failed."""
+    best = best_setting(by_setting(report.measurements))
+    if best is None:
+        return None
+    runs = len(best.runs)
+    setting = best.settings
+    return (
+        f"best: processes={setting.processes} concurrency={setting.concurrency} "
+        f"part-size={setting.part_size / MiB:g}MiB: {best.median('mib_per_s'):.1f} MiB/s "
+        f"({'1 run' if runs == 1 else f'median of {runs} runs'})"
+    )
 
 
 def table(report: BenchReport, repeat: int) -> str:
@@ -109,31 +161,104 @@ def table(report: BenchReport, repeat: int) -> str:
     )
 
 
-def plot(report: BenchReport, path: Path) -> None:
-    try:
-        import matplotlib
+# The picture: one row per setting (horizontal bars), so labels never collide; 1300 px wide, and as tall as
+# its rows need within PLOT_HEIGHT.
+PLOT_DPI = 100
+PLOT_WIDTH = 13.0  # inches
+PLOT_HEIGHT = (3.2, 16.0)  # inches, min and max
+ROW_HEIGHT = 0.3  # inches per setting
+FRAME_HEIGHT = 1.6  # inches of title, axis labels and ticks
+PANELS = (  # figure, axis label, value format
+    ("mib_per_s", "throughput (MiB/s)\nhigher is better", "{:.1f}"),
+    ("cpu_seconds", "client CPU time per upload (CPU-s)\nlower is better", "{:.2f}"),
+    ("peak_rss_mib", "peak RSS of the client processes (MiB)\nlower is better", "{:.0f}"),
+)
+BAR_COLOUR, BEST_COLOUR, FAILED_COLOUR, STRIPE_COLOUR = "#8fb3d9", "#e8710a", "#c62828", "#f0f0f0"
+MIN_ROWS = 3  # fewer settings get empty space around them rather than bars as thick as the picture
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def _title(report: BenchReport, settings: Sequence[SettingRuns]) -> str:
+    spec, document = report.spec, report.to_json()
+    what = (
+        f"drtransfer bench: uploading {spec.models} {spec.network} model(s) "
+        f"({app.human_bytes(report.model_bytes)} in {report.model_objects} objects per upload) with "
+        f"{len(settings)} engine setting(s)"
+    )
+    kind = "server-side copy possible" if spec.same_endpoint else "cross-endpoint"
+    where = textwrap.fill(f"{document['source']} → {document['target']} ({kind})", width=170)
+    counts = sorted({len(s.runs) for s in settings if s.runs})
+    if not counts or counts[-1] == 1:
+        how = "bars: one run per setting (--repeat N adds medians and spread)"
+    else:
+        n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        how = f"bars: median of {n} runs per setting; whiskers: slowest to fastest run; dots: each run"
+    return f"{what}\n{where}\n{how}"
+
+
+def build_figure(report: BenchReport) -> Figure:
+    """Throughput, client CPU and peak RSS per setting; the setting with the highest median MiB/s in colour."""
+    try:
+        from matplotlib.figure import Figure
     except ImportError:
         raise ConfigError("--plot needs matplotlib; install it with 'pip install drtransfer-cli[plot]'.") from None
-    figures = medians(report.measurements)
-    if not figures:
+    settings = by_setting(report.measurements)
+    best = best_setting(settings)
+    if best is None:
         raise ConfigError("Nothing to plot: every upload of the bench failed.")
-    labels = [label.replace(", ", "\n") for label, _ in figures]
-    fig, axes = plt.subplots(1, 3, figsize=(4 + 2.2 * len(figures), 4.5))
-    for ax, key, title in zip(
-        axes, ("mib_per_s", "cpu_seconds", "peak_rss_mib"), ("MiB/s", "client CPU seconds", "peak RSS (MiB)"),
-        strict=True,
-    ):
-        ax.bar(range(len(figures)), [f[key] for _, f in figures], color="tab:blue")
-        ax.set_xticks(range(len(figures)), labels, fontsize=8)
-        ax.set_title(title)
-    spec = report.spec
-    fig.suptitle(f"drtransfer bench: {spec.models} {spec.network} model(s), {app.human_bytes(report.model_bytes)}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    rows = list(range(len(settings)))
+    height = min(max(FRAME_HEIGHT + ROW_HEIGHT * len(settings), PLOT_HEIGHT[0]), PLOT_HEIGHT[1])
+    row_points = (height - FRAME_HEIGHT) / len(settings) * 72
+    fontsize = min(9.0, max(5.0, row_points * 0.55))
+    fig = Figure(figsize=(PLOT_WIDTH, height), dpi=PLOT_DPI, layout="constrained")
+    axes = fig.subplots(1, len(PANELS), sharey=True, gridspec_kw={"width_ratios": [1.6, 1, 1]})
+    labels = [s.label + (f" ({s.failed} of {s.failed + len(s.runs)} failed)" if s.failed else "") for s in settings]
+    for ax, (key, axis_label, number) in zip(axes, PANELS, strict=True):
+        top = max(max(s.values(key)) for s in settings if s.runs)
+        for row, setting in zip(rows, settings, strict=True):
+            if row % 2 and len(settings) > MIN_ROWS:  # stripes lead the eye along a row across the panels
+                ax.axhspan(row - 0.5, row + 0.5, color=STRIPE_COLOUR, zorder=0, linewidth=0)
+            if not setting.runs:
+                ax.text(top * 0.03, row, "every run failed", va="center", fontsize=fontsize, color=FAILED_COLOUR)
+                continue
+            values, median = setting.values(key), setting.median(key)
+            colour = BEST_COLOUR if setting is best else BAR_COLOUR
+            ax.barh(row, median, height=0.6, color=colour)
+            if len(values) > 1:
+                spread = [[median - min(values)], [max(values) - median]]
+                ax.errorbar(median, row, xerr=spread, fmt="none", ecolor="#333333", elinewidth=1, capsize=3)
+                ax.scatter(values, [row] * len(values), s=10, color="#333333", zorder=3)
+            text = number.format(median) + ("  ◀ best" if key == "mib_per_s" and setting is best else "")
+            ax.text(
+                max(values) + top * 0.03,
+                row,
+                text,
+                va="center",
+                fontsize=fontsize,
+                color=BEST_COLOUR if setting is best else "black",
+                fontweight="bold" if setting is best else "normal",
+            )
+        ax.set_xlim(0, top * (1.3 if key == "mib_per_s" else 1.2))
+        ax.set_xlabel(axis_label)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_axisbelow(True)
+    first = axes[0]
+    first.set_yticks(rows, labels, fontsize=fontsize)
+    pad = max(0, MIN_ROWS - len(settings)) / 2
+    first.set_ylim(len(settings) - 0.5 + pad, -0.5 - pad)  # the first setting tried on top
+    # A column header above the setting labels: a rotated label would not fit a short picture.
+    first.set_ylabel("processes × concurrency, part size", rotation=0, ha="right", va="bottom", fontsize=fontsize)
+    first.yaxis.set_label_coords(-0.01, 1.0)
+    for tick, setting in zip(first.get_yticklabels(), settings, strict=True):
+        if setting is best:
+            tick.set_color(BEST_COLOUR)
+            tick.set_fontweight("bold")
+    fig.suptitle(_title(report, settings), fontsize=10)
+    return fig
+
+
+def plot(report: BenchReport, path: Path) -> None:
+    """Write :func:`build_figure` as a PNG of PLOT_WIDTH x (PLOT_HEIGHT range) inches at PLOT_DPI."""
+    build_figure(report).savefig(path, dpi=PLOT_DPI)
 
 
 # ---- the command ------------------------------------------------------------------------------------
@@ -160,7 +285,7 @@ def register(cli: click.Group) -> None:
                   help="Uploads per setting (settings alternate); medians are shown when above 1.")
     @click.option("--json", "json_output", is_flag=True, help="Print the results as one JSON document on stdout.")
     @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
-                  help="Also draw MiB/s, CPU seconds and peak RSS per setting (needs matplotlib).")
+                  help="Also draw MiB/s, CPU seconds and peak RSS per setting, the best one marked (needs matplotlib).")
     @click.option("-f", "--force", is_flag=True, help="No confirmation question before writing scratch objects.")
     @click.option("--scale", type=click.FloatRange(min=1e-6, max=1.0), default=1.0, hidden=True,
                   help="Shrink the checkpoint files (tests).")
@@ -241,6 +366,9 @@ def register(cli: click.Group) -> None:
             click.echo(json.dumps(report.to_json(), indent=2))
         else:
             click.echo(table(report, repeat))
+        best = best_line(report)
+        if best is not None:  # on stderr with --json: stdout stays one JSON document
+            click.echo(best, err=json_output)
         if plot_path is not None:
             plot(report, plot_path)
             log(f"Plot written to {plot_path}.")
@@ -248,4 +376,4 @@ def register(cli: click.Group) -> None:
         sys.exit(app.EXIT_FAILED if failed else app.EXIT_OK)
 
 
-__all__ = ["register", "settings_grid", "table"]
+__all__ = ["best_line", "build_figure", "plot", "register", "settings_grid", "table"]
