@@ -4,12 +4,14 @@ Starts two SeaweedFS servers on 127.0.0.1 (a stand-in for DRfC's MinIO and one f
 in a temporary directory, seeds three runs from the real DRfC sample training plus generated checkpoints
 of realistic size (one per network type), writes DRfC configuration files for them, uploads all three
 with ``drtransfer upload`` (the same code path a user runs), prints the resulting tree and the time taken,
-and stops the servers.
+and stops the servers. ``--serve`` keeps them running instead and prints the lines that make a shell a
+DRfC shell against them, until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -18,15 +20,11 @@ from pathlib import Path
 import click
 
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.samples import seed_model, write_drfc_config
 from drtransfer_cli import app, options
+from drtransfer_cli.demo_world import DEMO_RUNS, UPLOAD_BUCKET, DemoWorld, demo_world
 from drtransfer_cli.uploading import UploadFlags, run_upload
 
-DEMO_RUNS = (  # run id, model prefix, network, checkpoints
-    ("0", "rl-deepracer-sagemaker", "shallow", (3, 4, 5)),
-    ("1", "fast-lane-ppo", "standard", (10, 11, 12)),
-    ("2", "deep-reinvent", "deep", (20, 21, 22, 23)),
-)
+SERVE_POLL_SECONDS = 1.0
 
 
 def print_tree(server: SeaweedServer, bucket: str) -> None:
@@ -41,7 +39,15 @@ def register(cli: click.Group) -> None:
     @cli.command("demo")
     @options.checkpoint_choice
     @options.engine_options
-    @click.option("--keep", type=click.Path(path_type=Path), help="Keep the servers' data in this directory.")
+    @click.option(
+        "--keep",
+        type=click.Path(path_type=Path, file_okay=False),
+        metavar="DIR",
+        help="Keep the servers' data and the DRfC files in DIR (with --serve: start again from DIR).",
+    )
+    @click.option(
+        "--serve", is_flag=True, help="Keep the two servers running and print the shell set-up; Ctrl-C stops."
+    )
     @click.option("--no-progress", is_flag=True, help="No progress bars.")
     @app.handle_errors
     def demo(
@@ -52,45 +58,35 @@ def register(cli: click.Group) -> None:
         concurrency: int | None,
         part_size: int | None,
         keep: Path | None,
+        serve: bool,
         no_progress: bool,
     ) -> None:
-        """Upload three sample DRfC runs between two embedded SeaweedFS servers on 127.0.0.1."""
+        """Upload three sample DRfC runs between two embedded SeaweedFS servers on 127.0.0.1.
+
+        \b
+        Examples:
+          drtransfer demo                          # start, seed, upload, show the tree, stop
+          drtransfer demo --serve --keep ~/drt-demo  # keep the servers running for your own commands
+        """
         checkpoint = options.resolve_checkpoint(checkpoint_expr, best, checkpoint_number)
         started = time.monotonic()
+
+        def log(message: str) -> None:
+            click.echo(message, err=True)
+
         with tempfile.TemporaryDirectory(prefix="drtransfer-demo-") as tmp:
             root = keep or Path(tmp)
-            click.echo(f"Starting two SeaweedFS servers on 127.0.0.1 (data in {root}) ...", err=True)
-            kept = keep is not None
-            with (
-                SeaweedServer(root / "local-s3", keep_data=kept) as local,
-                SeaweedServer(root / "upload-s3", keep_data=kept) as upload,
-            ):
-                local.create_bucket("bucket")
-                upload.create_bucket("upload-bucket")
-                click.echo(f"  local (MinIO stand-in): {local.url}\n  upload target:          {upload.url}", err=True)
-                for run_id, prefix, network, numbers in DEMO_RUNS:
-                    seeded = seed_model(local.client(), "bucket", prefix, checkpoints=numbers, network=network)
-                    click.echo(
-                        f"  seeded run {run_id}: s3://bucket/{prefix}/ ({network} network, "
-                        f"{len(numbers)} checkpoints, {app.human_bytes(seeded.total_bytes)})",
-                        err=True,
-                    )
-                files = write_drfc_config(
-                    root / "drfc",
-                    local_url=local.url,
-                    local_keys=(local.access_key, local.secret_key),
-                    local_bucket="bucket",
-                    upload_url=upload.url,
-                    upload_keys=(upload.access_key, upload.secret_key),
-                    upload_bucket="upload-bucket",
-                    runs=[(run_id, prefix, f"{prefix}-upload") for run_id, prefix, _, _ in DEMO_RUNS],
-                )
-                os.environ.update(files.environ)
+            log(f"Starting two SeaweedFS servers on 127.0.0.1 (data in {root}) ...")
+            with demo_world(root, keep=keep is not None, log=log) as world:
+                if serve:
+                    _serve(world, kept=keep is not None)
+                    return
+                os.environ.update(world.files.environ)
                 upload_started = time.monotonic()
                 code = run_upload(
                     UploadFlags(
-                        run_files=files.run_files,
-                        system_env=files.system_env,
+                        run_files=world.files.run_files,
+                        system_env=world.files.system_env,
                         experiments=(),
                         all_experiments=None,
                         checkpoint=checkpoint,
@@ -102,11 +98,41 @@ def register(cli: click.Group) -> None:
                     )
                 )
                 upload_seconds = time.monotonic() - upload_started
-                print_tree(upload, "upload-bucket")
+                print_tree(world.upload, UPLOAD_BUCKET)
         click.echo(
             f"\nUpload of 3 models took {upload_seconds:.1f} s; the whole demo {time.monotonic() - started:.1f} s."
         )
         sys.exit(code)
+
+
+def _serve(world: DemoWorld, *, kept: bool) -> None:
+    """Print the shell set-up and wait for Ctrl-C (or SIGTERM, or a server that stops by itself)."""
+    shell = world.shell_file()
+    runs = " ".join(path.name for path in world.files.run_files)
+    click.echo(
+        f"{'Restarted' if world.restarted else 'Serving'} the demo world. In another shell:\n\n"
+        f"  source {shell}\n\n"
+        f"That makes it a DRfC shell with run 0 activated (DR_CONFIG) in {world.drfc_dir}; try:\n"
+        f"  drtransfer upload -d                 # the activated run\n"
+        f"  drtransfer upload {runs} -f -b\n"
+        f"  drtransfer car-zip run-1.env -f\n"
+        + ("" if kept else "The data is thrown away at the end; keep it with --keep DIR.\n")
+        + "Press Ctrl-C to stop the servers."
+    )
+    sys.stdout.flush()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while all(s.process is not None and s.process.poll() is None for s in (world.local, world.upload)):
+            time.sleep(SERVE_POLL_SECONDS)
+        click.echo("A demo server stopped by itself; stopping the other.", err=True)
+    except KeyboardInterrupt:
+        click.echo("Stopping the servers.", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 __all__ = ["DEMO_RUNS", "register"]
