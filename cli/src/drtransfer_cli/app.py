@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import select
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from drtransfer.engine import EngineSettings, TransferSubscriber
 from drtransfer.errors import ConfigError, DrTransferError, Interrupted
-from drtransfer.jobs import Notifications
+from drtransfer.jobs import Declined, Notifications
 from drtransfer.operations import ModelPlan, ModelResult
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
@@ -39,6 +40,9 @@ def handle_errors(function: F) -> F:
         prog = click.get_current_context().find_root().info_name or "drtransfer"
         try:
             return function(*args, **kwargs)
+        except Declined as declined:  # the user's own answer, not an error: said as the command says it
+            click.echo(str(declined), err=True)
+            sys.exit(declined.exit_code)
         except DrTransferError as error:
             fail(error, prog)
         except KeyboardInterrupt:
@@ -94,18 +98,40 @@ def warn_notification_failures(lines: Sequence[str], prog: str = "drtransfer") -
 
 
 def confirm(
-    lines: Sequence[str], *, force: bool, question: str = "Are you sure? [y/N] ", refusal: str = "Aborting."
+    lines: Sequence[str],
+    *,
+    force: bool,
+    question: str = "Are you sure? [y/N] ",
+    refusal: str = "Aborting.",
+    refusal_exit: int = EXIT_USAGE,
 ) -> None:
-    """Ask once for everything; without a terminal and without -f, refuse."""
+    """Ask once for everything; without a terminal and without -f, refuse. A "no" raises
+    :class:`~drtransfer.jobs.Declined` with ``refusal`` (printed as it is) and ``refusal_exit``."""
     for line in lines:
         click.echo(line, err=True)
     if force:
         return
     if not sys.stdin.isatty():
         raise ConfigError("There is no terminal to ask for confirmation; pass -f to go ahead without the question.")
-    answer = input(question).strip().lower()
+    try:
+        answer = _ask(question).strip().lower()
+    except (KeyboardInterrupt, EOFError):
+        click.echo("", err=True)
+        raise Interrupted("Interrupted at the question: nothing was written.") from None
     if answer not in ("y", "yes"):
-        raise ConfigError(refusal)
+        raise Declined(refusal, exit_code=refusal_exit)
+
+
+def _ask(question: str) -> str:
+    """``input(question)``, but waiting in short ``select`` slices: a Ctrl-C that the kernel hands to
+    another thread of this process is then still raised here within a fraction of a second."""
+    click.echo(question, nl=False)
+    while not select.select([sys.stdin], [], [], 0.2)[0]:
+        pass
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
 
 
 ENGINE_ENV = "DRTRANSFER_ENGINE"

@@ -16,25 +16,34 @@ import click
 
 from drtransfer_cli import app, options
 from drtransfer_cli.commands.carzip import DRFC_WORDING, CarZipRequest, run_car_zip
-from drtransfer_cli.uploading import prefix_overrides
+from drtransfer_cli.prefixes import prefix_overrides
 
 
 @click.command("dr-upload-car-zip", context_settings={"help_option_names": ["-h", "--help"]})
 @options.run_selection
-@click.option("-b", "--best", is_flag=True, help="Use the best checkpoint. Default is the last checkpoint.")
-@click.option("-f", "--force", is_flag=True, help="Force. Do not ask for confirmation.")
-@click.option("-L", "--local-bucket", is_flag=True, help="Upload the car zip to the local S3 bucket.")
-@click.option("-p", "--prefix", metavar="PREFIX", help="Model prefix. Default: DR_LOCAL_S3_MODEL_PREFIX.")
+@options.checkpoint_choice
+@options.force_option
+@options.local_bucket_option
+@options.prefix_option
 @options.output_options
 @options.plugin_options
 @app.handle_errors
-def upload_car_zip(best: bool, prefix: str | None, **kwargs: Any) -> None:
+def upload_car_zip(
+    checkpoint_expr: str | None, best: bool, checkpoint_number: str | None, prefix: str | None, **kwargs: Any
+) -> None:
     """Build the physical car's <name>.tar.gz of the activated DRfC run (or of each RUN_FILE) and upload it.
 
-    DRfC's switches: -b best checkpoint, -f force, -L local bucket, -p model prefix.
+    DRfC's switches: -b best checkpoint, -c N checkpoint N, -f force, -L local bucket, -p model prefix.
+
+    \b
+    Examples:
+      dr-upload-car-zip -f                  # last checkpoint of the activated run
+      dr-upload-car-zip -b -f -L            # best checkpoint, into the local bucket
+      dr-upload-car-zip -c 12 -p old-model  # checkpoint 12 of another model prefix
     """
+    given = checkpoint_expr or best or checkpoint_number is not None
     request = CarZipRequest(
-        checkpoint="best" if best else None,
+        checkpoint=options.resolve_checkpoint(checkpoint_expr, best, checkpoint_number) if given else None,
         source="s3",
         overrides=prefix_overrides(prefix),
         **kwargs,

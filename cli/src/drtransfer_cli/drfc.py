@@ -20,6 +20,13 @@ def upload_model(**kwargs: Any) -> None:
 
     DRfC's switches: -f force, -w wipe, -d dry run, -b best, -c N checkpoint, -p prefix, -L local,
     -1 increment, -i / -I NAME import.
+
+    \b
+    Examples:
+      dr-upload-model -b -f            # best checkpoint of the activated run, no question
+      dr-upload-model -d -w            # dry run: every copy, put and delete, nothing written
+      dr-upload-model -c 12 -1         # checkpoint 12 into the next DR_UPLOAD_S3_PREFIX (inc-7 -> inc-8)
+      dr-upload-model -p old-model -I old-model-2   # another model prefix, imported under a new name
     """
     sys.exit(run_upload(request_from(kwargs), DRFC_WORDING))
 

@@ -127,6 +127,23 @@ plugin_options = compose(
 )
 
 
+# DRfC's letters, one definition each, for every command that has them.
+force_option = click.option("-f", "--force", is_flag=True, help="No confirmation question.")
+prefix_option = click.option(
+    "-p", "--prefix", metavar="PREFIX", help="Model prefix: source, metrics and target prefix become PREFIX (as DRfC)."
+)
+local_bucket_option = click.option(
+    "-L",
+    "--local-bucket",
+    "--local-target",
+    "local_bucket",
+    is_flag=True,
+    help="Upload into the local bucket (s3://DR_LOCAL_S3_BUCKET/...) instead of the upload bucket.",
+)
+import_name_option = click.option("-I", "--import-name", "--name", "import_name", metavar="NAME",
+                                  help="Import with this name (one run only; default: its DR_UPLOAD_S3_PREFIX).")
+
+
 reward_function_option = click.option(
     "--reward-function",
     "reward_function",

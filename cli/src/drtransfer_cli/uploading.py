@@ -19,6 +19,7 @@ from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operati
 from drtransfer.workflow import PreparedModel, UploadOutcome
 from drtransfer_cli import app
 from drtransfer_cli.commands.import_ import report_imports, secret_source, warn
+from drtransfer_cli.prefixes import prefix_overrides
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Wording:
     ready: str = "Ready to upload {count} model(s):"
     question: str = "Are you sure? [y/N] "
     refusal: str = "Aborted: nothing was uploaded."
+    refusal_exit: int = 2  # DRfC's own commands exit 1 on "Aborting."
     dry_run_banner: str = "Dry run: nothing is written or deleted at any target."
 
 
@@ -37,6 +39,7 @@ DRFC_WORDING = Wording(
     prog="dr-upload-model",
     ready="Ready to upload model(s):",
     refusal="Aborting.",
+    refusal_exit=1,
     dry_run_banner="*** DRYRUN MODE ***",
 )
 
@@ -99,20 +102,6 @@ class RetryLog(TransferSubscriber):
             click.echo(f"{self.prog}: {label}: {result.operation.target.url} failed: {result.error}", err=True)
 
 
-def prefix_overrides(prefix: str | None) -> dict[str, str]:
-    """``-p PREFIX``: source prefix, its metrics and the target prefix all become PREFIX (as DRfC)."""
-    if prefix is None:
-        return {}
-    prefix = prefix.strip("/")
-    if not prefix:
-        raise ConfigError("-p needs a non-empty prefix.")
-    return {
-        "DR_LOCAL_S3_MODEL_PREFIX": prefix,
-        "DR_LOCAL_S3_METRICS_PREFIX": f"{prefix}/metrics",
-        "DR_UPLOAD_S3_PREFIX": prefix,
-    }
-
-
 def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int:
     """Build the job's request from the flags and the environment, run it, print its results."""
     importing = flags.importing
@@ -171,7 +160,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
 
     def confirm(prepared: Sequence[PreparedModel]) -> bool:
         app.confirm(ready_lines(prepared, wording, dry_run=False), force=flags.force, question=wording.question,
-                    refusal=wording.refusal)
+                    refusal=wording.refusal, refusal_exit=wording.refusal_exit)
         return True
 
     try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import queue
 import re
+import signal
 import sys
 import threading
 import time
@@ -268,6 +269,9 @@ class _Channel:
         self._queue.put(_STOP)
 
     def _run(self) -> None:
+        # Ctrl-C and SIGTERM belong to the main thread: a signal that lands on this thread instead would
+        # leave the main thread blocked (in the confirmation question, say) and the command hanging.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while (item := self._queue.get()) is not _STOP:
             assert isinstance(item, Event)
             try:

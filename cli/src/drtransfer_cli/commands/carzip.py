@@ -17,6 +17,7 @@ from drtransfer.jobs import CarRequest, package_cars
 from drtransfer.packaging import PackageOutcome, archive_location
 from drtransfer.runconfig import RunConfig
 from drtransfer_cli import app, options
+from drtransfer_cli.prefixes import prefix_overrides
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,11 @@ class CarZipWording:
     ready: str = "Ready to upload {file} to {url}"
     question: str = "Are you sure? [y/N] "
     refusal: str = "Aborted: nothing was uploaded."
+    refusal_exit: int = 2  # DRfC's own commands exit 1 on "Aborting."
 
 
 DRTRANSFER_WORDING = CarZipWording(prog="drtransfer")
-DRFC_WORDING = CarZipWording(prog="dr-upload-car-zip", refusal="Aborting.")
+DRFC_WORDING = CarZipWording(prog="dr-upload-car-zip", refusal="Aborting.", refusal_exit=1)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def run_car_zip(request: CarZipRequest, wording: CarZipWording = DRTRANSFER_WORD
 
     def confirm(ready: Sequence[PackageOutcome]) -> bool:
         app.confirm(_ready_lines(ready, request, wording), force=request.force, question=wording.question,
-                    refusal=wording.refusal)
+                    refusal=wording.refusal, refusal_exit=wording.refusal_exit)
         return True
 
     report = package_cars(job, host=app.build_host(request.disabled_plugins), confirm=confirm)
@@ -170,14 +172,10 @@ def register(cli: click.Group) -> None:
         metavar="DIR",
         help="Also write DIR/<name>.tar.gz.",
     )
-    @click.option(
-        "-L",
-        "--local-bucket",
-        is_flag=True,
-        help="Upload to s3://DR_LOCAL_S3_BUCKET/DR_LOCAL_S3_MODEL_PREFIX/ instead of the upload bucket.",
-    )
+    @options.local_bucket_option
+    @options.prefix_option
     @click.option("--no-upload", is_flag=True, help="Do not upload (use with --output).")
-    @click.option("-f", "--force", is_flag=True, help="No confirmation question.")
+    @options.force_option
     @options.output_options
     @options.plugin_options
     @app.handle_errors
@@ -193,6 +191,7 @@ def register(cli: click.Group) -> None:
           drtransfer car-zip run-0.env run-1.env -f             # last checkpoint, from S3
           drtransfer car-zip run.env --checkpoint best --output ./cars --no-upload
           drtransfer car-zip --from container -L                 # DRfC's original behaviour
+          drtransfer car-zip -p my-old-model -b -f               # another model prefix, as DRfC's -p
         """
         checkpoint_given = kwargs["checkpoint_expr"] or kwargs["best"] or kwargs["checkpoint_number"] is not None
         checkpoint = options.resolve_checkpoint(
@@ -201,6 +200,7 @@ def register(cli: click.Group) -> None:
         request = CarZipRequest(
             checkpoint=checkpoint if checkpoint_given else None,
             upload=not kwargs.pop("no_upload"),
+            overrides=prefix_overrides(kwargs.pop("prefix")),
             **kwargs,
         )
         sys.exit(run_car_zip(request))

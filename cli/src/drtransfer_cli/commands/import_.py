@@ -78,7 +78,7 @@ def run_import(kwargs: dict[str, Any]) -> int:
     request = ImportRequest(
         runs=runs,
         target=kwargs["import_target"],
-        name=kwargs["name"],
+        name=kwargs["import_name"],
         checkpoint=checkpoint,
         checkpoint_given=explicit_checkpoint,
         description=kwargs["description"],
@@ -107,7 +107,7 @@ def register(cli: click.Group) -> None:
     @options.run_selection
     @options.checkpoint_choice
     @import_switches
-    @click.option("--name", metavar="NAME", help="Model name (one run only; default: each run's DR_UPLOAD_S3_PREFIX).")
+    @options.import_name_option
     @options.engine_options
     @options.output_options
     @options.plugin_options

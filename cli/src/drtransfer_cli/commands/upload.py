@@ -12,7 +12,7 @@ from drtransfer_cli.commands.import_ import import_switches
 from drtransfer_cli.uploading import UploadFlags, run_upload
 
 upload_switches = options.compose(
-    click.option("-f", "--force", is_flag=True, help="No confirmation question."),
+    options.force_option,
     click.option(
         "-w",
         "--wipe",
@@ -20,9 +20,9 @@ upload_switches = options.compose(
         help="Delete target objects under each target prefix that are not in the plan (car-zip's archive stays).",
     ),
     click.option("-d", "--dry-run", is_flag=True, help="Print every planned copy, put and delete; write nothing."),
-    click.option("-p", "--prefix", metavar="PREFIX", help="Source and target prefix (as DRfC's -p)."),
+    options.prefix_option,
     options.reward_function_option,
-    click.option("-L", "--local-target", is_flag=True, help="Upload into the local bucket instead."),
+    options.local_bucket_option,
     click.option(
         "-1",
         "--increment",
@@ -32,7 +32,7 @@ upload_switches = options.compose(
     click.option(
         "-i", "--import", "import_requested", is_flag=True, help="Import each model, named after its upload prefix."
     ),
-    click.option("-I", "--import-name", metavar="NAME", help="Import with this name."),
+    options.import_name_option,
     import_switches,
 )
 
@@ -41,7 +41,7 @@ def request_from(kwargs: dict[str, Any]) -> UploadFlags:
     checkpoint = options.resolve_checkpoint(
         kwargs.pop("checkpoint_expr"), kwargs.pop("best"), kwargs.pop("checkpoint_number")
     )
-    return UploadFlags(checkpoint=checkpoint, **kwargs)
+    return UploadFlags(checkpoint=checkpoint, local_target=kwargs.pop("local_bucket"), **kwargs)
 
 
 # Every option of `drtransfer upload`, shared with `dr-upload-model`.

@@ -39,10 +39,12 @@ class JobSubscriber(TransferSubscriber):
 
 
 class Declined(ConfigError):
-    """The confirmation callback said no: nothing was written."""
+    """The confirmation said no: nothing was written. ``exit_code`` is the command's (DRfC's commands
+    exit 1 on "Aborting.")."""
 
-    def __init__(self, message: str = "Aborted: nothing was written.") -> None:
+    def __init__(self, message: str = "Aborted: nothing was written.", *, exit_code: int = 2) -> None:
         super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
