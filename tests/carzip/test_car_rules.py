@@ -20,8 +20,7 @@ from drtransfer.packaging import (
 )
 from drtransfer.runconfig import RunConfig
 from drtransfer_plugins.carzip.rules import car_rule_violations, check_car_package
-
-from .conftest import FIXTURE_METADATA, read_archive
+from tests.carzip.conftest import FIXTURE_METADATA, read_archive
 
 CAR_MEMBERS = ["agent/model.pb", "model_metadata.json"]
 

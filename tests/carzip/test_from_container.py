@@ -25,8 +25,7 @@ from drtransfer_plugins.carzip.container import (
     find_run_container,
     list_sagemaker_containers,
 )
-
-from .conftest import FIXTURE_METADATA, SageMakerContainers, make_run, read_archive
+from tests.carzip.conftest import FIXTURE_METADATA, SageMakerContainers, make_run, read_archive
 
 pytestmark = pytest.mark.docker
 

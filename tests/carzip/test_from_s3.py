@@ -24,9 +24,8 @@ from drtransfer.packaging import (
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
 from drtransfer.samples import seed_model
-
-from ..conftest import list_tree, unique_bucket
-from .conftest import make_run, read_archive
+from tests.carzip.conftest import make_run, read_archive
+from tests.conftest import list_tree, unique_bucket
 
 SCALE = 0.01  # ~220 KiB graphs: the layout and the bytes are what matter here
 

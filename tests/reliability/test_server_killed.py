@@ -13,13 +13,13 @@ from pathlib import Path
 
 from drtransfer.locals3 import SeaweedServer
 from tests.conftest import list_multipart_uploads, list_tree
+from tests.infra.drfc import json_lines
 from tests.infra.faultproxy import FaultProxy
 from tests.reliability.conftest import (
     FAIL_FAST,
     Running,
     Setup,
     check_target_model,
-    json_lines,
     make_setup,
     no_uploads_left,
     single_sentence,
