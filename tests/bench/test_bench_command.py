@@ -1,4 +1,4 @@
-"""Issue 8, part 1: ``drtransfer bench`` measures each setting with the real engine, reports a table or
+"""``drtransfer bench`` measures each setting with the real engine, reports a table or
 JSON, and deletes only its own scratch objects afterwards, also when interrupted."""
 
 from __future__ import annotations

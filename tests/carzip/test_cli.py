@@ -1,5 +1,6 @@
 """``drtransfer car-zip`` and ``dr-upload-car-zip`` run as a user runs them: real DRfC configuration files,
-two SeaweedFS servers, the installed console scripts (issue 6 §1, §5)."""
+two SeaweedFS servers, the installed console scripts; archives are written to ``--output`` or uploaded after
+DRfC's confirmation, from S3 or from the run's training container."""
 
 from __future__ import annotations
 

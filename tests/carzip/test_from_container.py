@@ -1,4 +1,4 @@
-"""Car packages read from the run's SageMaker container on a real Docker Engine (issue 6 §3).
+"""Car packages read from the run's SageMaker training container (``/opt/ml/model``) on a real Docker Engine.
 
 The containers run an image made with ``docker import`` of a busybox root filesystem; they are named
 like SageMaker local mode's (``<random>-algo-1-<random>``) and carry the environment the real one has

@@ -1,5 +1,6 @@
 """Car packages streamed from S3 (SeaweedFS): the chosen checkpoint's graph and the metadata, several
-runs at once, opened member by member (issue 6 §2, §4, §5)."""
+runs at once, opened member by member; a model the car would refuse fails alone, and archives go to an
+output directory atomically or to the upload or local bucket."""
 
 from __future__ import annotations
 

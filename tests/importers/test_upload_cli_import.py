@@ -1,4 +1,4 @@
-"""``drtransfer upload -i / -I NAME`` and ``dr-upload-model -I NAME`` end to end (issue 5): the real CLI in a
+"""``drtransfer upload -i / -I NAME`` and ``dr-upload-model -I NAME`` end to end: the real CLI in a
 subprocess, three seeded DRfC runs on two SeaweedFS servers (tests/upload's setup), the fake AWS DeepRacer
 console and the fake DRoA (moto's Cognito). Upload and import results are reported side by side; a failed
 import never hides a successful upload; every name is checked before anything is copied."""

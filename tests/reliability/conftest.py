@@ -33,7 +33,8 @@ FAIL_FAST = (
     "client_max_attempts=1 max_attempts=2 retry_base_delay=0.2 retry_max_delay=0.5 "
     "connect_timeout=2 read_timeout=10 abort_timeout=90"
 )
-# Identities of the guarded server (issue 9 §4 and §8).
+# Identities of the guarded server: one without the write permission, one without the list permission, and one
+# with recognisable keys that the secrets tests look for in everything the commands produce.
 NO_WRITE = Identity("no-write", "NOWRITEAK0000001", "no-write-secret-0001", ["Read", "List"])
 NO_LIST = Identity("no-list", "NOLISTAK00000001", "no-list-secret-00001", ["Read", "Write"])
 SECRET = Identity("secret", "AKIDRTSECRETKEY7Q3X", "drt-SECRET-key-9f8e7d6c5b4a3210", ["Read", "Write", "List"])

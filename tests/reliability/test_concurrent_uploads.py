@@ -1,4 +1,4 @@
-"""Issue 9 §5: two ``drtransfer upload`` commands for the same runs and targets at the same time: one
+"""Two ``drtransfer upload`` commands for the same runs and targets at the same time: one
 uploads, the other refuses with a clear sentence naming the first; the targets end correct."""
 
 from __future__ import annotations

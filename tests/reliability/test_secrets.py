@@ -1,4 +1,4 @@
-"""Issue 9 §8: access keys, secret keys, session tokens, the DRoA password and webhook URLs never appear in
+"""Access keys, secret keys, session tokens, the DRoA password and webhook URLs never appear in
 output, ``--json``, ``-v`` logs, error messages, files the commands write or notification payloads; cached
 DRoA credentials are mode 0600 and ``drtransfer logout`` removes them.
 

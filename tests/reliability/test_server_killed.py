@@ -1,4 +1,4 @@
-"""Issue 9 §1: SeaweedFS killed with SIGKILL in the middle of a three-run upload, on the source side and on
+"""SeaweedFS killed with SIGKILL in the middle of a three-run upload, on the source side and on
 the target side, then restarted on the same ports and data.
 
 The command must fail with one clear sentence per affected model and exit 1, leave no multipart upload

@@ -1,4 +1,5 @@
-"""Every bad input of issue 2 ends in one clear sentence, the documented exit code and an unchanged target."""
+"""Every bad input of ``drtransfer upload`` and ``dr-upload-model`` (run files, buckets, endpoints, credentials,
+checkpoint choices, switches) ends in one clear sentence, the documented exit code and an unchanged target."""
 
 from __future__ import annotations
 

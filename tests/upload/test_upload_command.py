@@ -18,7 +18,9 @@ def source_tree(drfc: DrfcSetup, prefix: str) -> dict[str, bytes]:
 
 
 def expected_tree(drfc: DrfcSetup, prefix: str, target_prefix: str, number: int) -> dict[str, bytes]:
-    """The importable layout of deepracer-domain §3.3 step 9, built from the source by the spec's rules."""
+    """The layout the AWS DeepRacer console imports, built from the source: the chosen checkpoint's three files
+    and graph, the metadata under ``model/`` and at the root, the reward function, the hyperparameters, the
+    metrics, an index naming only that checkpoint and ``.coach_checkpoint``."""
     src = source_tree(drfc, prefix)
     name = checkpoint_name(number)
     index = json.loads(src["model/deepracer_checkpoints.json"])
