@@ -11,7 +11,8 @@ import pytest
 
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.samples import seed_model
-from tests.conftest import drfc_config_for, list_tree
+from tests.conftest import list_tree
+from tests.infra.drfc import clean_env, drfc_config_for
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
@@ -34,11 +35,11 @@ def test_the_notebook_example_uploads_two_runs(
         seed_model(local_s3.client(), local_bucket, prefix, checkpoints=(1, 2, 3), best=2, scale=0.02)
     runs = [("0", "alpha", "alpha-up"), ("1", "beta", "beta-up")]
     files = drfc_config_for(tmp_path, local_s3, local_bucket, upload_s3, upload_bucket, runs)
-    for name in [n for n in os.environ if n.startswith(("DR_", "AWS_", "DRTRANSFER_"))]:
+    env = clean_env(files, DRTRANSFER_STATE_DIR=str(tmp_path / "state"))  # this process's environment, as a command's
+    for name in set(os.environ) - set(env):
         monkeypatch.delenv(name)
-    for name, value in files.environ.items():
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DRTRANSFER_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
 
     exec(compile(example(), str(DOC), "exec"), {})  # the example asserts report.ok itself

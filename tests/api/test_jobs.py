@@ -15,7 +15,8 @@ from drtransfer.jobs import CarRequest, Declined, JobSubscriber, Notifications, 
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.runconfig import RunConfig
 from drtransfer.samples import seed_model
-from tests.conftest import drfc_config_for, list_tree
+from tests.conftest import list_tree
+from tests.infra.drfc import drfc_config_for
 
 ENGINE = EngineSettings(processes=0, concurrency=4)
 QUIET = Notifications(environ={})

@@ -1,4 +1,4 @@
-"""Issue 8, part 1: ``drtransfer bench`` measures each setting with the real engine, reports a table or
+"""``drtransfer bench`` measures each setting with the real engine, reports a table or
 JSON, and deletes only its own scratch objects afterwards, also when interrupted."""
 
 from __future__ import annotations
@@ -6,21 +6,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.bench.conftest import BenchSetup
+from tests.infra.drfc import run_cli
 
 TINY = ("--models", "2", "--scale", "0.002")  # checkpoint files of a few KiB: behaviour, not speed
 
 
 def test_json_reports_every_setting_and_cleans_up(bench_setup: BenchSetup, tmp_path: Path) -> None:
     plot = tmp_path / "bench.png"
-    done = bench_setup.run(*TINY, "--processes", "0,1", "--concurrency", "4", "--json", "-f", "--plot", str(plot))
+    done = bench_setup.bench(*TINY, "--processes", "0,1", "--concurrency", "4", "--json", "-f", "--plot", str(plot))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
 
@@ -48,7 +47,7 @@ def test_json_reports_every_setting_and_cleans_up(bench_setup: BenchSetup, tmp_p
 
 
 def test_table_shows_medians_when_repeated(bench_setup: BenchSetup) -> None:
-    done = bench_setup.run(*TINY, "--processes", "1", "--repeat", "2", "-f")
+    done = bench_setup.bench(*TINY, "--processes", "1", "--repeat", "2", "-f")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[1].split()[:2] == ["setting", "run"]
@@ -60,7 +59,7 @@ def test_table_shows_medians_when_repeated(bench_setup: BenchSetup) -> None:
 
 
 def test_refuses_without_terminal_or_force_and_writes_nothing(bench_setup: BenchSetup) -> None:
-    done = bench_setup.run(*TINY)
+    done = bench_setup.bench(*TINY)
     assert done.returncode == 2
     assert "pass -f" in done.stderr
     assert bench_setup.contents() == bench_setup.before
@@ -69,7 +68,7 @@ def test_refuses_without_terminal_or_force_and_writes_nothing(bench_setup: Bench
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_interrupt_deletes_only_the_scratch_objects(bench_setup: BenchSetup, how: str) -> None:
     # Many uploads of small models: the bench is busy for far longer than it takes to interrupt it.
-    proc = bench_setup.popen("--models", "2", "--scale", "0.01", "--repeat", "100", "--processes", "1", "-f")
+    proc = bench_setup.start_bench("--models", "2", "--scale", "0.01", "--repeat", "100", "--processes", "1", "-f")
     upload = bench_setup.upload.client()
     try:
         deadline = time.monotonic() + 120
@@ -95,10 +94,7 @@ def test_interrupt_deletes_only_the_scratch_objects(bench_setup: BenchSetup, how
 
 
 def test_demo_runs_from_a_fresh_install() -> None:
-    exe = str(Path(sys.executable).parent / "drtransfer")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DR_", "AWS_", "DRTRANSFER_"))}
-    done = subprocess.run([exe, "bench", "--demo", *TINY, "--processes", "1"], capture_output=True, text=True,
-                          env=env, timeout=240, stdin=subprocess.DEVNULL)
+    done = run_cli("bench", "--demo", *TINY, "--processes", "1", stdin=None)
     assert done.returncode == 0, done.stderr
     assert "cross-endpoint" in done.stdout
     header, row = done.stdout.splitlines()[1:3]

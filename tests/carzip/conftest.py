@@ -165,7 +165,7 @@ class SageMakerContainers:
         name: str | None = None,
         with_model: bool = True,
     ) -> FakeTraining:
-        # SageMaker local mode: "<10 random>-algo-1-<5 random>" (deepracer-domain.md §4.1).
+        # SageMaker local mode names its training container "<10 random>-algo-1-<5 random>".
         name = name or f"{uuid.uuid4().hex[:10]}-algo-1-{uuid.uuid4().hex[:5]}"
         environment = {"AWS_REGION": "us-east-1"}
         if run_id is not None:

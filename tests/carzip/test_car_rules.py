@@ -1,4 +1,6 @@
-"""The car's rules (deepracer-domain.md §4.4, §2.3), checked before anything is written (issue 6 §4)."""
+"""The car's rules, checked before anything is written: exactly one ``.pb`` file and ``model_metadata.json``
+at the archive root, sensors and a training algorithm the car supports, sound continuous action ranges, and
+an archive name the car accepts."""
 
 from __future__ import annotations
 
@@ -20,8 +22,7 @@ from drtransfer.packaging import (
 )
 from drtransfer.runconfig import RunConfig
 from drtransfer_plugins.carzip.rules import car_rule_violations, check_car_package
-
-from .conftest import FIXTURE_METADATA, read_archive
+from tests.carzip.conftest import FIXTURE_METADATA, read_archive
 
 CAR_MEMBERS = ["agent/model.pb", "model_metadata.json"]
 

@@ -1,46 +1,28 @@
 """``drtransfer car-zip`` and ``dr-upload-car-zip`` run as a user runs them: real DRfC configuration files,
-two SeaweedFS servers, the installed console scripts (issue 6 §1, §5)."""
+two SeaweedFS servers, the installed console scripts; archives are written to ``--output`` or uploaded after
+DRfC's confirmation, from S3 or from the run's training container."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.samples import DrfcFiles, SeededModel, seed_model
-from tests.conftest import drfc_config_for
-
-from ..conftest import list_tree
-from .conftest import SageMakerContainers, read_archive
+from tests.carzip.conftest import SageMakerContainers, read_archive
+from tests.conftest import list_tree
+from tests.infra.drfc import DrfcSetup, seed_drfc
 
 SCALE = 0.01
 RUNS = (("0", "alpha", "alpha.v1"), ("1", "beta", "beta-car"))  # run id, model prefix, upload prefix
 
 
 @dataclass
-class Setup:
-    local: SeaweedServer
-    upload: SeaweedServer
-    local_bucket: str
-    upload_bucket: str
-    files: DrfcFiles
-    models: dict[str, SeededModel]
-
-    def run(self, *args: str, command: str = "drtransfer", stdin: str = "") -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DR_", "AWS_", "DRTRANSFER_"))}
-        env.update(self.files.environ)
-        env["DRTRANSFER_STATE_DIR"] = str(self.files.system_env.parent / "state")
-        exe = str(Path(sys.executable).parent / command)
-        return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=240, input=stdin)
-
-    def run_args(self, *run_ids: str) -> list[str]:
-        return [*(str(self.files.run_files[int(r)]) for r in run_ids), "--system-env", str(self.files.system_env)]
+class Setup(DrfcSetup):
+    """Two seeded runs (``RUNS``); the commands keep their state next to the DRfC files."""
 
     def graph(self, run_id: str, number: int) -> bytes:
         key = f"{self.models[run_id].prefix}/model/model_{number}.pb"
@@ -52,17 +34,15 @@ class Setup:
 def setup(
     tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
 ) -> Setup:
-    models = {
-        run_id: seed_model(local_s3.client(), local_bucket, prefix, checkpoints=(1, 2, 3), best=2, scale=SCALE)
-        for run_id, prefix, _ in RUNS
-    }
-    files = drfc_config_for(tmp_path / "drfc", local_s3, local_bucket, upload_s3, upload_bucket, list(RUNS))
-    return Setup(local_s3, upload_s3, local_bucket, upload_bucket, files, models)
+    return seed_drfc(
+        tmp_path / "drfc", local_s3, upload_s3, local_bucket, upload_bucket, RUNS, checkpoints=(1, 2, 3), best=2,
+        scale=SCALE, environ={"DRTRANSFER_STATE_DIR": str(tmp_path / "drfc" / "state")}, kind=Setup,
+    )  # fmt: skip
 
 
 def test_car_zip_writes_every_runs_archive_to_output_without_uploading(setup: Setup, tmp_path: Path) -> None:
     out = tmp_path / "cars"
-    result = setup.run("car-zip", *setup.run_args("0", "1"), "-b", "--output", str(out), "--no-upload", "--json")
+    result = setup.run("car-zip", *setup.upload_args("0", "1"), "-b", "--output", str(out), "--no-upload", "--json")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["alpha-v1.tar.gz", "beta-car.tar.gz"]
     for run_id, name in (("0", "alpha-v1"), ("1", "beta-car")):
@@ -78,13 +58,13 @@ def test_car_zip_writes_every_runs_archive_to_output_without_uploading(setup: Se
 
 
 def test_car_zip_uploads_after_the_drfc_confirmation(setup: Setup) -> None:
-    refused = setup.run("car-zip", *setup.run_args("0", "1"), stdin="n\n")
+    refused = setup.run("car-zip", *setup.upload_args("0", "1"), stdin="n\n")
     assert refused.returncode == 2
     assert "Ready to upload alpha-v1.tar.gz to s3://" in refused.stderr
     assert "pass -f" in refused.stderr
     assert list_tree(setup.upload, setup.upload_bucket) == {}
 
-    result = setup.run("car-zip", *setup.run_args("0", "1"), "-c", "1", "-f")
+    result = setup.run("car-zip", *setup.upload_args("0", "1"), "-c", "1", "-f")
     assert result.returncode == 0, result.stderr
     uploaded = list_tree(setup.upload, setup.upload_bucket)
     assert sorted(uploaded) == ["alpha.v1/alpha-v1.tar.gz", "beta-car/beta-car.tar.gz"]
@@ -92,14 +72,14 @@ def test_car_zip_uploads_after_the_drfc_confirmation(setup: Setup) -> None:
 
 
 def test_dr_upload_car_zip_speaks_drfc(setup: Setup) -> None:
-    result = setup.run(*setup.run_args("1"), "-b", "-L", "-f", command="dr-upload-car-zip")
+    result = setup.run(*setup.upload_args("1"), "-b", "-L", "-f", command="dr-upload-car-zip")
     assert result.returncode == 0, result.stderr
     assert f"Ready to upload beta-car.tar.gz to s3://{setup.local_bucket}/beta/beta-car.tar.gz" in result.stderr
     archive = list_tree(setup.local, setup.local_bucket, "beta/beta-car.tar.gz")["beta/beta-car.tar.gz"]
     assert read_archive(archive)["agent/model.pb"] == setup.graph("1", 2)
 
     # -p PREFIX: that model, named and uploaded under PREFIX (as dr-upload-model -p).
-    result = setup.run(*setup.run_args("0"), "-p", "beta", "-f", command="dr-upload-car-zip")
+    result = setup.run(*setup.upload_args("0"), "-p", "beta", "-f", command="dr-upload-car-zip")
     assert result.returncode == 0, result.stderr
     archive = list_tree(setup.upload, setup.upload_bucket, "beta/")["beta/beta.tar.gz"]
     assert read_archive(archive)["agent/model.pb"] == setup.graph("1", 3)
@@ -115,12 +95,12 @@ def test_car_zip_from_the_training_container(setup: Setup, sagemaker: SageMakerC
     )
     container = sagemaker.start(run_id="1", job_name=prefix)
     out = tmp_path / "cars"
-    result = setup.run("car-zip", *setup.run_args("1"), "--from", "container", "--output", str(out), "--no-upload")
+    result = setup.run("car-zip", *setup.upload_args("1"), "--from", "container", "--output", str(out), "--no-upload")
     assert result.returncode == 0, result.stderr
     assert f"container {container.name}" in result.stdout
     assert read_archive((out / "beta-car.tar.gz").read_bytes())["agent/model.pb"] == container.pb
 
-    result = setup.run("car-zip", *setup.run_args("0"), "--from", "container", "--output", str(out), "--no-upload")
+    result = setup.run("car-zip", *setup.upload_args("0"), "--from", "container", "--output", str(out), "--no-upload")
     assert result.returncode == 1
     assert "No running SageMaker container belongs to run 0 (alpha)" in result.stderr
 
@@ -128,7 +108,7 @@ def test_car_zip_from_the_training_container(setup: Setup, sagemaker: SageMakerC
 def test_dr_upload_car_zip_p_needs_no_reward_function(setup: Setup) -> None:
     """Car packages hold no reward function: a -p prefix without one (and no custom_files fallback) builds."""
     setup.local.client().delete_object(Bucket=setup.local_bucket, Key="beta/reward_function.py")
-    result = setup.run(*setup.run_args("0"), "-p", "beta", "-f", command="dr-upload-car-zip")
+    result = setup.run(*setup.upload_args("0"), "-p", "beta", "-f", command="dr-upload-car-zip")
     assert result.returncode == 0, result.stderr
     archive = list_tree(setup.upload, setup.upload_bucket, "beta/")["beta/beta.tar.gz"]
     assert read_archive(archive)["agent/model.pb"] == setup.graph("1", 3)

@@ -1,4 +1,5 @@
-"""Which container names are SageMaker training containers (deepracer-domain.md §4.1)."""
+"""Which container names are SageMaker training containers (local mode names them
+``<10 random>-algo-1-<5 random>``)."""
 
 from __future__ import annotations
 

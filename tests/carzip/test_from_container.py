@@ -1,4 +1,4 @@
-"""Car packages read from the run's SageMaker container on a real Docker Engine (issue 6 §3).
+"""Car packages read from the run's SageMaker training container (``/opt/ml/model``) on a real Docker Engine.
 
 The containers run an image made with ``docker import`` of a busybox root filesystem; they are named
 like SageMaker local mode's (``<random>-algo-1-<random>``) and carry the environment the real one has
@@ -25,8 +25,7 @@ from drtransfer_plugins.carzip.container import (
     find_run_container,
     list_sagemaker_containers,
 )
-
-from .conftest import FIXTURE_METADATA, SageMakerContainers, make_run, read_archive
+from tests.carzip.conftest import FIXTURE_METADATA, SageMakerContainers, make_run, read_archive
 
 pytestmark = pytest.mark.docker
 

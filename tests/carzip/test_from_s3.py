@@ -1,5 +1,6 @@
 """Car packages streamed from S3 (SeaweedFS): the chosen checkpoint's graph and the metadata, several
-runs at once, opened member by member (issue 6 §2, §4, §5)."""
+runs at once, opened member by member; a model the car would refuse fails alone, and archives go to an
+output directory atomically or to the upload or local bucket."""
 
 from __future__ import annotations
 
@@ -24,9 +25,8 @@ from drtransfer.packaging import (
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
 from drtransfer.samples import seed_model
-
-from ..conftest import list_tree, unique_bucket
-from .conftest import make_run, read_archive
+from tests.carzip.conftest import make_run, read_archive
+from tests.conftest import list_tree, unique_bucket
 
 SCALE = 0.01  # ~220 KiB graphs: the layout and the bytes are what matter here
 

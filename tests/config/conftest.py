@@ -1,4 +1,4 @@
-"""A DRfC directory in tmp: system.env, run files, experiments and a real AWS credentials file."""
+"""A DRfC directory in tmp (:class:`DrfcDir`): system.env, run files, experiments and a real AWS credentials file."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def run_env(run_id: str, model_prefix: str, upload_prefix: str = "$DR_LOCAL_S3_M
 
 
 @dataclass
-class Drfc:
+class DrfcDir:
     """A DRfC installation directory; ``environ`` is a clean process environment that points boto at the
     credentials file written here (and never at the real ~/.aws or the instance metadata service)."""
 
@@ -98,7 +98,9 @@ class Drfc:
 
 
 @pytest.fixture
-def drfc(tmp_path: Path) -> Drfc:
+def drfc(tmp_path: Path) -> DrfcDir:
+    """An empty DRfC directory with a home whose ~/.aws holds the ``KEYS`` profiles (no servers: the
+    seeded setups of the end-to-end tests are tests/infra/drfc.py's ``DrfcSetup``)."""
     home = tmp_path / "home"
     (home / ".aws").mkdir(parents=True)
     credentials = home / ".aws" / "credentials"
@@ -119,4 +121,4 @@ def drfc(tmp_path: Path) -> Drfc:
     }
     root = tmp_path / "deepracer-for-cloud"
     root.mkdir()
-    return Drfc(root, environ)
+    return DrfcDir(root, environ)

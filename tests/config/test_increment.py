@@ -9,7 +9,7 @@ import pytest
 
 from drtransfer.config import apply_increment, increment_upload_prefix, load_runs
 from drtransfer.errors import ConfigError
-from tests.config.conftest import Drfc
+from tests.config.conftest import DrfcDir
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ from tests.config.conftest import Drfc
         ("$DR_SYSTEM_STEM-v-2", "$DR_SYSTEM_STEM-v-3", "from-system-v-3"),  # expansion sees system.env
     ],
 )
-def test_increment_rules(drfc: Drfc, written: str, rewritten: str, returned: str) -> None:
+def test_increment_rules(drfc: DrfcDir, written: str, rewritten: str, returned: str) -> None:
     drfc.system("DR_SYSTEM_STEM=from-system\n")
     run_file = drfc.run("run.env", "0", "rl-model", upload_prefix=written)
     before = run_file.read_text()
@@ -45,7 +45,7 @@ def test_increment_rules(drfc: Drfc, written: str, rewritten: str, returned: str
     assert run_file.read_text() != before
 
 
-def test_only_the_effective_line_changes_and_every_other_byte_stays(drfc: Drfc) -> None:
+def test_only_the_effective_line_changes_and_every_other_byte_stays(drfc: DrfcDir) -> None:
     drfc.system()
     original = (
         "# DR_UPLOAD_S3_PREFIX=commented-7 (left alone)\n"
@@ -71,7 +71,7 @@ def test_only_the_effective_line_changes_and_every_other_byte_stays(drfc: Drfc) 
     assert run.upload_prefix == "rl-model-v-13"
 
 
-def test_a_symlinked_run_file_keeps_its_link(drfc: Drfc) -> None:
+def test_a_symlinked_run_file_keeps_its_link(drfc: DrfcDir) -> None:
     drfc.system()
     real = drfc.run("configs/run-real.env", "0", "m", upload_prefix="m-1")
     link = drfc.root / "run.env"
@@ -91,7 +91,7 @@ def test_a_symlinked_run_file_keeps_its_link(drfc: Drfc) -> None:
         ("DR_RUN_ID=0\nDR_UPLOAD_S3_PREFIX=a b\n", "line 2: the value of 'DR_UPLOAD_S3_PREFIX' contains whitespace"),
     ],
 )
-def test_nothing_to_increment_is_an_error_and_the_file_stays(drfc: Drfc, content: str, message: str) -> None:
+def test_nothing_to_increment_is_an_error_and_the_file_stays(drfc: DrfcDir, content: str, message: str) -> None:
     drfc.system()
     run_file = drfc.write("run.env", content)
     with pytest.raises(ConfigError) as error:
@@ -100,13 +100,13 @@ def test_nothing_to_increment_is_an_error_and_the_file_stays(drfc: Drfc, content
     assert run_file.read_text() == content
 
 
-def test_a_missing_run_file_is_named(drfc: Drfc) -> None:
+def test_a_missing_run_file_is_named(drfc: DrfcDir) -> None:
     missing = drfc.root / "gone.env"
     with pytest.raises(ConfigError, match=f"^{missing} does not exist"):
         increment_upload_prefix(missing, environ=drfc.environ)
 
 
-def test_repeated_increments_in_an_activated_shell_keep_moving_forward(drfc: Drfc) -> None:
+def test_repeated_increments_in_an_activated_shell_keep_moving_forward(drfc: DrfcDir) -> None:
     """The -1 loop: the shell keeps the prefix it was activated with; each upload goes into the next prefix
     and the file moves on to it after the upload."""
     drfc.system()
@@ -124,7 +124,7 @@ def test_repeated_increments_in_an_activated_shell_keep_moving_forward(drfc: Drf
     assert "DR_UPLOAD_S3_PREFIX=$DR_LOCAL_S3_MODEL_PREFIX-4\n" in run_file.read_text()
 
 
-def test_loading_with_increment_targets_the_next_prefix_and_edits_nothing_yet(drfc: Drfc) -> None:
+def test_loading_with_increment_targets_the_next_prefix_and_edits_nothing_yet(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "rl-model", upload_prefix="inc-7")
     before = run_file.read_bytes()
@@ -144,7 +144,7 @@ def test_loading_with_increment_targets_the_next_prefix_and_edits_nothing_yet(dr
     assert run_file.read_bytes() == before.replace(b"DR_UPLOAD_S3_PREFIX=inc-7\n", b"DR_UPLOAD_S3_PREFIX=inc-8\n")
 
 
-def test_the_incremented_prefix_wins_over_an_exported_one_and_a_flag_wins_over_both(drfc: Drfc) -> None:
+def test_the_incremented_prefix_wins_over_an_exported_one_and_a_flag_wins_over_both(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "rl-model", upload_prefix="inc-7")
     exported = {**drfc.environ, "DR_UPLOAD_S3_PREFIX": "exported-3"}  # no DR_CONFIG: not an activated shell
@@ -157,7 +157,7 @@ def test_the_incremented_prefix_wins_over_an_exported_one_and_a_flag_wins_over_b
     assert flagged.increment is not None and flagged.increment.new_value == "inc-8"
 
 
-def test_checks_between_runs_see_the_incremented_prefixes(drfc: Drfc) -> None:
+def test_checks_between_runs_see_the_incremented_prefixes(drfc: DrfcDir) -> None:
     drfc.system()
     first = drfc.run("a.env", "0", "model-a", upload_prefix="shared")
     second = drfc.run("b.env", "1", "model-b", upload_prefix="shared-0")
@@ -168,7 +168,7 @@ def test_checks_between_runs_see_the_incremented_prefixes(drfc: Drfc) -> None:
     assert "DR_UPLOAD_S3_PREFIX=shared\n" in first.read_text()
 
 
-def test_an_incremented_prefix_equal_to_the_source_is_refused_naming_the_increment(drfc: Drfc) -> None:
+def test_an_incremented_prefix_equal_to_the_source_is_refused_naming_the_increment(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "m-2", upload_prefix="m-1")
 
@@ -181,20 +181,20 @@ def test_an_incremented_prefix_equal_to_the_source_is_refused_naming_the_increme
     )
 
 
-def test_nothing_to_increment_is_refused_when_loading(drfc: Drfc) -> None:
+def test_nothing_to_increment_is_refused_when_loading(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.write("run.env", "DR_RUN_ID=0\nDR_LOCAL_S3_MODEL_PREFIX=m\n")
     with pytest.raises(ConfigError, match="has no DR_UPLOAD_S3_PREFIX line to increment"):
         load_runs([run_file], environ={**drfc.environ, "DR_UPLOAD_S3_PREFIX": "m-1"}, increment=True)
 
 
-def test_increment_needs_a_run_file(drfc: Drfc) -> None:
+def test_increment_needs_a_run_file(drfc: DrfcDir) -> None:
     environ = {**drfc.environ, "DR_CLOUD": "local", "DR_UPLOAD_S3_BUCKET": "b", "DR_UPLOAD_S3_PREFIX": "m-1"}
     with pytest.raises(ConfigError, match=r"^-1 needs a run file to edit"):
         load_runs(environ=environ, increment=True)
 
 
-def test_a_run_file_changed_after_loading_is_left_alone(drfc: Drfc) -> None:
+def test_a_run_file_changed_after_loading_is_left_alone(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "rl-model", upload_prefix="inc-7")
     (run,) = load_runs([run_file], environ=drfc.environ, increment=True)

@@ -12,7 +12,7 @@ import pytest
 from drtransfer.config import load_runs
 from drtransfer.endpoints import Credentials, resolve_credentials
 from drtransfer.errors import ConfigError
-from tests.config.conftest import KEYS, Drfc
+from tests.config.conftest import KEYS, DrfcDir
 
 
 def creds(profile: str) -> Credentials:
@@ -22,7 +22,7 @@ def creds(profile: str) -> Credentials:
 # ---- one run, defaults and derivations ----------------------------------------------------------------
 
 
-def test_a_run_file_with_its_system_env_gives_the_drfc_values(drfc: Drfc) -> None:
+def test_a_run_file_with_its_system_env_gives_the_drfc_values(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "rl-deepracer-sagemaker")
 
@@ -44,7 +44,7 @@ def test_a_run_file_with_its_system_env_gives_the_drfc_values(drfc: Drfc) -> Non
     assert pickle.loads(pickle.dumps(run)) == run
 
 
-def test_template_defaults_fill_unset_and_empty_variables(drfc: Drfc) -> None:
+def test_template_defaults_fill_unset_and_empty_variables(drfc: DrfcDir) -> None:
     drfc.write("system.env", "DR_CLOUD=local\nDR_UPLOAD_S3_BUCKET=up\nDR_LOCAL_S3_BUCKET=\n")
     run_file = drfc.write("run.env", "DR_UPLOAD_S3_PREFIX=target\nDR_LOCAL_S3_CUSTOM_FILES_PREFIX=my_files\n")
 
@@ -57,7 +57,7 @@ def test_template_defaults_fill_unset_and_empty_variables(drfc: Drfc) -> None:
     assert run.values["DR_LOCAL_S3_PROFILE"] == "minio" and run.values["DR_UPLOAD_S3_PROFILE"] == "default"
 
 
-def test_prefixes_lose_surrounding_slashes(drfc: Drfc) -> None:
+def test_prefixes_lose_surrounding_slashes(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "/models/alpha/", upload_prefix="/uploads/alpha/")
     (run,) = load_runs([run_file], environ=drfc.environ)
@@ -76,7 +76,7 @@ def test_prefixes_lose_surrounding_slashes(drfc: Drfc) -> None:
     ],
 )
 def test_dr_cloud_decides_the_local_endpoint_and_profile(
-    drfc: Drfc, cloud_lines: str, url: str | None, profile: str
+    drfc: DrfcDir, cloud_lines: str, url: str | None, profile: str
 ) -> None:
     drfc.write("system.env", cloud_lines + "DR_UPLOAD_S3_BUCKET=up\n")
     (run,) = load_runs([drfc.run("run.env", "0", "m")], environ=drfc.environ)
@@ -95,14 +95,14 @@ def test_dr_cloud_decides_the_local_endpoint_and_profile(
         ),
     ],
 )
-def test_unusable_endpoint_settings_are_named(drfc: Drfc, system: str, message: str) -> None:
+def test_unusable_endpoint_settings_are_named(drfc: DrfcDir, system: str, message: str) -> None:
     drfc.write("system.env", system)
     with pytest.raises(ConfigError) as error:
         load_runs([drfc.run("run.env", "0", "m")], environ=drfc.environ)
     assert message in str(error.value) and str(error.value).endswith(".")
 
 
-def test_upload_endpoint_url_and_profile(drfc: Drfc) -> None:
+def test_upload_endpoint_url_and_profile(drfc: DrfcDir) -> None:
     drfc.system("DR_UPLOAD_S3_ENDPOINT_URL=http://127.0.0.1:8333\nDR_UPLOAD_S3_PROFILE=other\n")
     (run,) = load_runs([drfc.run("run.env", "0", "m")], environ=drfc.environ)
     assert run.upload is not None
@@ -116,7 +116,7 @@ def test_upload_endpoint_url_and_profile(drfc: Drfc) -> None:
 # ---- credentials -----------------------------------------------------------------------------------------
 
 
-def test_exported_local_keys_win_over_the_local_profile_and_stay_out_of_values(drfc: Drfc) -> None:
+def test_exported_local_keys_win_over_the_local_profile_and_stay_out_of_values(drfc: DrfcDir) -> None:
     drfc.system()
     environ = {**drfc.environ, "DR_LOCAL_ACCESS_KEY_ID": "HANDKEY01", "DR_LOCAL_SECRET_ACCESS_KEY": "hand-secret"}
     (run,) = load_runs([drfc.run("run.env", "0", "m")], environ=environ)
@@ -126,14 +126,14 @@ def test_exported_local_keys_win_over_the_local_profile_and_stay_out_of_values(d
     assert "hand-secret" not in repr(run)
 
 
-def test_a_missing_profile_is_named(drfc: Drfc) -> None:
+def test_a_missing_profile_is_named(drfc: DrfcDir) -> None:
     drfc.system("DR_UPLOAD_S3_PROFILE=deepracer-upload\n")
     with pytest.raises(ConfigError, match=r"^The upload AWS profile 'deepracer-upload' does not exist"):
         load_runs([drfc.run("run.env", "0", "m")], environ=drfc.environ)
 
 
 def test_credentials_come_from_the_given_environment_not_the_process(
-    drfc: Drfc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    drfc: DrfcDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decoy = tmp_path / "decoy-credentials"
     decoy.write_text("[minio]\naws_access_key_id = DECOY\naws_secret_access_key = decoy\n")
@@ -151,7 +151,7 @@ def test_credentials_come_from_the_given_environment_not_the_process(
     assert resolve_credentials("local", profile="other", environ=home_only) == creds("other")
 
 
-def test_without_environ_the_process_environment_is_used(drfc: Drfc, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_environ_the_process_environment_is_used(drfc: DrfcDir, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("DR_", "AWS_")):
             monkeypatch.delenv(key)
@@ -166,7 +166,7 @@ def test_without_environ_the_process_environment_is_used(drfc: Drfc, monkeypatch
     assert run.upload is not None and run.upload.credentials == creds("default")
 
 
-def test_a_missing_default_profile_falls_back_to_the_default_chain(drfc: Drfc, tmp_path: Path) -> None:
+def test_a_missing_default_profile_falls_back_to_the_default_chain(drfc: DrfcDir, tmp_path: Path) -> None:
     no_default = tmp_path / "no-default"
     no_default.write_text("[minio]\naws_access_key_id = M\naws_secret_access_key = m\n")
     environ = {**drfc.environ, "AWS_SHARED_CREDENTIALS_FILE": str(no_default), "AWS_CONFIG_FILE": str(no_default)}
@@ -178,7 +178,7 @@ def test_a_missing_default_profile_falls_back_to_the_default_chain(drfc: Drfc, t
 # ---- precedence -------------------------------------------------------------------------------------------
 
 
-def test_precedence_flag_over_environment_over_run_file_over_system_file(drfc: Drfc) -> None:
+def test_precedence_flag_over_environment_over_run_file_over_system_file(drfc: DrfcDir) -> None:
     drfc.system("DR_WORLD_NAME=from-system\nDR_CAR_COLOR=system-red\nDR_RACE_TYPE=system\nDR_TRAIN_RTF=system\n")
     run_file = drfc.run("run.env", "0", "m", extra="DR_CAR_COLOR=run-blue\nDR_TRAIN_RTF=run\n")
     environ = {**drfc.environ, "DR_RACE_TYPE": "environment", "DR_TRAIN_RTF": "environment"}
@@ -191,7 +191,7 @@ def test_precedence_flag_over_environment_over_run_file_over_system_file(drfc: D
     assert run.values["DR_TRAIN_RTF"] == "flag"  # flag over everything
 
 
-def test_environment_and_flags_set_the_targets(drfc: Drfc) -> None:
+def test_environment_and_flags_set_the_targets(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "m")
     environ = {**drfc.environ, "DR_UPLOAD_S3_BUCKET": "env-bucket"}
@@ -199,7 +199,7 @@ def test_environment_and_flags_set_the_targets(drfc: Drfc) -> None:
     assert (run.upload_bucket, run.upload_prefix) == ("env-bucket", "flag-prefix")
 
 
-def test_layers_replace_values_without_re_expanding_the_files(drfc: Drfc) -> None:
+def test_layers_replace_values_without_re_expanding_the_files(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "file-model")  # DR_UPLOAD_S3_PREFIX=$DR_LOCAL_S3_MODEL_PREFIX-1
     (run,) = load_runs([run_file], environ=drfc.environ, overrides={"DR_LOCAL_S3_MODEL_PREFIX": "flag-model"})
@@ -210,7 +210,7 @@ def test_layers_replace_values_without_re_expanding_the_files(drfc: Drfc) -> Non
     )
 
 
-def test_activated_shell_values_do_not_leak_into_other_runs(drfc: Drfc) -> None:
+def test_activated_shell_values_do_not_leak_into_other_runs(drfc: DrfcDir) -> None:
     drfc.system()
     run_a = drfc.run("run-a.env", "0", "model-a", extra="DR_CAR_COLOR=Red\n")
     run_b = drfc.run("run-b.env", "1", "model-b")
@@ -230,7 +230,7 @@ def test_activated_shell_values_do_not_leak_into_other_runs(drfc: Drfc) -> None:
     assert b.local.credentials == creds("minio")
 
 
-def test_in_an_activated_shell_a_variable_set_by_hand_still_counts(drfc: Drfc) -> None:
+def test_in_an_activated_shell_a_variable_set_by_hand_still_counts(drfc: DrfcDir) -> None:
     drfc.system()
     run_a = drfc.run("run-a.env", "0", "model-a")
     run_b = drfc.run("run-b.env", "1", "model-b")
@@ -251,7 +251,7 @@ def test_in_an_activated_shell_a_variable_set_by_hand_still_counts(drfc: Drfc) -
         assert run.local.credentials == Credentials("HANDKEY01", "hand-secret")
 
 
-def test_activation_derived_values_follow_each_runs_own_files(drfc: Drfc) -> None:
+def test_activation_derived_values_follow_each_runs_own_files(drfc: DrfcDir) -> None:
     drfc.system()
     run_a = drfc.run("run-a.env", "0", "model-a")
     remote_system = drfc.write(
@@ -267,7 +267,9 @@ def test_activation_derived_values_follow_each_runs_own_files(drfc: Drfc) -> Non
     assert b.local.credentials == creds("other")  # A's exported minio keys belong to A's profile
 
 
-def test_a_stale_exported_copy_of_a_file_value_loses_to_the_file(drfc: Drfc, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_stale_exported_copy_of_a_file_value_loses_to_the_file(
+    drfc: DrfcDir, caplog: pytest.LogCaptureFixture
+) -> None:
     drfc.system()
     run_a = drfc.run("run-a.env", "0", "model-a", upload_prefix="model-a-upload-2")
     run_b = drfc.run("run-b.env", "1", "model-b")
@@ -284,7 +286,7 @@ def test_a_stale_exported_copy_of_a_file_value_loses_to_the_file(drfc: Drfc, cap
     assert "DR_UPLOAD_S3_PREFIX is exported with a value that differs from" in caplog.text
 
 
-def test_without_run_files_the_activated_run_file_is_read_again(drfc: Drfc) -> None:
+def test_without_run_files_the_activated_run_file_is_read_again(drfc: DrfcDir) -> None:
     drfc.system()
     run_a = drfc.run("run-a.env", "4", "model-a")
     environ = drfc.activated(run_a, dict(load_runs([run_a], environ=drfc.environ)[0].values))
@@ -302,7 +304,7 @@ def test_without_run_files_the_activated_run_file_is_read_again(drfc: Drfc) -> N
     assert run.values["DR_TRACK_NOTE"] == "by-hand"
 
 
-def test_without_dr_config_the_exported_variables_are_the_run(drfc: Drfc) -> None:
+def test_without_dr_config_the_exported_variables_are_the_run(drfc: DrfcDir) -> None:
     environ = {
         **drfc.environ,
         "DR_CLOUD": "remote",
@@ -322,11 +324,11 @@ def test_without_dr_config_the_exported_variables_are_the_run(drfc: Drfc) -> Non
     assert (run.run_file, run.local.url) == (None, "http://127.0.0.1:9000")
 
 
-def test_nothing_to_load_gives_no_runs(drfc: Drfc) -> None:
+def test_nothing_to_load_gives_no_runs(drfc: DrfcDir) -> None:
     assert load_runs(environ=drfc.environ) == []
 
 
-def test_a_dangling_dr_config_is_named(drfc: Drfc) -> None:
+def test_a_dangling_dr_config_is_named(drfc: DrfcDir) -> None:
     environ = {**drfc.environ, "DR_CONFIG": str(drfc.root / "gone.env")}
     with pytest.raises(ConfigError, match=r"^DR_CONFIG names .*gone.env, which does not exist"):
         load_runs(environ=environ)
@@ -336,7 +338,7 @@ def test_a_dangling_dr_config_is_named(drfc: Drfc) -> None:
 
 
 @pytest.mark.parametrize("bucket", ["not-defined", ""])
-def test_a_missing_upload_bucket_is_named(drfc: Drfc, bucket: str) -> None:
+def test_a_missing_upload_bucket_is_named(drfc: DrfcDir, bucket: str) -> None:
     drfc.system(bucket=bucket)
     run_file = drfc.run("run.env", "5", "m")
     with pytest.raises(ConfigError) as error:
@@ -348,27 +350,27 @@ def test_a_missing_upload_bucket_is_named(drfc: Drfc, bucket: str) -> None:
 
 
 @pytest.mark.parametrize("prefix", ["not-defined", "", "$DR_UNSET"])
-def test_a_missing_upload_prefix_is_named(drfc: Drfc, prefix: str) -> None:
+def test_a_missing_upload_prefix_is_named(drfc: DrfcDir, prefix: str) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "5", "m", upload_prefix=prefix)
     with pytest.raises(ConfigError, match=r"^No upload prefix defined for run 5 \(.*run.env\): set DR_UPLOAD_S3_"):
         load_runs([run_file], environ=drfc.environ)
 
 
-def test_inspection_does_not_need_a_target(drfc: Drfc) -> None:
+def test_inspection_does_not_need_a_target(drfc: DrfcDir) -> None:
     drfc.system(bucket="not-defined")
     (run,) = load_runs([drfc.run("run.env", "0", "m", upload_prefix="")], environ=drfc.environ, require_target=False)
     assert (run.upload, run.upload_bucket, run.upload_prefix) == (None, "", "")
 
 
-def test_local_target_uploads_into_the_local_bucket(drfc: Drfc) -> None:
+def test_local_target_uploads_into_the_local_bucket(drfc: DrfcDir) -> None:
     drfc.system(bucket="not-defined")
     (run,) = load_runs([drfc.run("run.env", "0", "m")], environ=drfc.environ, local_target=True)
     assert run.upload == run.local
     assert (run.upload_bucket, run.upload_prefix) == ("bucket", "m-1")
 
 
-def test_local_target_equal_to_the_source_is_refused(drfc: Drfc) -> None:
+def test_local_target_equal_to_the_source_is_refused(drfc: DrfcDir) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "m", upload_prefix="$DR_LOCAL_S3_MODEL_PREFIX")
     with pytest.raises(ConfigError, match=r"^Target equals source for run 0 \(.*\) \(s3://bucket/m\)"):
@@ -386,7 +388,7 @@ def test_local_target_equal_to_the_source_is_refused(drfc: Drfc) -> None:
 # ---- several runs -----------------------------------------------------------------------------------------
 
 
-def test_runs_sharing_a_run_id_are_refused_naming_both_files(drfc: Drfc) -> None:
+def test_runs_sharing_a_run_id_are_refused_naming_both_files(drfc: DrfcDir) -> None:
     drfc.system()
     first, second = drfc.run("a.env", "1", "model-a"), drfc.run("b.env", "1", "model-b")
     with pytest.raises(ConfigError) as error:
@@ -394,7 +396,7 @@ def test_runs_sharing_a_run_id_are_refused_naming_both_files(drfc: Drfc) -> None
     assert str(error.value) == f"{first} and {second} both use DR_RUN_ID=1; give each run its own DR_RUN_ID."
 
 
-def test_runs_sharing_a_model_prefix_are_refused_naming_both_files(drfc: Drfc) -> None:
+def test_runs_sharing_a_model_prefix_are_refused_naming_both_files(drfc: DrfcDir) -> None:
     drfc.system()
     first = drfc.run("a.env", "1", "same-model", upload_prefix="a")
     second = drfc.run("b.env", "2", "same-model", upload_prefix="b")
@@ -402,7 +404,7 @@ def test_runs_sharing_a_model_prefix_are_refused_naming_both_files(drfc: Drfc) -
         load_runs([first, second], environ=drfc.environ)
 
 
-def test_runs_sharing_a_target_are_refused(drfc: Drfc) -> None:
+def test_runs_sharing_a_target_are_refused(drfc: DrfcDir) -> None:
     drfc.system()
     first = drfc.run("a.env", "1", "model-a", upload_prefix="shared")
     second = drfc.run("b.env", "2", "model-b", upload_prefix="shared")
@@ -410,7 +412,7 @@ def test_runs_sharing_a_target_are_refused(drfc: Drfc) -> None:
         load_runs([first, second], environ=drfc.environ)
 
 
-def test_a_run_uploading_into_another_runs_training_prefix_is_refused(drfc: Drfc) -> None:
+def test_a_run_uploading_into_another_runs_training_prefix_is_refused(drfc: DrfcDir) -> None:
     drfc.system()
     first = drfc.run("a.env", "1", "model")  # target model-1 (DRfC's template rule)
     second = drfc.run("b.env", "2", "model-1", upload_prefix="model-1-copy")
@@ -422,7 +424,7 @@ def test_a_run_uploading_into_another_runs_training_prefix_is_refused(drfc: Drfc
     )
 
 
-def test_the_same_file_given_twice_is_one_run(drfc: Drfc, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_file_given_twice_is_one_run(drfc: DrfcDir, monkeypatch: pytest.MonkeyPatch) -> None:
     drfc.system()
     run_file = drfc.run("run.env", "0", "m")
     monkeypatch.chdir(drfc.root)
@@ -432,7 +434,7 @@ def test_the_same_file_given_twice_is_one_run(drfc: Drfc, monkeypatch: pytest.Mo
 # ---- files: system.env and experiments --------------------------------------------------------------------
 
 
-def test_a_missing_or_broken_run_file_is_named(drfc: Drfc) -> None:
+def test_a_missing_or_broken_run_file_is_named(drfc: DrfcDir) -> None:
     drfc.system()
     with pytest.raises(ConfigError, match=r"^The run file .*nowhere.env does not exist; check the path.$"):
         load_runs([drfc.root / "nowhere.env"], environ=drfc.environ)
@@ -444,7 +446,7 @@ def test_a_missing_or_broken_run_file_is_named(drfc: Drfc) -> None:
         load_runs([drfc.run("good.env", "0", "m")], environ=drfc.environ)
 
 
-def test_system_env_rule(drfc: Drfc, tmp_path: Path) -> None:
+def test_system_env_rule(drfc: DrfcDir, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     beside = elsewhere / "system.env"
@@ -471,7 +473,7 @@ def test_system_env_rule(drfc: Drfc, tmp_path: Path) -> None:
 
 
 def test_experiments_resolve_against_dr_dir_or_the_current_directory(
-    drfc: Drfc, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    drfc: DrfcDir, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     drfc.system()
     sprint1 = drfc.run("experiments/sprint-v1/run.env", "1", "sprint-v1")
@@ -494,7 +496,7 @@ def test_experiments_resolve_against_dr_dir_or_the_current_directory(
         load_runs(experiments=["sprint-v1"], environ=drfc.environ)
 
 
-def test_all_experiments_finds_every_run_env(drfc: Drfc, tmp_path: Path) -> None:
+def test_all_experiments_finds_every_run_env(drfc: DrfcDir, tmp_path: Path) -> None:
     drfc.system()
     drfc.run("experiments/b-second/run.env", "2", "b")
     drfc.run("experiments/a-first/run.env", "1", "a")
@@ -509,7 +511,7 @@ def test_all_experiments_finds_every_run_env(drfc: Drfc, tmp_path: Path) -> None
         load_runs(all_experiments_dir=tmp_path / "home", environ=drfc.environ)
 
 
-def test_endpoints_that_differ_between_runs_get_different_names_where_runs_are_loaded(drfc: Drfc) -> None:
+def test_endpoints_that_differ_between_runs_get_different_names_where_runs_are_loaded(drfc: DrfcDir) -> None:
     # Three runs: the second names another MinIO, the third the same as the first.
     drfc.system()
     first = drfc.run("run-a.env", "0", "alpha")

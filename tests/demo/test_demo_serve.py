@@ -15,13 +15,15 @@ import threading
 import time
 from pathlib import Path
 
+from tests.infra.drfc import clean_env
 from tests.infra.interrupts import with_default_sigint
 
 BIN = Path(sys.executable).parent
 
 
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DR_", "AWS_", "DRTRANSFER_"))}
+def shell_env() -> dict[str, str]:
+    """A clean environment whose PATH finds the installed commands, as an activated venv's does."""
+    env = clean_env()
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -30,7 +32,7 @@ class Served:
     """``drtransfer demo --serve --keep DIR`` in the background, its stdout read line by line."""
 
     def __init__(self, keep: Path, state: Path) -> None:
-        env = {**clean_env(), "DRTRANSFER_STATE_DIR": str(state)}
+        env = {**shell_env(), "DRTRANSFER_STATE_DIR": str(state)}
         command = with_default_sigint([str(BIN / "drtransfer"), "demo", "--serve", "--keep", str(keep)])
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: queue.Queue[str] = queue.Queue()
@@ -63,7 +65,7 @@ class Served:
 
 
 def in_shell(source: str, command: str, state: Path) -> subprocess.CompletedProcess[str]:
-    env = {**clean_env(), "DRTRANSFER_STATE_DIR": str(state)}
+    env = {**shell_env(), "DRTRANSFER_STATE_DIR": str(state)}
     script = f"source {source} && {command}"
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=240)
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# tests/infra holds shared test infrastructure (the fault proxy); it is not a package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
-from engine_helpers import WORKERS, Recorder
+from tests.engine.engine_helpers import WORKERS, Recorder
 
 
 @pytest.fixture(params=WORKERS)

@@ -1,7 +1,4 @@
-"""Helpers for the engine tests: source objects with known bytes, plans, and checks of the target.
-
-(A module of its own, not conftest.py: tests/conftest.py already owns that module name.)
-"""
+"""Helpers for the engine tests: source objects with known bytes, plans, and checks of the target."""
 
 from __future__ import annotations
 

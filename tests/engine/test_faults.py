@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import (
+
+from drtransfer.endpoints import Credentials, Endpoint, make_s3_client
+from drtransfer.engine import MiB, run_transfer
+from drtransfer.locals3 import SeaweedServer
+from drtransfer.operations import ModelResult, OperationResult
+from tests.conftest import list_multipart_uploads as list_uploads
+from tests.conftest import list_tree
+from tests.engine.engine_helpers import (
     Recorder,
     assert_copied,
     base_settings,
@@ -26,15 +33,8 @@ from engine_helpers import (
     statuses,
     strategies,
 )
-from faultproxy import Fault, FaultProxy
-from tests.conftest import list_multipart_uploads as list_uploads
-from tests.conftest import list_tree
+from tests.infra.faultproxy import Fault, FaultProxy
 from tests.infra.interrupts import with_default_sigint
-
-from drtransfer.endpoints import Credentials, Endpoint, make_s3_client
-from drtransfer.engine import MiB, run_transfer
-from drtransfer.locals3 import SeaweedServer
-from drtransfer.operations import ModelResult, OperationResult
 
 REPO = Path(__file__).resolve().parents[2]
 

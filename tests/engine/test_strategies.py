@@ -7,7 +7,13 @@ import zlib
 from typing import Any
 
 import pytest
-from engine_helpers import (
+
+from drtransfer.engine import MiB, run_transfer
+from drtransfer.locals3 import SeaweedServer
+from drtransfer.operations import DeleteObject, ObjectLocation, Operation, PutBytes
+from tests.conftest import list_multipart_uploads as list_uploads
+from tests.conftest import list_tree
+from tests.engine.engine_helpers import (
     PART,
     Recorder,
     assert_copied,
@@ -19,12 +25,6 @@ from engine_helpers import (
     statuses,
     strategies,
 )
-from tests.conftest import list_multipart_uploads as list_uploads
-from tests.conftest import list_tree
-
-from drtransfer.engine import MiB, run_transfer
-from drtransfer.locals3 import SeaweedServer
-from drtransfer.operations import DeleteObject, ObjectLocation, Operation, PutBytes
 
 
 def make_sources(server: SeaweedServer, bucket: str) -> dict[str, bytes]:

@@ -1,19 +1,16 @@
-"""Fixtures for the import targets: moto's Cognito on 127.0.0.1, the fake DRoA (website, API, upload-bucket
-front on a real SeaweedFS bucket), the fake AWS DeepRacer console, and seeded DRfC runs."""
+"""Fixtures for the import targets: the fake AWS DeepRacer console and seeded DRfC runs (moto's Cognito and
+the fake DRoA are in tests/conftest.py: tests/reliability uses them too)."""
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from drtransfer.engine import EngineSettings
 from drtransfer.importing import ImportOptions
@@ -23,75 +20,13 @@ from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
 from drtransfer.samples import SeededModel, seed_model
 from drtransfer.workflow import PreparedModel
-from tests.conftest import unique_bucket
+from tests.conftest import PASSWORD, droa_values
 from tests.infra.console_server import FakeConsole
 from tests.infra.droa_server import FakeDroa
 from tests.infra.sigv4 import Secret
 
 SCALE = 0.01
-PASSWORD = "Correct-Horse-9"
-USERNAME = "racer@example.com"
 ROLE = "arn:aws:iam::123456789012:role/DeepRacerImport"
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@dataclass
-class Cognito:
-    url: str
-    user_pool_id: str
-    client_id: str
-    identity_pool_id: str
-    issued: Secret
-
-
-def _moto(service: str, url: str) -> Any:
-    return boto3.client(service, endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id="moto", aws_secret_access_key="moto")
-
-
-@pytest.fixture
-def cognito(moto_url: str) -> Cognito:
-    """A user pool with a client allowing USER_PASSWORD_AUTH, one user with a permanent password, and an
-    identity pool trusting it; ``issued`` = the credentials the identity pool hands out."""
-    idp = _moto("cognito-idp", moto_url)
-    pool = idp.create_user_pool(PoolName=f"droa-{uuid.uuid4().hex[:8]}")["UserPool"]["Id"]
-    flows = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
-    client = idp.create_user_pool_client(UserPoolId=pool, ClientName="website", ExplicitAuthFlows=flows)
-    client = client["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(UserPoolId=pool, Username=USERNAME, MessageAction="SUPPRESS")
-    idp.admin_set_user_password(UserPoolId=pool, Username=USERNAME, Password=PASSWORD, Permanent=True)
-    identity = _moto("cognito-identity", moto_url)
-    provider = f"cognito-idp.us-east-1.amazonaws.com/{pool}"
-    identity_pool = identity.create_identity_pool(
-        IdentityPoolName=f"droa{uuid.uuid4().hex[:8]}", AllowUnauthenticatedIdentities=False,
-        CognitoIdentityProviders=[{"ProviderName": provider, "ClientId": client}],
-    )["IdentityPoolId"]
-    # What the identity pool issues (moto hands every identity the same keys): the fake DRoA accepts only these.
-    signed_in = idp.initiate_auth(AuthFlow="USER_PASSWORD_AUTH", ClientId=client,
-                                  AuthParameters={"USERNAME": USERNAME, "PASSWORD": PASSWORD})
-    token = signed_in["AuthenticationResult"]["IdToken"]
-    who = identity.get_id(IdentityPoolId=identity_pool, Logins={provider: token})["IdentityId"]
-    found = identity.get_credentials_for_identity(IdentityId=who, Logins={provider: token})["Credentials"]
-    issued = Secret(found["AccessKeyId"], found["SecretKey"], found["SessionToken"])
-    return Cognito(moto_url, pool, client, identity_pool, issued)
-
-
-@pytest.fixture
-def droa(cognito: Cognito, upload_s3: SeaweedServer) -> Iterator[FakeDroa]:
-    bucket = unique_bucket("droa-uploads")
-    upload_s3.create_bucket(bucket)
-    fake = FakeDroa(upload_s3, bucket, cognito.url, cognito.user_pool_id, cognito.client_id,
-                    cognito.identity_pool_id, issued=cognito.issued).start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -178,13 +113,9 @@ def runs(local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, u
     return Runs(local_s3, upload_s3, local_bucket, upload_bucket, get_plugin_manager())
 
 
-def droa_values(droa: FakeDroa) -> dict[str, str]:
-    return {
-        "DR_DROA_URL": droa.url,
-        "DR_DROA_USERNAME": USERNAME,
-        "DR_DROA_COGNITO_ENDPOINT_URL": droa.cognito_url,
-        "DR_DROA_S3_ENDPOINT_URL": droa.s3_url,
-    }
+def import_target_values(droa: FakeDroa, console: FakeConsole) -> dict[str, str]:
+    """The system.env values that point the import commands at the fake DRoA and the fake console."""
+    return {**droa_values(droa), "DR_UPLOAD_S3_ROLE": ROLE, "DR_DEEPRACER_ENDPOINT_URL": console.url}
 
 
 def options(tmp_path: Path, secret: Secrets | None = None, **kwargs: Any) -> ImportOptions:

@@ -3,45 +3,30 @@ SeaweedFS, moto's Cognito and the fake DRoA and console services."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.samples import DrfcFiles, seed_model
-from tests.conftest import drfc_config_for
-from tests.importers.conftest import PASSWORD, ROLE, SCALE, USERNAME, edit_training_params
+from tests.conftest import PASSWORD, USERNAME
+from tests.importers.conftest import ROLE, SCALE, edit_training_params, import_target_values
 from tests.importers.test_droa_fake import folder, import_
 from tests.infra.console_server import FakeConsole
+from tests.infra.drfc import DrfcSetup, json_lines, seed_drfc
 from tests.infra.droa_server import FakeDroa
 
 RUNS = (("0", "alpha"), ("1", "beta"))
 
 
 @dataclass
-class Setup:
-    files: DrfcFiles
-    cache: Path
-    upload_bucket: str
+class Setup(DrfcSetup):
+    """Two seeded runs whose system.env names the fake DRoA and console; DRoA's sign-in is cached in tmp."""
 
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DR_", "AWS_", "DRTRANSFER_"))}
-        env.update(self.files.environ)
-        env["DRTRANSFER_CACHE_DIR"] = str(self.cache)
-        return env
-
-    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        exe = str(Path(sys.executable).parent / "drtransfer")
-        return subprocess.run([exe, *args], capture_output=True, text=True, env=self.env(), timeout=240, input=stdin)
-
-    def runs(self, *ids: str) -> list[str]:
-        chosen = ids or tuple(r for r, _ in RUNS)
-        return [*(str(self.files.run_files[int(r)]) for r in chosen), "--system-env", str(self.files.system_env)]
+    @property
+    def cache(self) -> Path:
+        return Path(self.environ["DRTRANSFER_CACHE_DIR"])
 
 
 @pytest.fixture
@@ -54,42 +39,28 @@ def setup(
     droa: FakeDroa,
     console: FakeConsole,
 ) -> Setup:
-    for _run_id, prefix in RUNS:
-        seed_model(local_s3.client(), local_bucket, prefix, checkpoints=(1, 2, 3), best=2, scale=SCALE)
-    files = drfc_config_for(
-        tmp_path / "drfc",
-        local_s3,
-        local_bucket,
-        upload_s3,
-        upload_bucket,
-        [(run_id, prefix, f"{prefix}-up") for run_id, prefix in RUNS],
-    )
+    setup = seed_drfc(
+        tmp_path / "drfc", local_s3, upload_s3, local_bucket, upload_bucket, RUNS, checkpoints=(1, 2, 3), best=2,
+        scale=SCALE, environ={"DRTRANSFER_CACHE_DIR": str(tmp_path / "cache")}, kind=Setup,
+    )  # fmt: skip
     # The importers' own tests poll through IMPORTING; here one poll (the CLI waits 10 s between polls) is enough.
     droa.polls_until_done = console.polls_until_done = 1
-    with files.system_env.open("a") as system_env:
-        system_env.write(
-            f"DR_DROA_URL={droa.url}\nDR_DROA_USERNAME={USERNAME}\n"
-            f"DR_DROA_COGNITO_ENDPOINT_URL={droa.cognito_url}\nDR_DROA_S3_ENDPOINT_URL={droa.s3_url}\n"
-            f"DR_UPLOAD_S3_ROLE={ROLE}\nDR_DEEPRACER_ENDPOINT_URL={console.url}\n"
-        )
-    return Setup(files, tmp_path / "cache", upload_bucket)
-
-
-def json_lines(text: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    setup.add_to_system_env(import_target_values(droa, console))
+    return setup
 
 
 def test_import_several_runs_into_droa_by_default_and_wait(setup: Setup, droa: FakeDroa) -> None:
     done = setup.run(
-        "import", *setup.runs(), "--password-stdin", "--wait", "--json", "--processes", "1", stdin=PASSWORD + "\n"
-    )
+        "import", *setup.upload_args(), "--password-stdin", "--wait", "--json", "--processes", "1",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = [line["import"] for line in json_lines(done.stdout)]
-    assert [(r["run_id"], r["target"], r["model_name"], r["status"]) for r in results] == [  # type: ignore[index]
+    assert [(r["run_id"], r["target"], r["model_name"], r["status"]) for r in results] == [
         ("0", "droa", "alpha-up", "ready"),
         ("1", "droa", "beta-up", "ready"),
     ]
-    assert sorted(r["model_id"] for r in results) == sorted(m.model_id for m in droa.models)  # type: ignore[index]
+    assert sorted(r["model_id"] for r in results) == sorted(m.model_id for m in droa.models)
     assert PASSWORD not in done.stdout + done.stderr
     [cached] = list((setup.cache / "droa").glob("*.json"))
 
@@ -99,14 +70,14 @@ def test_import_several_runs_into_droa_by_default_and_wait(setup: Setup, droa: F
 
 
 def test_an_invalid_name_is_refused_before_anything_is_copied(setup: Setup, droa: FakeDroa) -> None:
-    done = setup.run("import", *setup.runs("0"), "--name", "alpha_v2", "--password-stdin", stdin=PASSWORD + "\n")
+    done = setup.run("import", *setup.upload_args("0"), "--name", "alpha_v2", "--password-stdin", stdin=PASSWORD + "\n")
     assert done.returncode == 2
     assert "contains '_'" in done.stderr and "'alpha_v2'" in done.stderr
     assert droa.s3_calls == [] and droa.api_calls == []
 
 
 def test_a_wrong_password_is_one_line_and_exit_2(setup: Setup, droa: FakeDroa) -> None:
-    done = setup.run("import", *setup.runs(), "--password-stdin", stdin="not-it\n")
+    done = setup.run("import", *setup.upload_args(), "--password-stdin", stdin="not-it\n")
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("drtransfer: error: Could not sign in to DRoA") and "not-it" not in line
@@ -114,13 +85,13 @@ def test_a_wrong_password_is_one_line_and_exit_2(setup: Setup, droa: FakeDroa) -
 
 
 def test_console_import_of_uploaded_models_and_its_errors(setup: Setup, console: FakeConsole) -> None:
-    missing = setup.run("import", *setup.runs(), "--to", "aws-console")
+    missing = setup.run("import", *setup.upload_args(), "--to", "aws-console")
     assert missing.returncode == 2
     assert "Nothing to import at s3://" in missing.stderr and "upload the model first" in missing.stderr
 
-    uploaded = setup.run("upload", *setup.runs(), "-f", "--processes", "1", "--no-progress")
+    uploaded = setup.run("upload", *setup.upload_args(), "-f", "--processes", "1", "--no-progress")
     assert uploaded.returncode == 0, uploaded.stderr
-    done = setup.run("import", *setup.runs(), "--to", "aws-console", "--wait")
+    done = setup.run("import", *setup.upload_args(), "--to", "aws-console", "--wait")
     assert done.returncode == 0, done.stderr
     assert "import of 'alpha-up' into aws-console is READY" in done.stdout
     assert "import of 'beta-up' into aws-console is READY" in done.stdout
@@ -130,10 +101,10 @@ def test_console_import_of_uploaded_models_and_its_errors(setup: Setup, console:
         ("beta-up", f"s3://{setup.upload_bucket}/beta-up", ROLE, "REINFORCEMENT_LEARNING"),
     ]
 
-    again = setup.run("import", *setup.runs("0"), "--to", "aws-console")
+    again = setup.run("import", *setup.upload_args("0"), "--to", "aws-console")
     assert again.returncode == 2
     assert "A model named 'alpha-up' already exists in the AWS DeepRacer console" in again.stderr
-    checkpoint = setup.run("import", *setup.runs("0"), "--to", "aws-console", "-b")
+    checkpoint = setup.run("import", *setup.upload_args("0"), "--to", "aws-console", "-b")
     assert checkpoint.returncode == 2 and "choose the checkpoint when uploading" in checkpoint.stderr
 
 
@@ -142,8 +113,8 @@ def edit(setup_local: tuple[SeaweedServer, str], prefix: str, **values: object) 
 
 
 def import_droa(setup: Setup, *extra: str) -> subprocess.CompletedProcess[str]:
-    return setup.run("import", *setup.runs(), "--to", "droa", "--password-stdin", "--processes", "1", "--no-progress",
-                     *extra, stdin=PASSWORD + "\n")
+    return setup.run("import", *setup.upload_args(), "--to", "droa", "--password-stdin", "--processes", "1",
+                     "--no-progress", *extra, stdin=PASSWORD + "\n")
 
 
 def test_a_count_of_3_0_is_imported_as_3_and_head_to_bot_is_a_warning(

@@ -19,8 +19,8 @@ from drtransfer.events import Event, ImportFinished, ImportSubmitted
 from drtransfer.importing import prepare_imports, submit_imports
 from drtransfer.operations import ModelResult
 from drtransfer.samples import checkpoint_name
-from tests.conftest import list_tree
-from tests.importers.conftest import Runs, Secrets, droa_values, options
+from tests.conftest import droa_values, list_tree
+from tests.importers.conftest import Runs, Secrets, options
 from tests.infra.droa_server import FakeDroa
 
 

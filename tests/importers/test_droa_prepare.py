@@ -18,8 +18,8 @@ from drtransfer.importing import prepare_imports
 from drtransfer.operations import SourceObject
 from drtransfer.workflow import PreparedModel
 from drtransfer_plugins.droa.auth import cache_dir
-from tests.conftest import list_tree
-from tests.importers.conftest import PASSWORD, USERNAME, Runs, Secrets, droa_values, options
+from tests.conftest import PASSWORD, USERNAME, droa_values, list_tree
+from tests.importers.conftest import Runs, Secrets, options
 from tests.infra.droa_server import FakeDroa
 from tests.infra.sigv4 import Secret
 

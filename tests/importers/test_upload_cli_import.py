@@ -1,4 +1,4 @@
-"""``drtransfer upload -i / -I NAME`` and ``dr-upload-model -I NAME`` end to end (issue 5): the real CLI in a
+"""``drtransfer upload -i / -I NAME`` and ``dr-upload-model -I NAME`` end to end: the real CLI in a
 subprocess, three seeded DRfC runs on two SeaweedFS servers (tests/upload's setup), the fake AWS DeepRacer
 console and the fake DRoA (moto's Cognito). Upload and import results are reported side by side; a failed
 import never hides a successful upload; every name is checked before anything is copied."""
@@ -16,12 +16,13 @@ import pytest
 
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.samples import checkpoint_name
-from tests.conftest import list_tree
-from tests.importers.conftest import PASSWORD, ROLE, USERNAME, edit_training_params
+from tests.conftest import PASSWORD, list_tree
+from tests.importers.conftest import ROLE, edit_training_params, import_target_values
 from tests.infra.console_server import ConsoleModel, FakeConsole
+from tests.infra.drfc import DrfcSetup, json_lines
 from tests.infra.droa_server import FakeDroa
 from tests.infra.fakehttp import Response
-from tests.upload.conftest import RUNS, Drfc, make_drfc
+from tests.upload.conftest import RUNS, make_drfc
 from tests.upload.test_upload_command import assert_uploaded
 
 PREFIXES = dict(RUNS)  # run id -> model prefix; each uploads to "<prefix>-up"
@@ -30,7 +31,7 @@ LAST = 11  # the seeded runs' last checkpoint (best is 2)
 
 @dataclass
 class Setup:
-    drfc: Drfc
+    drfc: DrfcSetup
     home: Path
 
     def run(self, *args: str, command: str = "drtransfer", stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -52,18 +53,9 @@ def setup(tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, loc
     drfc = make_drfc(tmp_path, local_s3, upload_s3, local_bucket, upload_bucket)
     # One status poll finishes an import: the CLI polls every 10 s, and the first poll comes at once.
     droa.polls_until_done = console.polls_until_done = 1
-    with drfc.files.system_env.open("a") as system_env:
-        system_env.write(
-            f"DR_UPLOAD_S3_ROLE={ROLE}\nDR_DEEPRACER_ENDPOINT_URL={console.url}\n"
-            f"DR_DROA_URL={droa.url}\nDR_DROA_USERNAME={USERNAME}\n"
-            f"DR_DROA_COGNITO_ENDPOINT_URL={droa.cognito_url}\nDR_DROA_S3_ENDPOINT_URL={droa.s3_url}\n"
-        )
+    drfc.add_to_system_env(import_target_values(droa, console))
     (tmp_path / "home").mkdir()
     return Setup(drfc, tmp_path / "home")
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def test_upload_i_imports_each_run_into_the_console_under_its_upload_prefix(

@@ -16,8 +16,8 @@ from drtransfer.errors import ConfigError
 from drtransfer.jobs import ImportSpec, UploadRequest, upload
 from drtransfer.workflow import PreparedModel
 from drtransfer_cli.commands.import_ import secret_source
-from tests.conftest import list_tree
-from tests.importers.conftest import PASSWORD, ROLE, Runs, droa_values
+from tests.conftest import PASSWORD, droa_values, list_tree
+from tests.importers.conftest import ROLE, Runs
 from tests.infra.console_server import ConsoleModel, FakeConsole
 from tests.infra.droa_server import FakeDroa
 

@@ -1,4 +1,4 @@
-"""Issue 7: the apprise notifier, through apprise's own ``json://`` service pointed at a local receiver."""
+"""The apprise notifier, through apprise's own ``json://`` service pointed at a local receiver."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 7: the dispatcher keeps notifiers off the transfer's path, isolates plugins, reports each
+"""The notification dispatcher keeps notifiers off the transfer's path, isolates plugins, reports each
 failure once without secrets; URLs come from flags, the environment and run files."""
 
 from __future__ import annotations

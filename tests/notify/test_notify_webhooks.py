@@ -1,4 +1,4 @@
-"""Issue 7: the webhook notifier and its Slack, Discord, Teams and generic JSON formats, against a
+"""The webhook notifier and its Slack, Discord, Teams and generic JSON formats, against a
 local receiver; failing and silent receivers never fail the command and are reported once."""
 
 from __future__ import annotations

@@ -11,22 +11,20 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from drtransfer.locals3 import Identity, SeaweedServer
-from drtransfer.samples import SeededModel, checkpoint_name, seed_model, write_drfc_config
+from drtransfer.samples import checkpoint_name
 from tests.conftest import list_multipart_uploads, list_tree, start_seaweed, unique_bucket
-from tests.importers.conftest import cognito, droa, moto_url  # noqa: F401  (fixtures of test_secrets.py)
+from tests.infra.drfc import DrfcSetup, seed_drfc
 from tests.infra.faultproxy import FaultProxy
-from tests.upload.conftest import Drfc
 
 RUNS = (("0", "alpha"), ("1", "beta"), ("2", "gamma"))
 COMMIT_KEYS = ("model/deepracer_checkpoints.json", "model/.coach_checkpoint", "model_metadata.json")
@@ -35,44 +33,37 @@ FAIL_FAST = (
     "client_max_attempts=1 max_attempts=2 retry_base_delay=0.2 retry_max_delay=0.5 "
     "connect_timeout=2 read_timeout=10 abort_timeout=90"
 )
-# Identities of the guarded server (issue 9 §4 and §8).
+# Identities of the guarded server: one without the write permission, one without the list permission, and one
+# with recognisable keys that the secrets tests look for in everything the commands produce.
 NO_WRITE = Identity("no-write", "NOWRITEAK0000001", "no-write-secret-0001", ["Read", "List"])
 NO_LIST = Identity("no-list", "NOLISTAK00000001", "no-list-secret-00001", ["Read", "Write"])
 SECRET = Identity("secret", "AKIDRTSECRETKEY7Q3X", "drt-SECRET-key-9f8e7d6c5b4a3210", ["Read", "Write", "List"])
 
 
 @dataclass
-class Setup(Drfc):
-    """A DRfC setup (the upload tests' :class:`Drfc`) plus where its state lives and which runs it has."""
+class Setup(DrfcSetup):
+    """A DRfC setup whose commands keep their state in :attr:`state`, with views of what a run holds."""
 
-    runs: tuple[tuple[str, str], ...] = RUNS
-    state: Path = field(default_factory=Path)
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return super().env(DRTRANSFER_STATE_DIR=str(self.state), **extra)
+    @property
+    def state(self) -> Path:
+        return Path(self.environ["DRTRANSFER_STATE_DIR"])
 
     def command(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        """Run ``drtransfer args...`` with ``extra`` added to its environment."""
         done = self.run(*args, env=self.env(**extra))
         if os.environ.get("RELIABILITY_SHOW"):  # debugging aid: pytest -s shows what the command said
             print(f"$ drtransfer {' '.join(args)}\n{done.stdout}{done.stderr}")
         return done
 
     def start(self, *args: str, **extra: str) -> Running:
-        exe = str(Path(sys.executable).parent / "drtransfer")
-        return Running(subprocess.Popen(
-            [exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-            env=self.env(**extra),
-        ))  # fmt: skip
-
-    def upload_args(self, *run_ids: str) -> list[str]:
-        ids = run_ids or tuple(run_id for run_id, _ in self.runs)
-        return [*(str(self.files.run_files[int(r)]) for r in ids), "--system-env", str(self.files.system_env)]
+        """Start ``drtransfer args...`` in the background with ``extra`` added to its environment."""
+        return Running(self.popen(*args, env=self.env(**extra)))
 
     def prefix(self, run_id: str) -> str:
         return dict(self.runs)[run_id]
 
     def target(self, run_id: str) -> str:
-        return f"{self.prefix(run_id)}-up"
+        return self.upload_prefixes[run_id]
 
     def target_tree(self, run_id: str) -> dict[str, bytes]:
         target = self.target(run_id)
@@ -166,25 +157,12 @@ def make_setup(
     """Seed ``runs`` (each with ``checkpoints``, the last one chosen; ``scale`` per run id or for all) on
     ``local`` and write DRfC files whose endpoints are ``local_url``/``upload_url`` (a proxy) or the servers
     themselves."""
-    client = local.client()
-    scales = scale if isinstance(scale, dict) else {run_id: scale for run_id, _ in runs}
-    models: dict[str, SeededModel] = {
-        run_id: seed_model(
-            client, local_bucket, prefix, checkpoints=checkpoints, best=checkpoints[0], scale=scales[run_id]
-        )
-        for run_id, prefix in runs
-    }
-    files = write_drfc_config(
-        directory / "drfc",
-        local_url=local_url or local.url,
-        local_keys=(local.access_key, local.secret_key),
-        local_bucket=local_bucket,
-        upload_url=upload_url or upload.url,
-        upload_keys=upload_keys or (upload.access_key, upload.secret_key),
-        upload_bucket=upload_bucket,
-        runs=[(run_id, prefix, f"{prefix}-up") for run_id, prefix in runs],
-    )
-    return Setup(local, upload, local_bucket, upload_bucket, files, models, tuple(runs), directory / "state")
+    return seed_drfc(
+        directory / "drfc", local, upload, local_bucket, upload_bucket, runs,
+        checkpoints=checkpoints, best=checkpoints[0], scale=scale,
+        local_url=local_url, upload_url=upload_url, upload_keys=upload_keys,
+        environ={"DRTRANSFER_STATE_DIR": str(directory / "state")}, kind=Setup,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -288,7 +266,3 @@ def single_sentence(line: str) -> None:
     """One line, one sentence: ends with a full stop, no traceback, no Python repr noise."""
     assert line.rstrip().endswith("."), line
     assert "Traceback" not in line and "\n" not in line, line
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]

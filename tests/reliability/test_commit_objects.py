@@ -1,4 +1,4 @@
-"""Issue 9 §1, the commit rule at engine level: a target never keeps commit objects without everything they
+"""The commit rule at engine level: a target never keeps commit objects without everything they
 commit. A commit that fails half-way is rolled back; commit objects of an earlier, different upload are
 removed before anything is written, so a failure afterwards cannot leave them pointing at replaced files."""
 

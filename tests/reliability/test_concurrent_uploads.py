@@ -1,4 +1,4 @@
-"""Issue 9 §5: two ``drtransfer upload`` commands for the same runs and targets at the same time: one
+"""Two ``drtransfer upload`` commands for the same runs and targets at the same time: one
 uploads, the other refuses with a clear sentence naming the first; the targets end correct."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drtransfer.locals3 import SeaweedServer
+from tests.infra.drfc import json_lines
 from tests.infra.faultproxy import FaultProxy
-from tests.reliability.conftest import check_target_model, json_lines, make_setup, no_uploads_left, single_sentence
+from tests.reliability.conftest import check_target_model, make_setup, no_uploads_left, single_sentence
 
 
 def test_a_second_upload_to_the_same_targets_refuses(

@@ -1,4 +1,4 @@
-"""Issue 9 §7: local files are written under a temporary name and renamed only when complete, so a full disk
+"""Local files are written under a temporary name and renamed only when complete, so a full disk
 (a 2 MiB tmpfs mounted for the test) leaves no partial file and the old file intact; malformed
 ``deepracer_checkpoints.json``, ``model_metadata.json``, training parameters and env files each end in
 one clear sentence."""

@@ -1,4 +1,4 @@
-"""Issue 9 §2 and §3: a flaky network between the command and both servers (connections reset after some
+"""A flaky network between the command and both servers (connections reset after some
 bytes, latency, a stalled connection) and a throttling target (``503 SlowDown``), through the loopback
 fault proxy. Every upload completes with every object verified; retries are reported with ``-v``."""
 

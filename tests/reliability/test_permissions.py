@@ -1,4 +1,4 @@
-"""Issue 9 §4: target credentials without the write or the list permission are refused before anything is
+"""Target credentials without the write or the list permission are refused before anything is
 written, in one sentence naming the bucket and the missing permission."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 9 §8: access keys, secret keys, session tokens, the DRoA password and webhook URLs never appear in
+"""Access keys, secret keys, session tokens, the DRoA password and webhook URLs never appear in
 output, ``--json``, ``-v`` logs, error messages, files the commands write or notification payloads; cached
 DRoA credentials are mode 0600 and ``drtransfer logout`` removes them.
 
@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from tests.importers.conftest import PASSWORD, USERNAME, Cognito
+from tests.conftest import PASSWORD, Cognito, droa_values
+from tests.infra.drfc import json_lines
 from tests.infra.droa_server import FakeDroa
 from tests.notify.receiver import Receiver
-from tests.reliability.conftest import SECRET, check_target_model, json_lines, make_setup
+from tests.reliability.conftest import SECRET, check_target_model, make_setup
 
 HOOK_TOKEN = "hookT0KEN-8c1f4e2a9b7d"
 DEAD_TOKEN = "deadT0KEN-5e6f7a8b9c0d"
@@ -114,11 +115,7 @@ def test_droa_import_never_shows_the_password_or_issued_credentials(
 ) -> None:  # fmt: skip
     ok, _failing = receivers
     setup = make_setup(tmp_path, local_s3, upload_s3, local_bucket, upload_bucket, runs=(("0", "alpha"), ("1", "beta")))
-    with setup.files.system_env.open("a") as system_env:
-        system_env.write(
-            f"DR_DROA_URL={droa.url}\nDR_DROA_USERNAME={USERNAME}\n"
-            f"DR_DROA_COGNITO_ENDPOINT_URL={droa.cognito_url}\nDR_DROA_S3_ENDPOINT_URL={droa.s3_url}\n"
-        )
+    setup.add_to_system_env(droa_values(droa))
     cache = tmp_path / "cache"
     env = {"DRTRANSFER_CACHE_DIR": str(cache), "HOME": str(tmp_path / "home")}
     hook = ok.url(f"/hooks/T0/{HOOK_TOKEN}") + "#events=all"

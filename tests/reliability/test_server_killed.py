@@ -1,4 +1,4 @@
-"""Issue 9 §1: SeaweedFS killed with SIGKILL in the middle of a three-run upload, on the source side and on
+"""SeaweedFS killed with SIGKILL in the middle of a three-run upload, on the source side and on
 the target side, then restarted on the same ports and data.
 
 The command must fail with one clear sentence per affected model and exit 1, leave no multipart upload
@@ -13,13 +13,13 @@ from pathlib import Path
 
 from drtransfer.locals3 import SeaweedServer
 from tests.conftest import list_multipart_uploads, list_tree
+from tests.infra.drfc import json_lines
 from tests.infra.faultproxy import FaultProxy
 from tests.reliability.conftest import (
     FAIL_FAST,
     Running,
     Setup,
     check_target_model,
-    json_lines,
     make_setup,
     no_uploads_left,
     single_sentence,

@@ -1,4 +1,4 @@
-"""Issue 9 §6: ``-w`` deletes only inside a run's target prefix; empty, ``/``-only and bucket-root prefixes,
+"""``-w`` deletes only inside a run's target prefix; empty, ``/``-only and bucket-root prefixes,
 and prefixes holding another run's target or any run's training data, are refused; a dry run shows
 exactly what would be deleted."""
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import list_tree
+from tests.infra.drfc import DrfcSetup
 from tests.infra.interrupts import with_default_sigint
-from tests.upload.conftest import Drfc
 
 BIN = Path(sys.executable).parent
 
 
-def on_a_terminal(drfc: Drfc, command: str, *args: str, answer: str | None) -> tuple[subprocess.Popen[str], int]:
+def on_a_terminal(drfc: DrfcSetup, command: str, *args: str, answer: str | None) -> tuple[subprocess.Popen[str], int]:
     """Start ``command`` with a pseudo-terminal as stdin; type ``answer`` (None: type nothing)."""
     master, slave = os.openpty()
     process = subprocess.Popen(
@@ -52,7 +52,7 @@ def finish(process: subprocess.Popen[str], master: int) -> tuple[int, str]:
     ("command", "code", "said"),
     [("dr-upload-model", 1, "Aborting."), ("drtransfer", 2, "Aborted: nothing was uploaded.")],
 )
-def test_no_at_the_question_aborts_as_the_command_says_it(drfc: Drfc, command: str, code: int, said: str) -> None:
+def test_no_at_the_question_aborts_as_the_command_says_it(drfc: DrfcSetup, command: str, code: int, said: str) -> None:
     args = [*drfc.upload_args("0")] if command == "dr-upload-model" else ["upload", *drfc.upload_args("0")]
     returned, err = finish(*on_a_terminal(drfc, command, *args, answer="n\n"))
     assert returned == code, err
@@ -60,7 +60,7 @@ def test_no_at_the_question_aborts_as_the_command_says_it(drfc: Drfc, command: s
     assert list_tree(drfc.upload, drfc.upload_bucket) == {}
 
 
-def test_ctrl_c_at_the_question_does_not_claim_aborted_uploads(drfc: Drfc) -> None:
+def test_ctrl_c_at_the_question_does_not_claim_aborted_uploads(drfc: DrfcSetup) -> None:
     process, master = on_a_terminal(drfc, "drtransfer", "upload", *drfc.upload_args("0"), answer=None)
     assert process.stdout is not None
     seen = b""
@@ -78,13 +78,13 @@ def test_ctrl_c_at_the_question_does_not_claim_aborted_uploads(drfc: Drfc) -> No
     assert list_tree(drfc.upload, drfc.upload_bucket) == {}
 
 
-def help_of(drfc: Drfc, *command: str) -> str:
+def help_of(drfc: DrfcSetup, *command: str) -> str:
     result = drfc.run(*command[1:], "--help", command=command[0])
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-def test_the_same_letters_have_the_same_long_names_everywhere(drfc: Drfc) -> None:
+def test_the_same_letters_have_the_same_long_names_everywhere(drfc: DrfcSetup) -> None:
     commands = [
         ("drtransfer", "upload"),
         ("dr-upload-model",),
@@ -102,7 +102,7 @@ def test_the_same_letters_have_the_same_long_names_everywhere(drfc: Drfc) -> Non
         assert "Examples:" in help_of(drfc, *command), command
 
 
-def test_car_zip_takes_p_and_dr_upload_car_zip_takes_c(drfc: Drfc) -> None:
+def test_car_zip_takes_p_and_dr_upload_car_zip_takes_c(drfc: DrfcSetup) -> None:
     # -p beta: the model of the prefix beta, named and uploaded under beta (as dr-upload-car-zip -p).
     result = drfc.run("car-zip", *drfc.upload_args("0"), "-p", "beta", "-f", "-c", "2")
     assert result.returncode == 0, result.stderr

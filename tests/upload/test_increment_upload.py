@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from tests.upload.conftest import Drfc
+from tests.infra.drfc import DrfcSetup
 from tests.upload.test_upload_command import assert_uploaded
 
 COMMANDS = [("drtransfer", ["upload"]), ("dr-upload-model", [])]
@@ -32,7 +32,7 @@ def set_upload_prefix(run_file: Path, prefix: str) -> None:
 
 
 @pytest.fixture
-def earlier_upload(drfc: Drfc) -> dict[str, tuple[bytes, object, str]]:
+def earlier_upload(drfc: DrfcSetup) -> dict[str, tuple[bytes, object, str]]:
     """``inc-7`` holds an earlier upload (checkpoint 2) of run 0; its state before the test's command."""
     set_upload_prefix(drfc.files.run_files[0], "inc-7")
     done = drfc.run("upload", *drfc.upload_args("0"), "-c", "2", "-f", "--processes", "0")
@@ -45,7 +45,11 @@ def earlier_upload(drfc: Drfc) -> dict[str, tuple[bytes, object, str]]:
 @pytest.mark.parametrize(("command", "args"), COMMANDS)
 @pytest.mark.parametrize("wipe", [[], ["-w"]])
 def test_increment_uploads_into_the_next_prefix_and_leaves_the_earlier_one(
-    drfc: Drfc, earlier_upload: dict[str, tuple[bytes, object, str]], command: str, args: list[str], wipe: list[str]
+    drfc: DrfcSetup,
+    earlier_upload: dict[str, tuple[bytes, object, str]],
+    command: str,
+    args: list[str],
+    wipe: list[str],
 ) -> None:
     run_file = drfc.files.run_files[0]
 
@@ -60,7 +64,7 @@ def test_increment_uploads_into_the_next_prefix_and_leaves_the_earlier_one(
 
 
 def test_a_failed_upload_leaves_the_run_file_unchanged(
-    drfc: Drfc, earlier_upload: dict[str, tuple[bytes, object, str]]
+    drfc: DrfcSetup, earlier_upload: dict[str, tuple[bytes, object, str]]
 ) -> None:
     run_file = drfc.files.run_files[0]
     before = run_file.read_bytes()
@@ -78,7 +82,7 @@ def test_a_failed_upload_leaves_the_run_file_unchanged(
 
 @pytest.mark.parametrize(("command", "args"), COMMANDS)
 def test_dry_run_shows_the_next_prefix_and_writes_and_edits_nothing(
-    drfc: Drfc, earlier_upload: dict[str, tuple[bytes, object, str]], command: str, args: list[str]
+    drfc: DrfcSetup, earlier_upload: dict[str, tuple[bytes, object, str]], command: str, args: list[str]
 ) -> None:
     run_file = drfc.files.run_files[0]
     before = run_file.read_bytes()
@@ -95,7 +99,7 @@ def test_dry_run_shows_the_next_prefix_and_writes_and_edits_nothing(
     assert tree_state(drfc.upload, drfc.upload_bucket, "") == earlier_upload
 
 
-def test_a_name_without_a_numeric_suffix_gets_one(drfc: Drfc) -> None:
+def test_a_name_without_a_numeric_suffix_gets_one(drfc: DrfcSetup) -> None:
     run_file = drfc.files.run_files[0]
     set_upload_prefix(run_file, "my-model-final")
 

@@ -1,4 +1,5 @@
-"""Model inspection against a real SeaweedFS, and the pure plan built from it (issue 2 §3-§5)."""
+"""Model inspection against a real SeaweedFS (complete checkpoints, metadata, missing pieces named by URL), and
+the pure plan built from it: the importable layout with the commit objects last, wiping only inside the target."""
 
 from __future__ import annotations
 

@@ -15,14 +15,14 @@ from drtransfer.locals3 import SeaweedServer
 from drtransfer.operations import ObjectLocation, OperationResult
 from drtransfer.samples import checkpoint_name
 from tests.conftest import list_tree
+from tests.infra.drfc import DrfcSetup
 from tests.reliability.test_commit_objects import SETTINGS, endpoints, plan_with
-from tests.upload.conftest import Drfc
 from tests.upload.test_upload_command import assert_uploaded, expected_training_params, expected_tree, source_tree
 
 PREFIX, TARGET = "alpha", "alpha-up"  # run 0
 
 
-def leftovers(drfc: Drfc, number: int) -> dict[str, bytes]:
+def leftovers(drfc: DrfcSetup, number: int) -> dict[str, bytes]:
     """The checkpoint files an earlier upload of checkpoint ``number`` left that a later plan does not
     write (no -w)."""
     src = source_tree(drfc, PREFIX)
@@ -31,7 +31,7 @@ def leftovers(drfc: Drfc, number: int) -> dict[str, bytes]:
     return {f"{TARGET}/{k}": src[k] for k in keys}
 
 
-def assert_tree(drfc: Drfc, expected: dict[str, bytes]) -> None:
+def assert_tree(drfc: DrfcSetup, expected: dict[str, bytes]) -> None:
     """The target holds exactly ``expected`` and the planned training_params.yaml."""
     actual = list_tree(drfc.upload, drfc.upload_bucket, TARGET + "/")
     params = yaml.safe_load(actual.pop(f"{TARGET}/training_params.yaml"))
@@ -41,13 +41,13 @@ def assert_tree(drfc: Drfc, expected: dict[str, bytes]) -> None:
         assert actual[key] == body, key
 
 
-def root_metadata_ok(drfc: Drfc) -> None:
+def root_metadata_ok(drfc: DrfcSetup) -> None:
     tree = list_tree(drfc.upload, drfc.upload_bucket, TARGET + "/")
     source = source_tree(drfc, PREFIX)["model/model_metadata.json"]
     assert tree.get(f"{TARGET}/model_metadata.json") == source
 
 
-def upload(drfc: Drfc, *flags: str) -> dict[str, object]:
+def upload(drfc: DrfcSetup, *flags: str) -> dict[str, object]:
     result = drfc.run("upload", *drfc.upload_args("0"), "-f", "--processes", "0", "--json", *flags)
     assert result.returncode == 0, result.stderr
     [line] = [json.loads(text) for text in result.stdout.splitlines()]
@@ -55,21 +55,21 @@ def upload(drfc: Drfc, *flags: str) -> dict[str, object]:
     return line
 
 
-def test_best_over_an_earlier_last_upload_keeps_the_root_model_metadata(drfc: Drfc) -> None:
+def test_best_over_an_earlier_last_upload_keeps_the_root_model_metadata(drfc: DrfcSetup) -> None:
     upload(drfc)
     upload(drfc, "-b")
     root_metadata_ok(drfc)
     assert_tree(drfc, {**expected_tree(drfc, PREFIX, TARGET, 2), **leftovers(drfc, 11)})
 
 
-def test_wipe_best_over_an_earlier_upload_gives_the_exact_layout(drfc: Drfc) -> None:
+def test_wipe_best_over_an_earlier_upload_gives_the_exact_layout(drfc: DrfcSetup) -> None:
     upload(drfc)
     upload(drfc, "-w", "-b")
     root_metadata_ok(drfc)
     assert_uploaded(drfc, PREFIX, TARGET, 2)
 
 
-def test_wipe_upload_over_a_car_archive_and_an_earlier_upload(drfc: Drfc) -> None:
+def test_wipe_upload_over_a_car_archive_and_an_earlier_upload(drfc: DrfcSetup) -> None:
     upload(drfc, "-b")
     car = drfc.run("car-zip", *drfc.upload_args("0"), "-f")
     assert car.returncode == 0, car.stderr
@@ -83,7 +83,7 @@ def test_wipe_upload_over_a_car_archive_and_an_earlier_upload(drfc: Drfc) -> Non
     assert_uploaded(drfc, PREFIX, TARGET, 11)  # checkpoint 2 wiped
 
 
-def test_the_same_checkpoint_over_drfcs_own_upload(drfc: Drfc) -> None:
+def test_the_same_checkpoint_over_drfcs_own_upload(drfc: DrfcSetup) -> None:
     """DRfC's upload-model.sh writes the same model files, but its own index entry and a
     .coach_checkpoint with a newline."""
     src = source_tree(drfc, PREFIX)
@@ -104,7 +104,7 @@ def test_the_same_checkpoint_over_drfcs_own_upload(drfc: Drfc) -> None:
     assert_uploaded(drfc, PREFIX, TARGET, 11)
 
 
-def test_dry_run_over_an_earlier_upload_shows_the_commit_objects_as_written(drfc: Drfc) -> None:
+def test_dry_run_over_an_earlier_upload_shows_the_commit_objects_as_written(drfc: DrfcSetup) -> None:
     upload(drfc)
     before = list_tree(drfc.upload, drfc.upload_bucket)
     result = drfc.run("upload", *drfc.upload_args("0"), "-d", "-b", "--processes", "0")

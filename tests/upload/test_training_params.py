@@ -17,7 +17,7 @@ from drtransfer.operations import ObjectLocation, SourceObject
 from drtransfer.plan import dump_training_params, training_endpoint_url, training_params_for
 from drtransfer.runconfig import RunConfig
 from tests.conftest import list_tree
-from tests.upload.conftest import Drfc
+from tests.infra.drfc import DrfcSetup
 
 LOCAL = Endpoint("local", "http://localhost:9000", "us-east-1", None)
 UPLOAD = Endpoint("upload", "http://target.example:8333", "us-east-1", None)
@@ -315,7 +315,7 @@ def test_a_target_on_the_runs_own_store_keeps_the_url_drfcs_containers_use(
     assert params["S3_ENDPOINT_URL"] == expected
 
 
-def test_uploaded_yaml_names_the_target_endpoint_and_a_generated_one_drfcs_keys(drfc: Drfc) -> None:
+def test_uploaded_yaml_names_the_target_endpoint_and_a_generated_one_drfcs_keys(drfc: DrfcSetup) -> None:
     client = drfc.local.client()
     own = yaml.safe_load(drfc.models["0"].files["training_params.yaml"])
     own["S3_ENDPOINT_URL"] = "http://minio:9000"

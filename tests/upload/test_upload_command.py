@@ -9,15 +9,18 @@ import yaml
 
 from drtransfer.samples import checkpoint_name
 from tests.conftest import list_tree
-from tests.upload.conftest import RUNS, Drfc
+from tests.infra.drfc import DrfcSetup
+from tests.upload.conftest import RUNS
 
 
-def source_tree(drfc: Drfc, prefix: str) -> dict[str, bytes]:
+def source_tree(drfc: DrfcSetup, prefix: str) -> dict[str, bytes]:
     return {k.removeprefix(prefix + "/"): v for k, v in list_tree(drfc.local, drfc.local_bucket, prefix + "/").items()}
 
 
-def expected_tree(drfc: Drfc, prefix: str, target_prefix: str, number: int) -> dict[str, bytes]:
-    """The importable layout of deepracer-domain §3.3 step 9, built from the source by the spec's rules."""
+def expected_tree(drfc: DrfcSetup, prefix: str, target_prefix: str, number: int) -> dict[str, bytes]:
+    """The layout the AWS DeepRacer console imports, built from the source: the chosen checkpoint's three files
+    and graph, the metadata under ``model/`` and at the root, the reward function, the hyperparameters, the
+    metrics, an index naming only that checkpoint and ``.coach_checkpoint``."""
     src = source_tree(drfc, prefix)
     name = checkpoint_name(number)
     index = json.loads(src["model/deepracer_checkpoints.json"])
@@ -38,7 +41,7 @@ def expected_tree(drfc: Drfc, prefix: str, target_prefix: str, number: int) -> d
     return {f"{target_prefix}/{k}": v for k, v in tree.items()}
 
 
-def expected_training_params(drfc: Drfc, prefix: str, target_prefix: str) -> dict[str, Any]:
+def expected_training_params(drfc: DrfcSetup, prefix: str, target_prefix: str) -> dict[str, Any]:
     source = yaml.safe_load(source_tree(drfc, prefix)["training_params.yaml"])
     expected = dict(source)
     for key, value in source.items():
@@ -57,7 +60,7 @@ def expected_training_params(drfc: Drfc, prefix: str, target_prefix: str) -> dic
     return expected
 
 
-def assert_uploaded(drfc: Drfc, prefix: str, target_prefix: str, number: int) -> None:
+def assert_uploaded(drfc: DrfcSetup, prefix: str, target_prefix: str, number: int) -> None:
     actual = list_tree(drfc.upload, drfc.upload_bucket, target_prefix + "/")
     params = yaml.safe_load(actual.pop(f"{target_prefix}/training_params.yaml"))
     assert params == expected_training_params(drfc, prefix, target_prefix)
@@ -73,7 +76,7 @@ def assert_uploaded(drfc: Drfc, prefix: str, target_prefix: str, number: int) ->
         assert actual[key] == body, key
 
 
-def test_three_runs_upload_in_the_exact_importable_layout(drfc: Drfc) -> None:
+def test_three_runs_upload_in_the_exact_importable_layout(drfc: DrfcSetup) -> None:
     result = drfc.run("upload", *drfc.upload_args(), "-f", "--processes", "2", "--json")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -103,7 +106,7 @@ def test_three_runs_upload_in_the_exact_importable_layout(drfc: Drfc) -> None:
         assert line["skipped"] == line["objects"] and line["bytes"] == 0
 
 
-def test_best_and_exact_checkpoint_number(drfc: Drfc) -> None:
+def test_best_and_exact_checkpoint_number(drfc: DrfcSetup) -> None:
     best = drfc.run("upload", *drfc.upload_args("0"), "-f", "-b", "--processes", "0")
     assert best.returncode == 0, best.stderr
     assert_uploaded(drfc, "alpha", "alpha-up", 2)
@@ -112,7 +115,7 @@ def test_best_and_exact_checkpoint_number(drfc: Drfc) -> None:
     assert_uploaded(drfc, "beta", "beta-up", 1)
 
 
-def test_missing_checkpoint_number_fails_that_model_only(drfc: Drfc) -> None:
+def test_missing_checkpoint_number_fails_that_model_only(drfc: DrfcSetup) -> None:
     drfc.local.client().delete_object(Bucket=drfc.local_bucket, Key=f"beta/model/{checkpoint_name(10)}.meta")
     result = drfc.run("upload", *drfc.upload_args(), "-f", "-c", "10", "--processes", "0")
     assert result.returncode == 1
@@ -122,7 +125,7 @@ def test_missing_checkpoint_number_fails_that_model_only(drfc: Drfc) -> None:
     assert_uploaded(drfc, "gamma", "gamma-up", 10)
 
 
-def test_dry_run_prints_every_operation_and_writes_nothing(drfc: Drfc) -> None:
+def test_dry_run_prints_every_operation_and_writes_nothing(drfc: DrfcSetup) -> None:
     client = drfc.upload.client()
     client.put_object(Bucket=drfc.upload_bucket, Key="alpha-up/model/stale.ckpt.index", Body=b"old")
     result = drfc.run("upload", *drfc.upload_args("0"), "-d", "-w", "--processes", "0")
@@ -139,7 +142,7 @@ def test_dry_run_prints_every_operation_and_writes_nothing(drfc: Drfc) -> None:
     assert list_tree(drfc.upload, drfc.upload_bucket) == {"alpha-up/model/stale.ckpt.index": b"old"}
 
 
-def test_wipe_deletes_only_what_is_not_planned_inside_the_prefix(drfc: Drfc) -> None:
+def test_wipe_deletes_only_what_is_not_planned_inside_the_prefix(drfc: DrfcSetup) -> None:
     client = drfc.upload.client()
     for key in ("alpha-up/model/stale.ckpt.index", "alpha-up/old/notes.txt", "alpha-up2/keep.txt", "alpha-u/keep"):
         client.put_object(Bucket=drfc.upload_bucket, Key=key, Body=b"x")
@@ -150,7 +153,7 @@ def test_wipe_deletes_only_what_is_not_planned_inside_the_prefix(drfc: Drfc) -> 
     assert "alpha-up2/keep.txt" in rest and "alpha-u/keep" in rest
 
 
-def test_prefix_switch_sets_source_and_target(drfc: Drfc) -> None:
+def test_prefix_switch_sets_source_and_target(drfc: DrfcSetup) -> None:
     result = drfc.run(
         "upload",
         str(drfc.files.run_files[0]),
@@ -166,7 +169,7 @@ def test_prefix_switch_sets_source_and_target(drfc: Drfc) -> None:
     assert_uploaded(drfc, "gamma", "gamma", 11)
 
 
-def test_local_target(drfc: Drfc) -> None:
+def test_local_target(drfc: DrfcSetup) -> None:
     result = drfc.run("upload", *drfc.upload_args("0"), "-L", "-f", "--processes", "0")
     assert result.returncode == 0, result.stderr
     uploaded = list_tree(drfc.local, drfc.local_bucket, "alpha-up/")
@@ -176,7 +179,7 @@ def test_local_target(drfc: Drfc) -> None:
     assert "Target equals source" in same.stderr
 
 
-def test_increment_after_success_only(drfc: Drfc) -> None:
+def test_increment_after_success_only(drfc: DrfcSetup) -> None:
     result = drfc.run("upload", *drfc.upload_args("0", "1"), "-1", "-f", "--processes", "0")
     assert result.returncode == 0, result.stderr
     assert "DR_UPLOAD_S3_PREFIX=alpha-up-1\n" in drfc.files.run_files[0].read_text()
@@ -187,14 +190,14 @@ def test_increment_after_success_only(drfc: Drfc) -> None:
     assert "DR_UPLOAD_S3_PREFIX=alpha-up-1\n" in drfc.files.run_files[0].read_text()
 
 
-def test_confirmation_is_required_without_force(drfc: Drfc) -> None:
+def test_confirmation_is_required_without_force(drfc: DrfcSetup) -> None:
     result = drfc.run("upload", *drfc.upload_args("0"), "--processes", "0")
     assert result.returncode == 2
     assert "no terminal to ask for confirmation; pass -f" in result.stderr
     assert list_tree(drfc.upload, drfc.upload_bucket) == {}
 
 
-def test_import_without_importer_fails_before_copying(drfc: Drfc) -> None:
+def test_import_without_importer_fails_before_copying(drfc: DrfcSetup) -> None:
     result = drfc.run(
         "upload", *drfc.upload_args("0"), "-f", "-i", "--disable-plugin", "aws-console", "--disable-plugin", "droa"
     )
@@ -203,7 +206,7 @@ def test_import_without_importer_fails_before_copying(drfc: Drfc) -> None:
     assert list_tree(drfc.upload, drfc.upload_bucket) == {}
 
 
-def test_dr_upload_model_speaks_drfc(drfc: Drfc) -> None:
+def test_dr_upload_model_speaks_drfc(drfc: DrfcSetup) -> None:
     result = drfc.run(*drfc.upload_args("0"), "-d", command="dr-upload-model")
     assert result.returncode == 0, result.stderr
     assert "*** DRYRUN MODE ***" in result.stderr

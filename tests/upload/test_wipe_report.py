@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import list_tree
-from tests.upload.conftest import Drfc
+from tests.infra.drfc import DrfcSetup
 from tests.upload.test_upload_command import expected_tree
 
 EXTRA = "alpha-up/notes/extra.txt"
@@ -17,7 +17,7 @@ def summary_line(stdout: str, label: str) -> str:
     return line
 
 
-def test_wipe_keeps_the_car_package_and_reports_the_other_deletions(drfc: Drfc) -> None:
+def test_wipe_keeps_the_car_package_and_reports_the_other_deletions(drfc: DrfcSetup) -> None:
     made = drfc.run("car-zip", *drfc.upload_args("0"), "-f")
     assert made.returncode == 0, made.stderr
     client = drfc.upload.client()
@@ -46,7 +46,7 @@ def test_wipe_keeps_the_car_package_and_reports_the_other_deletions(drfc: Drfc) 
     assert summary_line(done.stdout, "run 1 (beta)").endswith(", 1 object(s) deleted)")
 
 
-def test_every_deletion_is_reported_in_the_summary_verbose_dry_run_and_json(drfc: Drfc) -> None:
+def test_every_deletion_is_reported_in_the_summary_verbose_dry_run_and_json(drfc: DrfcSetup) -> None:
     client = drfc.upload.client()
     client.put_object(Bucket=drfc.upload_bucket, Key=EXTRA, Body=b"extra")
     url = f"s3://{drfc.upload_bucket}/{EXTRA}"
@@ -78,7 +78,7 @@ def test_every_deletion_is_reported_in_the_summary_verbose_dry_run_and_json(drfc
     assert EXTRA not in list_tree(drfc.upload, drfc.upload_bucket)
 
 
-def test_without_wipe_nothing_is_deleted_and_json_says_so(drfc: Drfc) -> None:
+def test_without_wipe_nothing_is_deleted_and_json_says_so(drfc: DrfcSetup) -> None:
     client = drfc.upload.client()
     client.put_object(Bucket=drfc.upload_bucket, Key=EXTRA, Body=b"extra")
 
