@@ -79,7 +79,8 @@ class UploadFlags:
 
 class RetryLog(TransferSubscriber):
     """Counts every retry per model (for ``--json`` and ``-v``); with ``verbose`` it also prints each
-    retry and each failed operation on stderr as it happens."""
+    retry and each failed operation on stderr as it happens. ``labels`` maps run keys (the engine's model
+    ids) to labels."""
 
     def __init__(self, labels: dict[str, str], *, verbose: bool, prog: str) -> None:
         self.labels = labels
@@ -159,7 +160,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         else None,
         notifications=app.notifications(flags.notify_urls, verbose=flags.verbose),
     )
-    labels = {run.run_id: run.label for run in runs}
+    labels = {run.key: run.label for run in runs}
     progress = None
     if app.wants_progress(flags.no_progress, flags.json_output) and not flags.dry_run:
         progress = app.ProgressBars(labels)
@@ -254,6 +255,8 @@ def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
     written = [r for r in result.operations if not isinstance(r.operation, DeleteObject)]
     data: dict[str, object] = {
         "run_id": item.run.run_id,
+        "key": item.run.key,
+        "experiment": item.run.experiment,
         "source": item.run.source_url,
         "target": item.run.target_url,
         "checkpoint": item.selection.checkpoint.name if item.selection else None,

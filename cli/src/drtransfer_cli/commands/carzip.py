@@ -132,6 +132,8 @@ def _outcome_json(outcome: PackageOutcome) -> dict[str, Any]:
     package = outcome.package
     return {
         "run_id": outcome.run.run_id,
+        "key": outcome.run.key,
+        "experiment": outcome.run.experiment,
         "source": package.origin if package else outcome.run.source_url,
         "checkpoint": package.checkpoint if package else None,
         "selection": package.explanation if package else None,
