@@ -16,6 +16,7 @@ from drtransfer.engine import TransferSubscriber
 from drtransfer.errors import ConfigError
 from drtransfer.jobs import ImportSpec, JobSubscriber, UploadRequest, upload
 from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operation, OperationResult
+from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import PreparedModel, UploadOutcome
 from drtransfer_cli import app
 from drtransfer_cli.commands.import_ import report_imports, secret_source, warn
@@ -196,10 +197,12 @@ def ready_lines(prepared: Sequence[PreparedModel], wording: Wording, *, dry_run:
     for item in prepared:
         if item.ok and item.selection is not None:
             lines.append(
-                f"  {item.run.label}: {item.run.source_url} -> {item.run.target_url} ({item.selection.explanation})"
+                f"  {item.run.label}: {source_text(item.run)} -> {item.run.target_url} ({item.selection.explanation})"
             )
         else:
-            lines.append(f"  {item.run.label}: cannot upload: {item.error}")
+            lines.append(
+                f"  {item.run.label}: {source_text(item.run)} -> {item.run.target_url}: cannot upload: {item.error}"
+            )
         if item.run.increment is not None:
             step = item.run.increment
             when = "left unchanged (dry run)" if dry_run else "written after a successful upload"
@@ -208,6 +211,11 @@ def ready_lines(prepared: Sequence[PreparedModel], wording: Wording, *, dry_run:
                 f"{when}"
             )
     return lines
+
+
+def source_text(run: RunConfig) -> str:
+    """The source URL, marked ``(default)`` when its prefix is DRfC's default rather than a setting."""
+    return f"{run.source_url} (default)" if run.source_default else run.source_url
 
 
 class DryRunBanner(JobSubscriber):
@@ -258,6 +266,7 @@ def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
         "key": item.run.key,
         "experiment": item.run.experiment,
         "source": item.run.source_url,
+        "source_default": item.run.source_default,
         "target": item.run.target_url,
         "checkpoint": item.selection.checkpoint.name if item.selection else None,
         "selection": item.selection.explanation if item.selection else None,
@@ -269,6 +278,7 @@ def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
         "seconds": round(result.seconds, 3),
         "status": result.status,
         "error": result.error,
+        "warnings": list(item.run.warnings),
     }
     data.update(outcome.extra)
     return data

@@ -82,6 +82,11 @@ Runs may share a ``DR_RUN_ID`` (DRfC's template sets 0, and copied experiments k
 ``key`` and a ``label`` unique among the loaded runs (see :func:`_name_runs_apart`); a run file
 ``experiments/NAME/run.env`` belongs to experiment NAME. The same file given twice counts as one run.
 
+**Warnings** (``RunConfig.warnings``, never printed here): each assignment in system.env or the run file
+of a ``DR_*`` name that neither DRfC nor deepracer-transfer reads (:mod:`drtransfer.drfc_variables`), with
+the nearest known name. ``RunConfig.source_default`` says that ``DR_LOCAL_S3_MODEL_PREFIX`` fell back to
+DRfC's default.
+
 ``RunConfig.values`` is the merged mapping after defaults, without the local secret keys.
 """
 
@@ -95,6 +100,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drtransfer.drfc_variables import KNOWN_VARIABLES, nearest_variable
 from drtransfer.endpoints import Credentials, Endpoint, resolve_credentials
 from drtransfer.envfile import EnvFile, parse_env_text, read_env_file, read_text
 from drtransfer.errors import ConfigError
@@ -218,12 +224,13 @@ def load_runs(
 
     runs = []
     for source in sources:
-        values = {**_read_files(source, env)[0], **env_layer}
+        file_values, files = _read_files(source, env)
+        values = {**file_values, **env_layer}
         pending = _increment_for(source, env) if increment else None
         if pending is not None:
             values["DR_UPLOAD_S3_PREFIX"] = pending.new_value
         values.update(flags)
-        runs.append(_build_run(values, source, credentials, choices, flags, pending))
+        runs.append(_build_run(values, source, credentials, choices, flags, pending, _unknown_variables(files)))
     _check_distinct(runs)
     return _name_endpoints_apart(_name_runs_apart(runs))
 
@@ -371,6 +378,20 @@ def _read_files(source: _Source, env: Mapping[str, str]) -> tuple[dict[str, str]
         values.update(parsed.values())
         files.append(parsed)
     return values, files
+
+
+def _unknown_variables(files: Iterable[EnvFile]) -> tuple[str, ...]:
+    """One warning per assignment of a ``DR_*`` name that neither DRfC nor deepracer-transfer reads."""
+    warnings = []
+    for parsed in files:
+        for assignment in parsed.assignments:
+            name = assignment.key
+            if not name.startswith("DR_") or name in KNOWN_VARIABLES:
+                continue
+            nearest = nearest_variable(name)
+            hint = f"did you mean {nearest}?" if nearest else "check its spelling."
+            warnings.append(f"{parsed.path} line {assignment.line}: {name} is not a DRfC variable; {hint}")
+    return tuple(warnings)
 
 
 def _experiment_name(source: _Source) -> str | None:
@@ -552,7 +573,9 @@ def _build_run(
     choices: _Choices,
     flags: Mapping[str, str],
     increment: PrefixIncrement | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> RunConfig:
+    source_default = not values.get("DR_LOCAL_S3_MODEL_PREFIX")
     _apply_defaults(values)
     run_id = values["DR_RUN_ID"]
     where = f"run {run_id} ({source.describe()})"
@@ -589,6 +612,8 @@ def _build_run(
         prefix_override=choices.prefix_override,
         reward_function=choices.reward_function,
         experiment=_experiment_name(source),
+        warnings=warnings,
+        source_default=source_default,
     )
 
 

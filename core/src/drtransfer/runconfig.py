@@ -48,6 +48,10 @@ class RunConfig:
     unique among the runs it loads (``key`` identifies the run's plan and results, ``label`` names it in
     messages); left empty, they default to the run id and to :func:`base_label`. ``experiment`` is the
     experiment name (``experiments/NAME/run.env``), None for other run files.
+
+    ``warnings`` are the sentences about the files read (``DR_*`` names that DRfC does not know);
+    ``source_default`` is True when ``model_prefix`` is DRfC's default because no file, exported variable
+    or flag set ``DR_LOCAL_S3_MODEL_PREFIX``.
     """
 
     run_id: str
@@ -69,6 +73,8 @@ class RunConfig:
     experiment: str | None = None
     key: str = ""
     label: str = ""
+    warnings: tuple[str, ...] = ()
+    source_default: bool = False
 
     def __post_init__(self) -> None:
         if not self.key:

@@ -144,6 +144,7 @@ def _outcome_json(outcome: PackageOutcome) -> dict[str, Any]:
         "notes": list(package.notes) if package else [],
         "status": "ok" if outcome.ok else "failed",
         "error": str(outcome.error) if outcome.error else None,
+        "warnings": list(outcome.run.warnings),
     }
 
 
