@@ -388,12 +388,14 @@ def test_local_target_equal_to_the_source_is_refused(drfc: DrfcDir) -> None:
 # ---- several runs -----------------------------------------------------------------------------------------
 
 
-def test_runs_sharing_a_run_id_are_refused_naming_both_files(drfc: DrfcDir) -> None:
+def test_runs_sharing_a_run_id_load_as_separate_runs(drfc: DrfcDir) -> None:
     drfc.system()
     first, second = drfc.run("a.env", "1", "model-a"), drfc.run("b.env", "1", "model-b")
-    with pytest.raises(ConfigError) as error:
-        load_runs([first, second], environ=drfc.environ)
-    assert str(error.value) == f"{first} and {second} both use DR_RUN_ID=1; give each run its own DR_RUN_ID."
+    runs = load_runs([first, second], environ=drfc.environ)
+    assert [(run.run_id, run.model_prefix, run.run_file) for run in runs] == [
+        ("1", "model-a", first),
+        ("1", "model-b", second),
+    ]
 
 
 def test_runs_sharing_a_model_prefix_are_refused_naming_both_files(drfc: DrfcDir) -> None:

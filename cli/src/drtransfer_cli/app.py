@@ -68,7 +68,8 @@ def load_runs(
     reward_function: str | None = None,
 ) -> list[RunConfig]:
     """The runs of a command; ``require_target=False`` when nothing goes to the upload bucket;
-    ``increment`` (``-1``) targets each run's incremented upload prefix."""
+    ``increment`` (``-1``) targets each run's incremented upload prefix. The warnings about the files
+    read (:attr:`RunConfig.warnings`) are printed on stderr, each once, before any work starts."""
     from drtransfer.config import load_runs as load
 
     runs = load(
@@ -84,7 +85,14 @@ def load_runs(
     )
     if not runs:
         raise ConfigError("No run to work on; give RUN_FILEs, --experiment or activate a DRfC environment.")
+    for line in run_warnings(runs):
+        click.echo(f"warning: {line}", err=True)
     return runs
+
+
+def run_warnings(runs: Sequence[RunConfig]) -> list[str]:
+    """Every run's warnings in order, each once (runs sharing a system.env share its warnings)."""
+    return list(dict.fromkeys(line for run in runs for line in run.warnings))
 
 
 def notifications(urls: Sequence[str], *, verbose: bool) -> Notifications:

@@ -16,6 +16,7 @@ from drtransfer.engine import TransferSubscriber
 from drtransfer.errors import ConfigError
 from drtransfer.jobs import ImportSpec, JobSubscriber, UploadRequest, upload
 from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operation, OperationResult
+from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import PreparedModel, UploadOutcome
 from drtransfer_cli import app
 from drtransfer_cli.commands.import_ import report_imports, secret_source, warn
@@ -82,7 +83,8 @@ class UploadFlags:
 
 class RetryLog(TransferSubscriber):
     """Counts every retry per model (for ``--json`` and ``-v``); with ``verbose`` it also prints each
-    retry and each failed operation on stderr as it happens."""
+    retry and each failed operation on stderr as it happens. ``labels`` maps run keys (the engine's model
+    ids) to labels."""
 
     def __init__(self, labels: dict[str, str], *, verbose: bool, prog: str) -> None:
         self.labels = labels
@@ -148,7 +150,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         else None,
         notifications=app.notifications(flags.notify_urls, verbose=flags.verbose),
     )
-    labels = {run.run_id: run.label for run in runs}
+    labels = {run.key: run.label for run in runs}
     progress = None
     if app.wants_progress(flags.no_progress, flags.json_output) and not flags.dry_run:
         progress = app.ProgressBars(labels)
@@ -184,10 +186,12 @@ def ready_lines(prepared: Sequence[PreparedModel], wording: Wording, *, dry_run:
     for item in prepared:
         if item.ok and item.selection is not None:
             lines.append(
-                f"  {item.run.label}: {item.run.source_url} -> {item.run.target_url} ({item.selection.explanation})"
+                f"  {item.run.label}: {source_text(item.run)} -> {item.run.target_url} ({item.selection.explanation})"
             )
         else:
-            lines.append(f"  {item.run.label}: cannot upload: {item.error}")
+            lines.append(
+                f"  {item.run.label}: {source_text(item.run)} -> {item.run.target_url}: cannot upload: {item.error}"
+            )
         if item.run.increment is not None:
             step = item.run.increment
             when = "left unchanged (dry run)" if dry_run else "written after a successful upload"
@@ -196,6 +200,11 @@ def ready_lines(prepared: Sequence[PreparedModel], wording: Wording, *, dry_run:
                 f"{when}"
             )
     return lines
+
+
+def source_text(run: RunConfig) -> str:
+    """The source URL, marked ``(default)`` when its prefix is DRfC's default rather than a setting."""
+    return f"{run.source_url} (default)" if run.source_default else run.source_url
 
 
 class DryRunBanner(JobSubscriber):
@@ -243,7 +252,10 @@ def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
     written = [r for r in result.operations if not isinstance(r.operation, DeleteObject)]
     data: dict[str, object] = {
         "run_id": item.run.run_id,
+        "key": item.run.key,
+        "experiment": item.run.experiment,
         "source": item.run.source_url,
+        "source_default": item.run.source_default,
         "target": item.run.target_url,
         "checkpoint": item.selection.checkpoint.name if item.selection else None,
         "selection": item.selection.explanation if item.selection else None,
@@ -255,6 +267,7 @@ def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
         "seconds": round(result.seconds, 3),
         "status": result.status,
         "error": result.error,
+        "warnings": list(item.run.warnings),
     }
     data.update(outcome.extra)
     return data

@@ -75,10 +75,17 @@ Without ``DR_CONFIG``, every exported ``DR_*`` variable counts.
 - ``DR_CLOUD`` missing or unknown without an explicit endpoint, or an endpoint that is not an http(s)
   URL;
 - a target equal to its own source ("Target equals source");
-- two runs with the same ``DR_RUN_ID``, the same ``(bucket, model prefix)`` or the same target;
+- two runs with the same ``(bucket, model prefix)`` or the same target;
 - a run whose target is another run's training prefix.
 
-The same file given twice counts as one run.
+Runs may share a ``DR_RUN_ID`` (DRfC's template sets 0, and copied experiments keep it). Each run gets a
+``key`` and a ``label`` unique among the loaded runs (see :func:`_name_runs_apart`); a run file
+``experiments/NAME/run.env`` belongs to experiment NAME. The same file given twice counts as one run.
+
+**Warnings** (``RunConfig.warnings``, never printed here): each assignment in system.env or the run file
+of a ``DR_*`` name that neither DRfC nor deepracer-transfer reads (:mod:`drtransfer.drfc_variables`), with
+the nearest known name. ``RunConfig.source_default`` says that ``DR_LOCAL_S3_MODEL_PREFIX`` fell back to
+DRfC's default.
 
 ``RunConfig.values`` is the merged mapping after defaults, without the local secret keys.
 """
@@ -93,10 +100,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drtransfer.drfc_variables import KNOWN_VARIABLES, nearest_variable
 from drtransfer.endpoints import Credentials, Endpoint, resolve_credentials
 from drtransfer.envfile import EnvFile, parse_env_text, read_env_file, read_text
 from drtransfer.errors import ConfigError
-from drtransfer.runconfig import PrefixIncrement, RunConfig
+from drtransfer.runconfig import PrefixIncrement, RunConfig, base_label, label_head
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +224,46 @@ def load_runs(
 
     runs = []
     for source in sources:
-        values = {**_file_values(source, env), **env_layer}
+        file_values, files = _read_files(source, env)
+        values = {**file_values, **env_layer}
         pending = _increment_for(source, env) if increment else None
         if pending is not None:
             values["DR_UPLOAD_S3_PREFIX"] = pending.new_value
         values.update(flags)
-        runs.append(_build_run(values, source, credentials, choices, flags, pending))
+        runs.append(_build_run(values, source, credentials, choices, flags, pending, _unknown_variables(files)))
     _check_distinct(runs)
-    return _name_endpoints_apart(runs)
+    return _name_endpoints_apart(_name_runs_apart(runs))
+
+
+def _name_runs_apart(runs: Sequence[RunConfig]) -> list[RunConfig]:
+    """Give every run a key and a label unique among ``runs``.
+
+    The key is the first of these that no other run shares: the run id, the experiment name, the run
+    file's name; else the run's position (``#2``). The label is :func:`~drtransfer.runconfig.base_label`;
+    runs whose labels collide show their source URL instead of the prefix (no two runs share a source),
+    and the position is added when even that collides.
+    """
+
+    def unique(values: Sequence[str | None]) -> list[bool]:
+        return [value is not None and values.count(value) == 1 for value in values]
+
+    candidates: list[list[str | None]] = [
+        [run.run_id for run in runs],
+        [run.experiment for run in runs],
+        [run.run_file.name if run.run_file else None for run in runs],
+    ]
+    free = [unique(level) for level in candidates]
+    labels = [base_label(run.run_id, run.experiment, run.model_prefix) for run in runs]
+    labels = [
+        f"{label_head(run.run_id, run.experiment)} ({run.source_url})" if labels.count(label) > 1 else label
+        for label, run in zip(labels, runs, strict=True)
+    ]
+    out = []
+    for index, run in enumerate(runs):
+        key = next((level[index] for level, ok in zip(candidates, free, strict=True) if ok[index]), None)
+        label = labels[index] if labels.count(labels[index]) == 1 else f"{labels[index]} #{index + 1}"
+        out.append(dataclasses.replace(run, key=key or f"#{index + 1}", label=label))
+    return out
 
 
 def _name_endpoints_apart(runs: Sequence[RunConfig]) -> list[RunConfig]:
@@ -340,8 +380,29 @@ def _read_files(source: _Source, env: Mapping[str, str]) -> tuple[dict[str, str]
     return values, files
 
 
-def _file_values(source: _Source, env: Mapping[str, str]) -> dict[str, str]:
-    return _read_files(source, env)[0]
+def _unknown_variables(files: Iterable[EnvFile]) -> tuple[str, ...]:
+    """One warning per assignment of a ``DR_*`` name that neither DRfC nor deepracer-transfer reads."""
+    warnings = []
+    for parsed in files:
+        for assignment in parsed.assignments:
+            name = assignment.key
+            if not name.startswith("DR_") or name in KNOWN_VARIABLES:
+                continue
+            nearest = nearest_variable(name)
+            hint = f"did you mean {nearest}?" if nearest else "check its spelling."
+            warnings.append(f"{parsed.path} line {assignment.line}: {name} is not a DRfC variable; {hint}")
+    return tuple(warnings)
+
+
+def _experiment_name(source: _Source) -> str | None:
+    """The experiment a run belongs to: the one named (``--experiment``, ``DR_EXPERIMENT_NAME``), else the
+    directory of an ``experiments/NAME/run.env`` file."""
+    if source.experiment:
+        return source.experiment
+    run_file = source.run_file
+    if run_file is not None and run_file.name == "run.env" and run_file.parent.parent.name == "experiments":
+        return run_file.parent.name
+    return None
 
 
 def _activation(env: Mapping[str, str], credentials: _CredentialCache) -> _Activation | None:
@@ -512,7 +573,9 @@ def _build_run(
     choices: _Choices,
     flags: Mapping[str, str],
     increment: PrefixIncrement | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> RunConfig:
+    source_default = not values.get("DR_LOCAL_S3_MODEL_PREFIX")
     _apply_defaults(values)
     run_id = values["DR_RUN_ID"]
     where = f"run {run_id} ({source.describe()})"
@@ -548,6 +611,9 @@ def _build_run(
         increment=increment,
         prefix_override=choices.prefix_override,
         reward_function=choices.reward_function,
+        experiment=_experiment_name(source),
+        warnings=warnings,
+        source_default=source_default,
     )
 
 
@@ -580,8 +646,10 @@ def _target_is_source(
 
 
 def _check_distinct(runs: Sequence[RunConfig]) -> None:
-    """Runs must not share a DR_RUN_ID, a source model or a target prefix, and no run may upload into the
-    prefix another run trains into (possible with -L, or with the target on the local store)."""
+    """Runs must not share a source model or a target prefix, and no run may upload into the prefix another
+    run trains into (possible with -L, or with the target on the local store). They may share a
+    DR_RUN_ID: DRfC's template gives every experiment 0, and a command that finds containers by it
+    refuses such runs itself."""
 
     def name(run: RunConfig) -> str:
         return str(run.run_file) if run.run_file else "the activated DRfC environment"
@@ -593,7 +661,6 @@ def _check_distinct(runs: Sequence[RunConfig]) -> None:
     sources = {where(run.local, run.local_bucket, run.model_prefix): run for run in runs}
     for run in runs:
         checks: list[tuple[tuple[str, ...], str]] = [
-            (("id", run.run_id), f"both use DR_RUN_ID={run.run_id}; give each run its own DR_RUN_ID"),
             (
                 ("source", run.local_bucket, run.model_prefix),
                 f"both train into s3://{run.local_bucket}/{run.model_prefix}; give each its own "

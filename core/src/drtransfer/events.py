@@ -5,6 +5,10 @@ Each event is a small frozen dataclass with a ``name``, :meth:`Event.properties`
 batch) and :meth:`Event.level` (``info``, ``success``, ``warning`` or ``failure``: chat colours and
 apprise's notification type). No event carries a secret: URLs are ``s3://bucket/key`` or redacted,
 reasons are user-facing sentences.
+
+Per-run events carry ``run_id`` (DRfC's ``DR_RUN_ID``, which runs may share); all but ``import_finished``
+also carry ``experiment`` (the experiment name, empty for other run files), and their summaries name the
+experiment when there is one. ``import_finished`` names the model instead.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ def human_size(size: int) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _who(run_id: str, experiment: str) -> str:
+    return f"experiment {experiment}" if experiment else f"run {run_id}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,8 @@ class Event:
 
 @dataclass(frozen=True)
 class BatchStarted(Event):
-    """A command started work on ``runs`` models, planning ``bytes_planned`` bytes."""
+    """A command started work on ``runs`` models (each run's key: its DR_RUN_ID unless runs share one),
+    planning ``bytes_planned`` bytes."""
 
     name: ClassVar[str] = "batch_started"
     command: str
@@ -70,9 +79,10 @@ class CheckpointSelected(Event):
     run_id: str
     checkpoint: str
     explanation: str
+    experiment: str = ""
 
     def summary(self) -> str:
-        return f"run {self.run_id}: checkpoint {self.checkpoint} ({self.explanation})"
+        return f"{_who(self.run_id, self.experiment)}: checkpoint {self.checkpoint} ({self.explanation})"
 
 
 @dataclass(frozen=True)
@@ -85,10 +95,11 @@ class ModelUploaded(Event):
     bytes: int
     seconds: float
     skipped: int
+    experiment: str = ""
 
     def summary(self) -> str:
         return (
-            f"run {self.run_id}: uploaded to {self.target} "
+            f"{_who(self.run_id, self.experiment)}: uploaded to {self.target} "
             f"({human_size(self.bytes)} in {self.seconds:.1f} s, {self.skipped} object(s) already there)"
         )
 
@@ -104,9 +115,10 @@ class ModelFailed(Event):
     run_id: str
     target: str
     reason: str
+    experiment: str = ""
 
     def summary(self) -> str:
-        return f"run {self.run_id}: FAILED ({self.target}): {self.reason}"
+        return f"{_who(self.run_id, self.experiment)}: FAILED ({self.target}): {self.reason}"
 
     def level(self) -> Level:
         return "failure"
@@ -121,9 +133,11 @@ class ImportSubmitted(Event):
     target: str
     model_name: str
     model_id: str
+    experiment: str = ""
 
     def summary(self) -> str:
-        return f"run {self.run_id}: import of {self.model_name!r} submitted to {self.target} (id {self.model_id})"
+        who = _who(self.run_id, self.experiment)
+        return f"{who}: import of {self.model_name!r} submitted to {self.target} (id {self.model_id})"
 
 
 _FAILED_STATUSES = ("fail", "error", "reject", "cancel")
@@ -159,9 +173,11 @@ class CarPackageBuilt(Event):
     package: str
     size: int
     location: str
+    experiment: str = ""
 
     def summary(self) -> str:
-        return f"run {self.run_id}: car package {self.package} ({human_size(self.size)}) at {self.location}"
+        who = _who(self.run_id, self.experiment)
+        return f"{who}: car package {self.package} ({human_size(self.size)}) at {self.location}"
 
     def level(self) -> Level:
         return "success"

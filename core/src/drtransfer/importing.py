@@ -5,7 +5,7 @@ Import targets are plugins (``drtransfer_register_importers``); the built-ins ar
 
     imports = prepare_imports(host, prepared_models, target=None, name=None, options=ImportOptions(...))
     outcomes = execute(...)                      # the upload itself
-    results = submit_imports(imports, {run_id: model_result, ...}, wait=False, notify=notify)
+    results = submit_imports(imports, {run.key: model_result, ...}, wait=False, notify=notify)
 
 :func:`prepare_imports` checks everything that can be checked before anything is written: the import
 name of every run (``^[A-Za-z0-9-]{1,64}$``, refused with the offending character named), the target's
@@ -103,6 +103,9 @@ class ImportResult:
     ``pending``: ``--wait`` gave up while the service was still importing; ``failed``: refused or
     ended in an error status (``message`` says why, in one sentence); ``skipped``: not attempted
     because the model's upload failed.
+
+    ``run_id`` is the run's ``DR_RUN_ID`` (runs may share it); ``key`` is its ``RunConfig.key``, which
+    :func:`submit_imports` sets on every result it returns.
     """
 
     run_id: str
@@ -113,6 +116,7 @@ class ImportResult:
     service_status: str | None = None
     source: str | None = None
     message: str | None = None
+    key: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -121,6 +125,7 @@ class ImportResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
+            "key": self.key,
             "target": self.target,
             "model_name": self.model_name,
             "status": self.status,
@@ -296,13 +301,14 @@ def submit_imports(
 ) -> list[ImportResult]:
     """Import every prepared run whose upload succeeded; one result per item, in the order given.
 
-    ``uploads`` maps run ids to this command's upload results; ``None`` means there was no upload in
-    this command (``drtransfer import``), so every item is submitted. Never raises for a model.
+    ``uploads`` maps run keys (``RunConfig.key``) to this command's upload results; ``None`` means there
+    was no upload in this command (``drtransfer import``), so every item is submitted. Never raises for a
+    model. Each result's ``key`` is its run's key.
     """
     results: dict[int, ImportResult] = {}
     ready: list[PreparedImport] = []
     for item in prepared:
-        upload = None if uploads is None else uploads.get(item.run.run_id)
+        upload = None if uploads is None else uploads.get(item.run.key)
         if uploads is not None and (upload is None or upload.status != "ok"):
             why = "it was a dry run" if upload is not None and upload.status == "dry-run" else "its upload failed"
             results[id(item)] = ImportResult(item.run.run_id, item.target, item.name, "skipped",
@@ -319,6 +325,8 @@ def submit_imports(
             produced = [ImportResult(i.run.run_id, chosen, i.name, "failed", message=str(error)) for i in group]
         for item, result in zip(group, produced, strict=True):
             results[id(item)] = result
+    for item in prepared:
+        results[id(item)].key = item.run.key
     return [results[id(item)] for item in prepared]
 
 

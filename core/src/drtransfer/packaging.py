@@ -229,6 +229,10 @@ class Packager(Protocol):
     suffix: the archive file suffix (``.tar.gz``).
     build: make the package of one run; called from worker threads of the parent process, so it must
     create its own clients. Raise :class:`ModelError` for anything wrong with this run's model.
+
+    A packager may also offer ``check_runs(runs, request)``, which :func:`build_packages` calls once
+    before building anything: it raises :class:`ConfigError` for runs that cannot be packaged together
+    (the container source refuses runs whose containers it cannot tell apart).
     """
 
     sources: tuple[str, ...]
@@ -269,12 +273,16 @@ def build_packages(
     """Build every run's package (a few at once); one run's failure never stops the others.
 
     Refused before anything is built: a source the packager does not support, an explicit name
-    for several runs, or two runs whose archives would get the same name.
+    for several runs, two runs whose archives would get the same name, or runs the packager's own
+    ``check_runs`` refuses.
     """
     if request.source not in packager.sources:
         raise ConfigError(
             f"The package source {request.source!r} is not supported; choose one of {', '.join(packager.sources)}."
         )
+    check_runs = getattr(packager, "check_runs", None)
+    if callable(check_runs):
+        check_runs(runs, request)
     if request.name is not None and len(runs) > 1:
         raise ConfigError(f"An archive name can be given for one run only, not for {len(runs)} runs.")
     names: dict[str, RunConfig] = {}
@@ -299,7 +307,12 @@ def build_packages(
         for outcome in outcomes:
             if outcome.package is not None and outcome.package.checkpoint is not None:
                 on_event(
-                    CheckpointSelected(outcome.run.run_id, outcome.package.checkpoint, outcome.package.explanation)
+                    CheckpointSelected(
+                        outcome.run.run_id,
+                        outcome.package.checkpoint,
+                        outcome.package.explanation,
+                        experiment=outcome.run.experiment or "",
+                    )
                 )
     return outcomes
 
@@ -337,7 +350,8 @@ def upload_packages(
     settings: EngineSettings | None = None,
     subscribers: Sequence[TransferSubscriber] = (),
 ) -> list[ModelResult]:
-    """Upload each package as one PutBytes through the engine; one result per package, in order."""
+    """Upload each package as one PutBytes through the engine; one result per package, in order (each
+    keyed by its run's ``key``)."""
     from drtransfer.engine import run_transfer
 
     endpoints: dict[str, Endpoint] = {}
@@ -354,7 +368,7 @@ def upload_packages(
         target = ObjectLocation(endpoint.name, where.bucket, where.key)
         # The archive's own key is the plan's root: the engine's sweep of multipart uploads left by a
         # crash stays off the rest of the prefix, which may hold an uploaded model.
-        plan = ModelPlan(model_id=package.run.run_id, target_root=target)
+        plan = ModelPlan(model_id=package.run.key, target_root=target)
         plan.add(PutBytes(target, package.data, content_type=package_content_type(package)))
         plans.append(plan)
     return run_transfer(plans, endpoints, settings, subscribers)
@@ -396,7 +410,8 @@ def write_package(package: Package, directory: Path) -> Path:
 
 
 def built_event(package: Package, location: str) -> CarPackageBuilt:
-    return CarPackageBuilt(package.run.run_id, package.filename, package.size, location)
+    run = package.run
+    return CarPackageBuilt(run.run_id, package.filename, package.size, location, experiment=run.experiment or "")
 
 
 __all__ = [

@@ -42,6 +42,16 @@ class RunConfig:
     not the prefix the run trains into, so the run's ``DR_LOCAL_S3_REWARD_KEY`` (the current training's
     reward function) does not belong to that model. ``reward_function`` is ``--reward-function``: a local
     path or an ``s3://bucket/key`` URL on the local endpoint that replaces the model's reward function.
+
+    ``run_id`` is DRfC's ``DR_RUN_ID``, which runs may share (DRfC's template sets 0 for every experiment).
+    ``key`` and ``label`` tell the runs of one command apart: :func:`drtransfer.config.load_runs` sets them
+    unique among the runs it loads (``key`` identifies the run's plan and results, ``label`` names it in
+    messages); left empty, they default to the run id and to :func:`base_label`. ``experiment`` is the
+    experiment name (``experiments/NAME/run.env``), None for other run files.
+
+    ``warnings`` are the sentences about the files read (``DR_*`` names that DRfC does not know);
+    ``source_default`` is True when ``model_prefix`` is DRfC's default because no file, exported variable
+    or flag set ``DR_LOCAL_S3_MODEL_PREFIX``.
     """
 
     run_id: str
@@ -60,10 +70,17 @@ class RunConfig:
     increment: PrefixIncrement | None = None
     prefix_override: bool = False
     reward_function: str | None = None
+    experiment: str | None = None
+    key: str = ""
+    label: str = ""
+    warnings: tuple[str, ...] = ()
+    source_default: bool = False
 
-    @property
-    def label(self) -> str:
-        return f"run {self.run_id} ({self.model_prefix})"
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.run_id)
+        if not self.label:
+            object.__setattr__(self, "label", base_label(self.run_id, self.experiment, self.model_prefix))
 
     @property
     def source_url(self) -> str:
@@ -72,3 +89,13 @@ class RunConfig:
     @property
     def target_url(self) -> str:
         return f"s3://{self.upload_bucket}/{self.upload_prefix}"
+
+
+def label_head(run_id: str, experiment: str | None) -> str:
+    """``experiment NAME`` for an experiment, else ``run ID``."""
+    return f"experiment {experiment}" if experiment else f"run {run_id}"
+
+
+def base_label(run_id: str, experiment: str | None, model_prefix: str) -> str:
+    """``experiment NAME (prefix)`` for an experiment, else ``run ID (prefix)``."""
+    return f"{label_head(run_id, experiment)} ({model_prefix})"

@@ -271,6 +271,6 @@ def execute(
     by_model = {id(p): r for p, r in zip(ready, results, strict=True)}
     outcomes = []
     for item in prepared:
-        result = by_model.get(id(item)) or ModelResult(item.run.run_id, "failed", error=item.error, seconds=0.0)
+        result = by_model.get(id(item)) or ModelResult(item.run.key, "failed", error=item.error, seconds=0.0)
         outcomes.append(UploadOutcome(item, result))
     return outcomes

@@ -134,6 +134,8 @@ def _outcome_json(outcome: PackageOutcome) -> dict[str, Any]:
     package = outcome.package
     return {
         "run_id": outcome.run.run_id,
+        "key": outcome.run.key,
+        "experiment": outcome.run.experiment,
         "source": package.origin if package else outcome.run.source_url,
         "checkpoint": package.checkpoint if package else None,
         "selection": package.explanation if package else None,
@@ -144,6 +146,7 @@ def _outcome_json(outcome: PackageOutcome) -> dict[str, Any]:
         "notes": list(package.notes) if package else [],
         "status": "ok" if outcome.ok else "failed",
         "error": str(outcome.error) if outcome.error else None,
+        "warnings": list(outcome.run.warnings),
     }
 
 

@@ -56,12 +56,13 @@ def warn(line: str) -> None:
 
 def report_imports(results: Sequence[ImportResult], runs: Sequence[RunConfig], *, json_output: bool) -> None:
     """One line per import (stdout when it went through, stderr when not), or one JSON object each."""
-    labels = {run.run_id: run.label for run in runs}
+    labels = {run.key: run.label for run in runs}
     for result in results:
         if json_output:
             app.print_json({"import": result.to_json()})
             continue
-        click.echo(f"{labels.get(result.run_id, result.run_id)}: {result.summary()}", err=not result.ok)
+        label = labels.get(result.key or "", f"run {result.run_id}")
+        click.echo(f"{label}: {result.summary()}", err=not result.ok)
 
 
 def run_import(kwargs: dict[str, Any]) -> int:
@@ -74,7 +75,7 @@ def run_import(kwargs: dict[str, Any]) -> int:
                          all_experiments=kwargs["all_experiments"], require_target=False)
     progress = None
     if app.wants_progress(kwargs["no_progress"], kwargs["json_output"]):
-        progress = app.ProgressBars({run.run_id: run.label for run in runs})
+        progress = app.ProgressBars({run.key: run.label for run in runs})
     request = ImportRequest(
         runs=runs,
         target=kwargs["import_target"],

@@ -79,7 +79,7 @@ def package_cars(
         check_targets(runs)
     failures: list[str] = []
     with notifications_open(host, runs, request.notifications, subscribers, failures) as sink:
-        sink.emit(BatchStarted(command="car-zip", runs=[run.run_id for run in runs], bytes_planned=0))
+        sink.emit(BatchStarted(command="car-zip", runs=[run.key for run in runs], bytes_planned=0))
         source = request.source or packager.sources[0]
         outcomes = build_packages(
             runs, PackageRequest(source=source, checkpoint=request.checkpoint), packager, host, on_event=sink.emit
@@ -93,7 +93,9 @@ def package_cars(
                 for location in outcome.locations:
                     sink.emit(built_event(outcome.package, location))
             if outcome.error is not None:
-                sink.emit(ModelFailed(outcome.run.run_id, destination(outcome, request), str(outcome.error)))
+                run = outcome.run
+                where = destination(outcome, request)
+                sink.emit(ModelFailed(run.run_id, where, str(outcome.error), experiment=run.experiment or ""))
         failed = [o for o in outcomes if not o.ok]
         sink.emit(
             BatchFinished(

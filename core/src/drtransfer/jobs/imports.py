@@ -93,9 +93,10 @@ def import_models(
     with notifications_open(host, runs, request.notifications, subscribers, failures) as sink:
         models = _models_for(runs, reads_model, host, request.checkpoint)
         prepared = prepare_imports(host, models, target=request.target, name=request.name, options=options)
-        sink.emit(BatchStarted(command="import", runs=[run.run_id for run in runs], bytes_planned=0))
+        sink.emit(BatchStarted(command="import", runs=[run.key for run in runs], bytes_planned=0))
         results = submit_imports(prepared, None, wait=request.wait, notify=sink.emit)
         failed = [r for r in results if not r.ok]
+        labels = {run.key: run.label for run in runs}
         sink.emit(
             BatchFinished(
                 command="import",
@@ -103,7 +104,7 @@ def import_models(
                 failed=len(failed),
                 bytes=0,
                 seconds=time.monotonic() - started,
-                failures=[f"run {r.run_id}: {r.message}" for r in failed],
+                failures=[f"{labels.get(r.key or '', 'run ' + r.run_id)}: {r.message}" for r in failed],
             )
         )
     return ImportReport(results, time.monotonic() - started, failures)

@@ -87,7 +87,7 @@ class _RetryCount(TransferSubscriber):
         self.counts: dict[str, int] = {}
 
     def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
-        self.counts[model_id] = self.counts.get(model_id, 0) + 1
+        self.counts[model_id] = self.counts.get(model_id, 0) + 1  # model ids are run keys
 
 
 def upload(
@@ -138,7 +138,7 @@ def _prepare_and_transfer(
     if not request.dry_run and any(item.ok for item in prepared) and not confirm(prepared):
         raise Declined()
     planned = sum(item.plan.total_bytes for item in prepared if item.plan is not None)
-    sink.emit(BatchStarted(command=request.command, runs=[item.run.run_id for item in prepared], bytes_planned=planned))
+    sink.emit(BatchStarted(command=request.command, runs=[item.run.key for item in prepared], bytes_planned=planned))
     for item in prepared:
         if item.selection is not None:
             sink.emit(
@@ -146,12 +146,13 @@ def _prepare_and_transfer(
                     run_id=item.run.run_id,
                     checkpoint=item.selection.checkpoint.name,
                     explanation=item.selection.explanation,
+                    experiment=item.run.experiment or "",
                 )
             )
     retries = _RetryCount()
     outcomes = execute(prepared, request.engine, [*subscribers, retries])
     for outcome in outcomes:
-        outcome.extra["retries"] = retries.counts.get(outcome.prepared.run.run_id, 0)
+        outcome.extra["retries"] = retries.counts.get(outcome.prepared.run.key, 0)
     return outcomes, imports
 
 
@@ -193,11 +194,11 @@ def _submit_imports(
     if not imports:
         return []
     wait = request.imports.wait if request.imports is not None else False
-    uploads = {o.prepared.run.run_id: o.result for o in outcomes}
+    uploads = {o.prepared.run.key: o.result for o in outcomes}
     results = submit_import_items(imports, uploads, wait=wait, notify=sink.emit)
-    by_run = {result.run_id: result for result in results}
+    by_run = {result.key: result for result in results}
     for outcome in outcomes:
-        result = by_run.get(outcome.prepared.run.run_id)
+        result = by_run.get(outcome.prepared.run.key)
         if result is not None:
             outcome.extra["import"] = result.to_json()
     return results
@@ -215,12 +216,14 @@ def _emit_results(sink: EventSink, outcomes: Sequence[UploadOutcome], seconds: f
                     bytes=result.bytes,
                     seconds=result.seconds,
                     skipped=result.skipped,
+                    experiment=run.experiment or "",
                 )
             )
         elif result.status == "failed":
             reason = result.error or "failed"
-            failures.append(f"run {run.run_id}: {reason}")
-            sink.emit(ModelFailed(run_id=run.run_id, target=run.target_url, reason=reason))
+            failures.append(f"{run.label}: {reason}")
+            experiment = run.experiment or ""
+            sink.emit(ModelFailed(run_id=run.run_id, target=run.target_url, reason=reason, experiment=experiment))
     sink.emit(
         BatchFinished(
             command=f"{request.command} (dry run)" if request.dry_run else request.command,

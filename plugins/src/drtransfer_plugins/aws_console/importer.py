@@ -196,7 +196,8 @@ class ConsoleImporter:
             result.model_id = str(response["ModelArn"])
             result.service_status = "IMPORTING"
             clients[id(result)] = client
-            notify(ImportSubmitted(run_id=run.run_id, target=TARGET, model_name=item.name, model_id=result.model_id))
+            notify(ImportSubmitted(run_id=run.run_id, target=TARGET, model_name=item.name, model_id=result.model_id,
+                                   experiment=run.experiment or ""))
         if wait:
             states = {id(r): i.state for r, i in zip(results, items, strict=True)}
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from drtransfer import hookimpl
@@ -31,6 +32,23 @@ class CarPackager:
 
     sources = SOURCES
     suffix = CAR_SUFFIX
+
+    def check_runs(self, runs: Sequence[RunConfig], request: PackageRequest) -> None:
+        """The container source finds a run's container by ``RUN_ID=<DR_RUN_ID>``: refuse runs sharing one."""
+        if request.source != "container":
+            return
+        by_id: dict[str, list[RunConfig]] = {}
+        for run in runs:
+            by_id.setdefault(run.run_id, []).append(run)
+        for run_id, shared in by_id.items():
+            if len(shared) > 1:
+                labels = [run.label for run in shared]
+                names = f"{', '.join(labels[:-1])} and {labels[-1]}"
+                raise ConfigError(
+                    f"--from container finds each run's training container by RUN_ID=<DR_RUN_ID>, and {names} "
+                    f"{'both' if len(shared) == 2 else 'all'} use DR_RUN_ID={run_id}, so their containers cannot be "
+                    f"told apart; give each its own DR_RUN_ID, or package from S3 with --from s3."
+                )
 
     def build(self, run: RunConfig, request: PackageRequest, host: PluginHost) -> Package:
         if request.source == "container":

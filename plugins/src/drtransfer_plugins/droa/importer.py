@@ -208,4 +208,5 @@ class DroaImporter:
                 result.message = str(error)
                 continue
             result.status, result.model_id, result.service_status = "submitted", model_id, "IMPORTING"
-            notify(ImportSubmitted(run_id=item.run.run_id, target=TARGET, model_name=item.name, model_id=model_id))
+            notify(ImportSubmitted(run_id=item.run.run_id, target=TARGET, model_name=item.name, model_id=model_id,
+                                   experiment=item.run.experiment or ""))
