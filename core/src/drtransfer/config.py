@@ -459,6 +459,9 @@ def _local_url(values: Mapping[str, str], where: str) -> str | None:
 
 
 def _local_endpoint(values: dict[str, str], where: str, credentials: _CredentialCache) -> Endpoint:
+    variable = "DR_LOCAL_S3_ENDPOINT_URL" if values.get("DR_LOCAL_S3_ENDPOINT_URL") else None
+    if variable is None and values.get("DR_CLOUD", "").lower() == "remote":
+        variable = "DR_REMOTE_MINIO_URL"
     url = _local_url(values, where)
     if url is not None:
         values["DR_LOCAL_S3_ENDPOINT_URL"] = url
@@ -466,7 +469,7 @@ def _local_endpoint(values: dict[str, str], where: str, credentials: _Credential
     keys = credentials.get(
         "local", profile, values.get("DR_LOCAL_ACCESS_KEY_ID"), values.get("DR_LOCAL_SECRET_ACCESS_KEY")
     )
-    return Endpoint("local", url, values["DR_AWS_APP_REGION"], keys, profile=profile)
+    return Endpoint("local", url, values["DR_AWS_APP_REGION"], keys, profile=profile, url_variable=variable)
 
 
 def _target(
@@ -497,7 +500,14 @@ def _target(
             _check_url(url, "DR_UPLOAD_S3_ENDPOINT_URL", where)
         profile = values["DR_UPLOAD_S3_PROFILE"]
         keys = credentials.get("upload", profile)
-        upload = Endpoint("upload", url or None, values["DR_AWS_APP_REGION"], keys, profile=profile)
+        upload = Endpoint(
+            "upload",
+            url or None,
+            values["DR_AWS_APP_REGION"],
+            keys,
+            profile=profile,
+            url_variable="DR_UPLOAD_S3_ENDPOINT_URL" if url else None,
+        )
     if prefix in PLACEHOLDERS:
         prefix = ""
         if require_target or local_target:

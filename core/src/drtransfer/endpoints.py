@@ -47,7 +47,8 @@ class Endpoint:
     """Where a bucket lives and who we are there.
 
     ``url`` is ``None`` for AWS itself; ``profile`` is kept for messages ("profile minio"), the
-    credentials are what clients use.
+    credentials are what clients use. ``url_variable`` names the variable the URL came from
+    (``DR_UPLOAD_S3_ENDPOINT_URL`` ...), for messages only: it takes no part in comparisons.
     """
 
     name: str
@@ -55,6 +56,7 @@ class Endpoint:
     region: str
     credentials: Credentials | None
     profile: str | None = None
+    url_variable: str | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         where = self.url or f"AWS S3 ({self.region})"
@@ -76,7 +78,12 @@ class ClientSettings:
     # within ~1.5 s of a server outage; "legacy" with more attempts rides out several seconds, and
     # the engine adds its own outer retry on top.
     retry_mode: str = "legacy"
-    max_attempts: int = 10
+    max_attempts: int = 10  # botocore's retries after the first attempt
+
+
+# Checks made before anything is written (buckets, permissions, model inspection): one attempt with
+# short timeouts, so a server that is down, unreachable or silent is reported within seconds.
+PREFLIGHT_SETTINGS = ClientSettings(connect_timeout=3.0, read_timeout=5.0, max_attempts=0)
 
 
 def resolve_credentials(
