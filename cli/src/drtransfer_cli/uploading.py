@@ -54,6 +54,7 @@ class UploadFlags:
     wipe: bool = False
     dry_run: bool = False
     prefix: str | None = None
+    upload_prefix: str | None = None
     reward_function: str | None = None
     local_target: bool = False
     increment: bool = False
@@ -99,18 +100,27 @@ class RetryLog(TransferSubscriber):
             click.echo(f"{self.prog}: {label}: {result.operation.target.url} failed: {result.error}", err=True)
 
 
-def prefix_overrides(prefix: str | None) -> dict[str, str]:
-    """``-p PREFIX``: source prefix, its metrics and the target prefix all become PREFIX (as DRfC)."""
-    if prefix is None:
-        return {}
-    prefix = prefix.strip("/")
-    if not prefix:
-        raise ConfigError("-p needs a non-empty prefix.")
-    return {
-        "DR_LOCAL_S3_MODEL_PREFIX": prefix,
-        "DR_LOCAL_S3_METRICS_PREFIX": f"{prefix}/metrics",
-        "DR_UPLOAD_S3_PREFIX": prefix,
-    }
+def prefix_overrides(prefix: str | None, upload_prefix: str | None = None) -> dict[str, str]:
+    """``-p PREFIX``: source prefix, its metrics and the target prefix all become PREFIX (as DRfC);
+    ``--upload-prefix PREFIX``: the target prefix alone (also over ``-p``'s)."""
+    overrides: dict[str, str] = {}
+    if prefix is not None:
+        prefix = prefix.strip("/")
+        if not prefix:
+            raise ConfigError("-p needs a non-empty prefix.")
+        overrides = {
+            "DR_LOCAL_S3_MODEL_PREFIX": prefix,
+            "DR_LOCAL_S3_METRICS_PREFIX": f"{prefix}/metrics",
+            "DR_UPLOAD_S3_PREFIX": prefix,
+        }
+    if upload_prefix is not None:
+        if not upload_prefix.strip("/"):
+            raise ConfigError(
+                f"--upload-prefix {upload_prefix or repr(upload_prefix)} is the bucket root, where -w and the commit "
+                f"objects would act on the whole bucket; give the model a prefix of its own."
+            )
+        overrides["DR_UPLOAD_S3_PREFIX"] = upload_prefix.strip("/")
+    return overrides
 
 
 def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int:
@@ -130,13 +140,17 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         raise ConfigError(f"{', '.join(import_only)} only apply to an import: add -i or -I NAME, or drop them.")
     if importing and flags.local_target:
         raise ConfigError("Combination of -i and -L is not permitted: the import reads from the upload bucket.")
+    if flags.upload_prefix is not None and flags.increment:
+        raise ConfigError(
+            f"--upload-prefix {flags.upload_prefix} and -1 both choose the upload prefix; drop one of them."
+        )
     host = app.build_host(flags.disabled_plugins)
     runs = app.load_runs(
         flags.run_files,
         system_env=flags.system_env,
         experiments=flags.experiments,
         all_experiments=flags.all_experiments,
-        overrides=prefix_overrides(flags.prefix),
+        overrides=prefix_overrides(flags.prefix, flags.upload_prefix),
         local_target=flags.local_target,
         increment=flags.increment,
         reward_function=flags.reward_function,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import botocore.exceptions
@@ -28,6 +29,9 @@ _BROKEN_CONNECTION: tuple[type[BaseException], ...] = (
 
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+# OpenSSL's reasons for a reply that is not a TLS record: a plain-http server answering a TLS hello.
+_NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE")
+_SSL_REASON = re.compile(r"\[SSL: (\w+)\]")
 
 
 def answer_timeout(client: Any) -> float | None:
@@ -61,6 +65,10 @@ def describe_client_error(
         return error
     where = endpoint.describe()
     who = f" (profile {endpoint.profile})" if endpoint.profile else ""
+    if isinstance(error, botocore.exceptions.SSLError) and _not_tls(error, endpoint):
+        url = endpoint.url or ""
+        plain, setting = "http://" + url[len("https://") :], endpoint.url_variable or "the endpoint URL"
+        return ConfigError(f"The server at {url} speaks http, not https: use {plain} in {setting}.")
     if isinstance(error, botocore.exceptions.ReadTimeoutError) and answer_within is not None:
         check = (
             f"{endpoint.url_variable} names the S3 server's address and port"
@@ -99,3 +107,9 @@ def describe_client_error(
         message = error.response.get("Error", {}).get("Message", "")
         return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {code} {message}".strip() + ".")
     return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {type(error).__name__}: {error}.")
+
+
+def _not_tls(error: BaseException, endpoint: Endpoint) -> bool:
+    """Whether an https endpoint's server answered the TLS hello with something that is not TLS."""
+    found = _SSL_REASON.search(str(error))
+    return found is not None and found.group(1) in _NOT_TLS_REASONS and (endpoint.url or "").startswith("https://")

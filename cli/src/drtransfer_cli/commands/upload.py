@@ -21,6 +21,11 @@ upload_switches = options.compose(
     ),
     click.option("-d", "--dry-run", is_flag=True, help="Print every planned copy, put and delete; write nothing."),
     click.option("-p", "--prefix", metavar="PREFIX", help="Source and target prefix (as DRfC's -p)."),
+    click.option(
+        "--upload-prefix",
+        metavar="PREFIX",
+        help="Target prefix only, instead of DR_UPLOAD_S3_PREFIX; the source stays the run's (unlike -p).",
+    ),
     options.reward_function_option,
     click.option("-L", "--local-target", is_flag=True, help="Upload into the local bucket instead."),
     click.option(
