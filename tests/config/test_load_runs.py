@@ -283,7 +283,7 @@ def test_a_stale_exported_copy_of_a_file_value_loses_to_the_file(
 
     assert a.upload_prefix == only.upload_prefix == "model-a-upload-2"
     assert b.upload_prefix == "model-b-1"
-    assert "DR_UPLOAD_S3_PREFIX is exported with a value that differs from" in caplog.text
+    assert "DR_UPLOAD_S3_PREFIX is exported as model-a-upload-1, but" in caplog.text
 
 
 def test_without_run_files_the_activated_run_file_is_read_again(drfc: DrfcDir) -> None:

@@ -50,8 +50,8 @@ PREFIX, METRICS, MODEL = "DR_UPLOAD_S3_PREFIX=", "DR_LOCAL_S3_METRICS_PREFIX=", 
     ("changes", "flags", "fragment"),
     [
         ([("0", PREFIX + "alpha-up", PREFIX)], (), "No upload prefix defined"),
-        ([("0", PREFIX + "alpha-up", PREFIX + "/")], (), "No upload prefix defined"),
-        ([("0", PREFIX + "alpha-up", PREFIX + "//")], (), "No upload prefix defined"),
+        ([("0", PREFIX + "alpha-up", PREFIX + "/")], (), "DR_UPLOAD_S3_PREFIX=/ for run 0 ("),
+        ([("0", PREFIX + "alpha-up", PREFIX + "//")], (), "would upload into the root of bucket '{upload}'"),
         ([], ("-p", "/"), "-p needs a non-empty prefix"),
         (
             [("1", PREFIX + "beta-up", PREFIX + "alpha-up/beta")],

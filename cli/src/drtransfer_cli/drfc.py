@@ -19,7 +19,7 @@ def upload_model(**kwargs: Any) -> None:
     """Upload the model of the activated DRfC run (or of each RUN_FILE) to DR_UPLOAD_S3_BUCKET.
 
     DRfC's switches: -f force, -w wipe, -d dry run, -b best, -c N checkpoint, -p prefix, -L local,
-    -1 increment, -i / -I NAME import.
+    -1 increment, -i / -I NAME import; --upload-prefix PREFIX sets the target prefix alone.
 
     \b
     Examples:

@@ -58,6 +58,7 @@ class UploadFlags:
     wipe: bool = False
     dry_run: bool = False
     prefix: str | None = None
+    upload_prefix: str | None = None
     reward_function: str | None = None
     local_target: bool = False
     increment: bool = False
@@ -121,13 +122,17 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         raise ConfigError(f"{', '.join(import_only)} only apply to an import: add -i or -I NAME, or drop them.")
     if importing and flags.local_target:
         raise ConfigError("Combination of -i and -L is not permitted: the import reads from the upload bucket.")
+    if flags.upload_prefix is not None and flags.increment:
+        raise ConfigError(
+            f"--upload-prefix {flags.upload_prefix} and -1 both choose the upload prefix; drop one of them."
+        )
     host = app.build_host(flags.disabled_plugins)
     runs = app.load_runs(
         flags.run_files,
         system_env=flags.system_env,
         experiments=flags.experiments,
         all_experiments=flags.all_experiments,
-        overrides=prefix_overrides(flags.prefix),
+        overrides=prefix_overrides(flags.prefix, flags.upload_prefix),
         local_target=flags.local_target,
         increment=flags.increment,
         reward_function=flags.reward_function,

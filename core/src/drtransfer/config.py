@@ -44,7 +44,9 @@ system.env) gives, that is, when the user set it by hand. In detail:
 - a variable the activated files define never counts, even when it differs. DRfC re-reads the files
   on every ``dr-*`` command, so an exported copy is either stale (the file was edited, or ``-1``
   incremented ``DR_UPLOAD_S3_PREFIX``, after activation) or would be overwritten by DRfC anyway. The
-  file wins, and a log warning names the variable. Use a command-line flag to override a file value;
+  file wins, and a log warning names the variable and how to refresh the shell (for
+  ``DR_UPLOAD_S3_PREFIX`` also that ``--upload-prefix`` uploads to the exported value); a variable
+  that a flag or ``-1`` decides gets no warning;
 - anything else counts: variables the files do not set, and derived ones set by hand
   (``DR_LOCAL_S3_ENDPOINT_URL``, ``DR_LOCAL_ACCESS_KEY_ID`` ...) that differ from what activation
   derives.
@@ -177,7 +179,12 @@ class _CredentialCache:
         key = (name, profile, access_key, secret_key)
         if key not in self.found:
             self.found[key] = resolve_credentials(
-                name, profile=profile, access_key=access_key, secret_key=secret_key, environ=self.environ
+                name,
+                profile=profile,
+                access_key=access_key,
+                secret_key=secret_key,
+                environ=self.environ,
+                profile_variable=f"DR_{name.upper()}_S3_PROFILE",
             )
         return self.found[key]
 
@@ -205,7 +212,9 @@ def load_runs(
     choices = _Choices(local_target, require_target, "DR_LOCAL_S3_MODEL_PREFIX" in flags, reward_function)
     sources = _sources(run_files, system_env, experiments, all_experiments_dir, env)
     activation = _activation(env, credentials)
-    env_layer = _environment_layer(env, activation)
+    # A flag, or -1 (which increments the file's line), decides these whatever the shell exports.
+    decided = [*flags, "DR_UPLOAD_S3_PREFIX"] if increment else list(flags)
+    env_layer = _environment_layer(env, activation, overridden=decided)
 
     if not sources:
         if activation is not None:
@@ -440,8 +449,13 @@ def _activation_endpoint(values: Mapping[str, str]) -> str | None:
     return values.get("DR_LOCAL_S3_ENDPOINT_URL")
 
 
-def _environment_layer(env: Mapping[str, str], activation: _Activation | None) -> dict[str, str]:
-    """The exported DR_* variables that count as overrides (see "the activated-shell trap")."""
+def _environment_layer(
+    env: Mapping[str, str], activation: _Activation | None, overridden: Iterable[str] = ()
+) -> dict[str, str]:
+    """The exported DR_* variables that count as overrides (see "the activated-shell trap"); a stale
+    export of a variable in ``overridden`` (decided by a command-line flag or by ``-1``) is not warned
+    about."""
+    flagged = set(overridden)
     layer: dict[str, str] = {}
     for key, value in env.items():
         if not key.startswith("DR_"):
@@ -452,16 +466,26 @@ def _environment_layer(env: Mapping[str, str], activation: _Activation | None) -
         if key in ACTIVATION_ONLY or activation.derived.get(key) == value:
             continue
         if key in activation.file_values:
-            if activation.file_values[key] != value and key not in SECRET_VARIABLES:
-                log.warning(
-                    "%s is exported with a value that differs from %s (activated as DR_CONFIG); using the file, "
-                    "as DRfC does; pass a command-line option to override it.",
-                    key,
-                    activation.source,
-                )
+            if activation.file_values[key] != value and key not in SECRET_VARIABLES and key not in flagged:
+                log.warning("%s", _stale_export(key, value, activation))
             continue
         layer[key] = value
     return layer
+
+
+def _stale_export(key: str, value: str, activation: _Activation) -> str:
+    """The warning for an exported variable that differs from the activated file, which wins."""
+    refresh = "run dr-update-env to refresh this shell"
+    if key == "DR_UPLOAD_S3_PREFIX":  # -1 rewrites it in the file; the shell keeps the old value
+        current = activation.file_values[key]
+        return (
+            f"{key} is exported as {value}, but {activation.source} (DR_CONFIG) sets {current}; using {current}, "
+            f"as DRfC does; {refresh}, or pass --upload-prefix {value} to upload there."
+        )
+    return (
+        f"{key} is exported with a value that differs from {activation.source} (activated as DR_CONFIG); using "
+        f"the file, as DRfC does; {refresh}, or change {key} in the file."
+    )
 
 
 # ---- building a run ---------------------------------------------------------------------------------
@@ -520,6 +544,9 @@ def _local_url(values: Mapping[str, str], where: str) -> str | None:
 
 
 def _local_endpoint(values: dict[str, str], where: str, credentials: _CredentialCache) -> Endpoint:
+    variable = "DR_LOCAL_S3_ENDPOINT_URL" if values.get("DR_LOCAL_S3_ENDPOINT_URL") else None
+    if variable is None and values.get("DR_CLOUD", "").lower() == "remote":
+        variable = "DR_REMOTE_MINIO_URL"
     url = _local_url(values, where)
     if url is not None:
         values["DR_LOCAL_S3_ENDPOINT_URL"] = url
@@ -527,7 +554,7 @@ def _local_endpoint(values: dict[str, str], where: str, credentials: _Credential
     keys = credentials.get(
         "local", profile, values.get("DR_LOCAL_ACCESS_KEY_ID"), values.get("DR_LOCAL_SECRET_ACCESS_KEY")
     )
-    return Endpoint("local", url, values["DR_AWS_APP_REGION"], keys, profile=profile)
+    return Endpoint("local", url, values["DR_AWS_APP_REGION"], keys, profile=profile, url_variable=variable)
 
 
 def _target(
@@ -558,10 +585,23 @@ def _target(
             _check_url(url, "DR_UPLOAD_S3_ENDPOINT_URL", where)
         profile = values["DR_UPLOAD_S3_PROFILE"]
         keys = credentials.get("upload", profile)
-        upload = Endpoint("upload", url or None, values["DR_AWS_APP_REGION"], keys, profile=profile)
+        upload = Endpoint(
+            "upload",
+            url or None,
+            values["DR_AWS_APP_REGION"],
+            keys,
+            profile=profile,
+            url_variable="DR_UPLOAD_S3_ENDPOINT_URL" if url else None,
+        )
     if prefix in PLACEHOLDERS:
-        prefix = ""
+        written, prefix = values.get("DR_UPLOAD_S3_PREFIX", ""), ""
         if require_target or local_target:
+            if written and not _prefix(written):  # only slashes: the bucket root
+                raise ConfigError(
+                    f"DR_UPLOAD_S3_PREFIX={written} for {where} would upload into the root of bucket {bucket!r}, "
+                    f"where -w and the commit objects would act on the whole bucket; give the model a prefix of "
+                    f"its own, e.g. DR_UPLOAD_S3_PREFIX=my-model."
+                )
             raise ConfigError(f"No upload prefix defined for {where}: set DR_UPLOAD_S3_PREFIX in the run file.")
     return upload, bucket, prefix
 
@@ -637,6 +677,8 @@ def _target_is_source(
             f"{head}: -p {prefix} sets both the source and the target prefix, and {why}, so the model would be "
             f"uploaded onto itself; {fix}."
         )
+    if flag_prefix is not None and "DR_LOCAL_S3_MODEL_PREFIX" not in flags:
+        return f"{head}: --upload-prefix {prefix} is the source prefix; give another upload prefix."
     if increment is not None and flag_prefix is None:
         return (
             f"{head}: -1 makes DR_UPLOAD_S3_PREFIX {increment.new_value} ({increment.old_value} in "

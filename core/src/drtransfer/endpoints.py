@@ -47,7 +47,8 @@ class Endpoint:
     """Where a bucket lives and who we are there.
 
     ``url`` is ``None`` for AWS itself; ``profile`` is kept for messages ("profile minio"), the
-    credentials are what clients use.
+    credentials are what clients use. ``url_variable`` names the variable the URL came from
+    (``DR_UPLOAD_S3_ENDPOINT_URL`` ...), for messages only: it takes no part in comparisons.
     """
 
     name: str
@@ -55,6 +56,7 @@ class Endpoint:
     region: str
     credentials: Credentials | None
     profile: str | None = None
+    url_variable: str | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         where = self.url or f"AWS S3 ({self.region})"
@@ -76,7 +78,12 @@ class ClientSettings:
     # within ~1.5 s of a server outage; "legacy" with more attempts rides out several seconds, and
     # the engine adds its own outer retry on top.
     retry_mode: str = "legacy"
-    max_attempts: int = 10
+    max_attempts: int = 10  # botocore's retries after the first attempt
+
+
+# Checks made before anything is written (buckets, permissions, model inspection): one attempt with
+# short timeouts, so a server that is down, unreachable or silent is reported within seconds.
+PREFLIGHT_SETTINGS = ClientSettings(connect_timeout=3.0, read_timeout=5.0, max_attempts=0)
 
 
 def resolve_credentials(
@@ -87,6 +94,7 @@ def resolve_credentials(
     secret_key: str | None = None,
     session_token: str | None = None,
     environ: Mapping[str, str] | None = None,
+    profile_variable: str | None = None,
 ) -> Credentials | None:
     """Resolve credentials once: explicit keys win, else the named profile, else boto3's default chain.
 
@@ -95,7 +103,9 @@ def resolve_credentials(
     that was handed an environment mapping gets exactly that environment (web-identity credentials, which
     botocore reads from ``os.environ`` only, need ``environ=None``). A missing profile named
     ``default`` falls back to the default chain (environment keys, container or instance role): DRfC on
-    EC2 with an instance role leaves the profile out the same way.
+    EC2 with an instance role leaves the profile out the same way. A missing profile is a ConfigError
+    naming the credentials and config files botocore read and ``profile_variable``, the setting that
+    named the profile.
     """
     if access_key and secret_key:
         return Credentials(access_key, secret_key, session_token)
@@ -108,9 +118,11 @@ def resolve_credentials(
             found = _botocore_session(None, environ).get_credentials()
     except botocore.exceptions.ProfileNotFound as error:
         missing = error.kwargs.get("profile", profile)
+        credentials_file, config_file = _profile_files(environ)
+        fix = f"fix {profile_variable}" if profile_variable else "set the right profile name"
         raise ConfigError(
-            f"The {name} AWS profile {missing!r} does not exist; add it to ~/.aws/credentials "
-            f"or set the right profile name."
+            f"The {name} AWS profile {missing!r} does not exist: there is no [{missing}] in {credentials_file} "
+            f"and no [profile {missing}] in {config_file}; add it to one of them or {fix}."
         ) from None
     except botocore.exceptions.BotoCoreError as error:
         raise ConfigError(f"Cannot read the {name} credentials: {error}.") from None
@@ -118,6 +130,21 @@ def resolve_credentials(
         return None
     frozen = found.get_frozen_credentials()
     return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+
+def _profile_files(environ: Mapping[str, str] | None) -> tuple[str, str]:
+    """The credentials and config files botocore reads profiles from, each with the variable that chose
+    it (``/path (AWS_SHARED_CREDENTIALS_FILE)``) or as the expanded default path."""
+    env = os.environ if environ is None else environ
+    home = env.get("HOME") or os.path.expanduser("~")
+    described = []
+    for variable, default in (("AWS_SHARED_CREDENTIALS_FILE", "credentials"), ("AWS_CONFIG_FILE", "config")):
+        chosen = env.get(variable)
+        if chosen:
+            described.append(f"{os.path.expanduser(chosen)} ({variable})")
+        else:
+            described.append(os.path.join(home, ".aws", default))
+    return described[0], described[1]
 
 
 def _botocore_session(profile: str | None, environ: Mapping[str, str] | None) -> Any:

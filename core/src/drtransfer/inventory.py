@@ -1,7 +1,8 @@
 """Model inspection: one paginated listing of a run's model prefix, parsed into what the plan needs.
 
 Every missing piece is its own :class:`~drtransfer.errors.ModelError` naming the ``s3://`` URL that was
-looked for; unreachable endpoints, refused credentials and missing buckets are configuration errors.
+looked for; unreachable or silent endpoints, refused credentials and missing buckets are configuration
+errors.
 
 The reward function is, in order: ``--reward-function`` (a local file or an object on the local
 endpoint); ``<prefix>/reward_function.py``; else ``DR_LOCAL_S3_REWARD_KEY``, but only for the run's own
@@ -22,7 +23,7 @@ from drtransfer.checkpoints import Checkpoint, CheckpointIndex, Selection, group
 from drtransfer.errors import ConfigError, ModelError
 from drtransfer.operations import ObjectLocation, SourceObject
 from drtransfer.runconfig import RunConfig
-from drtransfer.s3errors import describe_client_error, is_not_found
+from drtransfer.s3errors import answer_timeout, describe_client_error, is_not_found
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,13 @@ def _list(client: Any, run: RunConfig, prefix: str, what: str) -> dict[str, Sour
                 loc = ObjectLocation(run.local.name, run.local_bucket, item["Key"])
                 objects[item["Key"]] = SourceObject(loc, int(item["Size"]), item["ETag"].strip('"'))
     except Exception as error:
-        raise describe_client_error(error, endpoint=run.local, bucket=run.local_bucket, action=f"list {what}") from None
+        raise describe_client_error(
+            error,
+            endpoint=run.local,
+            bucket=run.local_bucket,
+            action=f"list {what}",
+            answer_within=answer_timeout(client),
+        ) from None
     return objects
 
 
@@ -123,7 +130,9 @@ def _head(client: Any, run: RunConfig, bucket: str, key: str) -> SourceObject | 
     except Exception as error:
         if is_not_found(error, "NoSuchBucket"):
             return None
-        raise describe_client_error(error, endpoint=run.local, bucket=bucket, action="read") from None
+        raise describe_client_error(
+            error, endpoint=run.local, bucket=bucket, action="read", answer_within=answer_timeout(client)
+        ) from None
     location = ObjectLocation(run.local.name, bucket, key)
     return SourceObject(location, int(head["ContentLength"]), head["ETag"].strip('"'))
 
@@ -192,7 +201,13 @@ def inspect_model(run: RunConfig, client: Any, *, reward_function: bool = True) 
         try:
             body: bytes = client.get_object(Bucket=obj.location.bucket, Key=obj.location.key)["Body"].read()
         except Exception as error:
-            raise describe_client_error(error, endpoint=run.local, bucket=obj.location.bucket, action="read") from None
+            raise describe_client_error(
+                error,
+                endpoint=run.local,
+                bucket=obj.location.bucket,
+                action="read",
+                answer_within=answer_timeout(client),
+            ) from None
         return body
 
     def need(relative: str, what: str) -> SourceObject:

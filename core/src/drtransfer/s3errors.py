@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import botocore.exceptions
 import urllib3.exceptions
 
@@ -26,6 +29,15 @@ _BROKEN_CONNECTION: tuple[type[BaseException], ...] = (
 
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+# OpenSSL's reasons for a reply that is not a TLS record: a plain-http server answering a TLS hello.
+_NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE")
+_SSL_REASON = re.compile(r"\[SSL: (\w+)\]")
+
+
+def answer_timeout(client: Any) -> float | None:
+    """The read timeout of a botocore client (seconds it waits for an answer), None if unknown."""
+    timeout = getattr(getattr(getattr(client, "meta", None), "config", None), "read_timeout", None)
+    return float(timeout) if isinstance(timeout, int | float) else None
 
 
 def error_code(error: BaseException) -> str:
@@ -41,12 +53,32 @@ def is_not_found(error: BaseException, *also: str) -> bool:
     return code in _NOT_FOUND_CODES or code in also
 
 
-def describe_client_error(error: BaseException, *, endpoint: Endpoint, bucket: str, action: str) -> DrTransferError:
-    """Map ``error`` from ``action`` on ``bucket`` to a ConfigError (fix your setup) or TransferError."""
+def describe_client_error(
+    error: BaseException, *, endpoint: Endpoint, bucket: str, action: str, answer_within: float | None = None
+) -> DrTransferError:
+    """Map ``error`` from ``action`` on ``bucket`` to a ConfigError (fix your setup) or TransferError.
+
+    ``answer_within`` is given by checks made before anything is written (the client's read timeout):
+    there a server that accepts the connection and stays silent is a ConfigError, not a transfer to retry.
+    """
     if isinstance(error, DrTransferError):
         return error
     where = endpoint.describe()
     who = f" (profile {endpoint.profile})" if endpoint.profile else ""
+    if isinstance(error, botocore.exceptions.SSLError) and _not_tls(error, endpoint):
+        url = endpoint.url or ""
+        plain, setting = "http://" + url[len("https://") :], endpoint.url_variable or "the endpoint URL"
+        return ConfigError(f"The server at {url} speaks http, not https: use {plain} in {setting}.")
+    if isinstance(error, botocore.exceptions.ReadTimeoutError) and answer_within is not None:
+        check = (
+            f"{endpoint.url_variable} names the S3 server's address and port"
+            if endpoint.url_variable
+            else "the network to it works"
+        )
+        return ConfigError(
+            f"The {where} accepted the connection but did not answer within {answer_within:g} s; check that "
+            f"{check} and that the server is not stalled."
+        )
     if isinstance(error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
         return ConfigError(f"Cannot reach the {where}; check that the server runs and the URL is right.")
     if isinstance(error, botocore.exceptions.ReadTimeoutError):
@@ -75,3 +107,9 @@ def describe_client_error(error: BaseException, *, endpoint: Endpoint, bucket: s
         message = error.response.get("Error", {}).get("Message", "")
         return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {code} {message}".strip() + ".")
     return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {type(error).__name__}: {error}.")
+
+
+def _not_tls(error: BaseException, endpoint: Endpoint) -> bool:
+    """Whether an https endpoint's server answered the TLS hello with something that is not TLS."""
+    found = _SSL_REASON.search(str(error))
+    return found is not None and found.group(1) in _NOT_TLS_REASONS and (endpoint.url or "").startswith("https://")

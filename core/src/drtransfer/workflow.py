@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drtransfer.checkpoints import Selection
-from drtransfer.endpoints import ClientSettings, Endpoint, make_s3_client
+from drtransfer.endpoints import PREFLIGHT_SETTINGS, Endpoint, make_s3_client
 from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.inventory import ModelInventory, inspect_model
@@ -28,7 +28,7 @@ from drtransfer.packaging import is_drtransfer_package
 from drtransfer.plan import add_wipe, plan_model, training_endpoint_url
 from drtransfer.plugins import PluginHost
 from drtransfer.runconfig import RunConfig
-from drtransfer.s3errors import describe_client_error, error_code, is_not_found
+from drtransfer.s3errors import answer_timeout, describe_client_error, error_code, is_not_found
 
 ClientFactory = Callable[[Endpoint], Any]
 
@@ -72,8 +72,8 @@ def endpoint_map(runs: Sequence[RunConfig]) -> dict[str, Endpoint]:
 
 
 def default_client_factory(endpoint: Endpoint) -> Any:
-    # Planning happens in the parent before workers start: fail fast instead of retrying for minutes.
-    return make_s3_client(endpoint, ClientSettings(max_attempts=2, connect_timeout=5, read_timeout=30))
+    # Checks and planning happen in the parent before anything is written: fail within seconds.
+    return make_s3_client(endpoint, PREFLIGHT_SETTINGS)
 
 
 def check_targets(
@@ -108,8 +108,10 @@ def _check_bucket(run: RunConfig, endpoint: Endpoint, client: Any) -> None:
             try:
                 client.list_objects_v2(Bucket=run.upload_bucket, MaxKeys=1)
             except Exception as detail:
-                raise _denied("list", detail, run, endpoint) from None
-        raise describe_client_error(error, endpoint=endpoint, bucket=run.upload_bucket, action="write") from None
+                raise _denied("list", detail, run, endpoint, client) from None
+        raise describe_client_error(
+            error, endpoint=endpoint, bucket=run.upload_bucket, action="write", answer_within=answer_timeout(client)
+        ) from None
 
 
 PERMISSION_NAMES = {
@@ -118,11 +120,13 @@ PERMISSION_NAMES = {
 }
 
 
-def _denied(kind: str, error: Exception, run: RunConfig, endpoint: Endpoint) -> DrTransferError:
+def _denied(kind: str, error: Exception, run: RunConfig, endpoint: Endpoint, client: Any) -> DrTransferError:
     """The sentence for a refused ``kind`` ("list" or "write") request on the run's target."""
     bucket = run.upload_bucket
     if error_code(error) not in ("AccessDenied", "403", "Forbidden"):
-        return describe_client_error(error, endpoint=endpoint, bucket=bucket, action=f"{kind} objects")
+        return describe_client_error(
+            error, endpoint=endpoint, bucket=bucket, action=f"{kind} objects", answer_within=answer_timeout(client)
+        )
     who = f" (profile {endpoint.profile})" if endpoint.profile else ""
     return ConfigError(
         f"Access denied: the credentials{who} lack the {PERMISSION_NAMES[kind]} on bucket {bucket!r} "
@@ -140,18 +144,21 @@ def _check_permissions(run: RunConfig, endpoint: Endpoint, client: Any, *, probe
     try:
         client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except Exception as error:
-        raise _denied("list", error, run, endpoint) from None
+        raise _denied("list", error, run, endpoint, client) from None
     if not probe_write:
         return
     key = f"{prefix}.drtransfer-write-check-{uuid.uuid4().hex[:12]}"
     try:
         upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     except Exception as error:
-        raise _denied("write", error, run, endpoint) from None
+        raise _denied("write", error, run, endpoint, client) from None
     try:
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
     except Exception as error:
-        raise describe_client_error(error, endpoint=endpoint, bucket=bucket, action="abort multipart uploads") from None
+        within = answer_timeout(client)
+        raise describe_client_error(
+            error, endpoint=endpoint, bucket=bucket, action="abort multipart uploads", answer_within=within
+        ) from None
 
 
 def list_target(run: RunConfig, client: Any) -> dict[str, int]:
@@ -164,7 +171,11 @@ def list_target(run: RunConfig, client: Any) -> dict[str, int]:
                 out[item["Key"]] = int(item["Size"])
     except Exception as error:
         raise describe_client_error(
-            error, endpoint=target_endpoint(run), bucket=run.upload_bucket, action="list"
+            error,
+            endpoint=target_endpoint(run),
+            bucket=run.upload_bucket,
+            action="list",
+            answer_within=answer_timeout(client),
         ) from None
     return out
 
@@ -187,7 +198,11 @@ def own_packages(run: RunConfig, client: Any, keys: Iterable[str], suffixes: Seq
             if is_not_found(error):  # gone since the listing
                 continue
             raise describe_client_error(
-                error, endpoint=target_endpoint(run), bucket=run.upload_bucket, action="read objects"
+                error,
+                endpoint=target_endpoint(run),
+                bucket=run.upload_bucket,
+                action="read objects",
+                answer_within=answer_timeout(client),
             ) from None
         if is_drtransfer_package(head.get("ContentType")):
             found.append(key)

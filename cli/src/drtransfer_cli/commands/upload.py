@@ -21,6 +21,11 @@ upload_switches = options.compose(
     ),
     click.option("-d", "--dry-run", is_flag=True, help="Print every planned copy, put and delete; write nothing."),
     options.prefix_option,
+    click.option(
+        "--upload-prefix",
+        metavar="PREFIX",
+        help="Target prefix only, instead of DR_UPLOAD_S3_PREFIX; the source stays the run's (unlike -p).",
+    ),
     options.reward_function_option,
     options.local_bucket_option,
     click.option(
