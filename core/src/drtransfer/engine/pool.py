@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine.actions import Runtime
 from drtransfer.engine.messages import Report, Task, WorkerStopped
+from drtransfer.engine.runtime import Runtime
 from drtransfer.engine.settings import EngineSettings
+from drtransfer.engine.worker import run_task
 
 STOP = None  # sentinel: one per thread
 
@@ -49,7 +50,7 @@ def serve(task_queue: Any, result_queue: Any, cancel: Any, runtime: Runtime, thr
                 continue
             if task is STOP:
                 break
-            runtime.execute(task)
+            run_task(runtime, task)
         result_queue.put(WorkerStopped(os.getpid()))
 
     workers = [threading.Thread(target=loop, name=f"drtransfer-worker-{n}", daemon=True) for n in range(threads)]

@@ -30,14 +30,6 @@ from types import FrameType
 from typing import Any
 
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine.actions import (
-    SEQUENTIAL_PARTS_IN_FLIGHT,
-    Runtime,
-    TaskError,
-    abort_upload,
-    remove_object,
-    sweep_uploads,
-)
 from drtransfer.engine.audit import Expectation, audit, expectations
 from drtransfer.engine.checksums import (
     clean_etag,
@@ -47,6 +39,7 @@ from drtransfer.engine.checksums import (
     multipart_count,
     multipart_etag,
 )
+from drtransfer.engine.housekeeping import abort_upload, remove_object, sweep_uploads
 from drtransfer.engine.messages import (
     AbortDone,
     AbortTask,
@@ -77,7 +70,9 @@ from drtransfer.engine.messages import (
     Verify,
 )
 from drtransfer.engine.pool import Pool
+from drtransfer.engine.runtime import Runtime, TaskError
 from drtransfer.engine.settings import MAX_SINGLE_COPY, EngineSettings
+from drtransfer.engine.strategy import SEQUENTIAL_PARTS_IN_FLIGHT
 from drtransfer.errors import ConfigError, Interrupted, TransferError
 from drtransfer.operations import (
     CopyObject,
