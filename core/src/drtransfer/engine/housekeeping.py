@@ -1,10 +1,21 @@
 """Everything around the copies: listing a model's target root before it starts (and sweeping multipart
-uploads an earlier run left there), the audit listing after it, aborting uploads and removing objects."""
+uploads an earlier run left there), the audit listing after it, aborting uploads and removing objects.
+
+:func:`clean_up` is the contract with the scheduler for the end of a failed or interrupted run: it runs in
+the scheduler's process, with its own short-lived clients, once the executor has stopped.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from drtransfer.endpoints import Endpoint
 from drtransfer.engine.checksums import clean_etag
 from drtransfer.engine.messages import (
     AbortDone,
@@ -19,6 +30,7 @@ from drtransfer.engine.messages import (
     UploadRef,
 )
 from drtransfer.engine.runtime import NOT_FOUND, Runtime, TaskError
+from drtransfer.engine.settings import EngineSettings
 from drtransfer.operations import ObjectLocation
 
 LISTING_LIMIT = 10_000  # above this many keys under a root, HEAD each target instead
@@ -129,3 +141,67 @@ def abort_upload(rt: Runtime, upload: UploadRef) -> None:
     except TaskError as error:
         if error.code not in ("NoSuchUpload", "404", "NotFound"):
             raise
+
+
+# ---- the end of a failed or interrupted run --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What :func:`clean_up` could not do before its deadline, and the last error it saw."""
+
+    uploads: tuple[UploadRef, ...] = ()
+    removals: tuple[ObjectLocation, ...] = ()
+    error: str = ""
+
+
+def clean_up(
+    endpoints: Mapping[str, Endpoint],
+    settings: EngineSettings,
+    uploads: Sequence[UploadRef],
+    roots: Sequence[ObjectLocation],
+    removals: Sequence[ObjectLocation],
+) -> Leftovers:
+    """Abort ``uploads``, sweep every upload under ``roots`` and delete ``removals``, trying again until
+    ``settings.abort_timeout`` so a restarting server still gets them. Runs in the calling process."""
+    quick = dataclasses.replace(settings, client_max_attempts=1, connect_timeout=3.0, read_timeout=15.0)
+    rt = Runtime(endpoints, quick, lambda report: None, threading.Event())
+    deadline = time.monotonic() + settings.abort_timeout
+    pending_uploads = list(uploads)
+    pending_roots = list(dict.fromkeys(roots))
+    pending_removals = list(dict.fromkeys(removals))
+    last_error = ""
+    try:
+        while pending_uploads or pending_roots or pending_removals:
+            still: list[UploadRef] = []
+            for upload in pending_uploads:
+                try:
+                    abort_upload(rt, upload)
+                except TaskError as error:
+                    last_error = error.sentence
+                    if error.retryable:
+                        still.append(upload)
+            still_roots: list[ObjectLocation] = []
+            for root in pending_roots:
+                try:
+                    sweep_uploads(rt, root, dry_run=False)
+                except TaskError as error:
+                    if error.retryable and error.code not in ("NoSuchUpload", "NotImplemented"):
+                        last_error = error.sentence
+                        still_roots.append(root)
+            still_removals: list[ObjectLocation] = []
+            for target in pending_removals:
+                try:
+                    remove_object(rt, target)
+                except TaskError as error:
+                    last_error = error.sentence
+                    if error.retryable:
+                        still_removals.append(target)
+            pending_uploads, pending_roots, pending_removals = still, still_roots, still_removals
+            if not (pending_uploads or pending_roots or pending_removals) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        with contextlib.suppress(Exception):
+            rt.close()
+    return Leftovers(tuple(pending_uploads), tuple(pending_removals), last_error)
