@@ -10,7 +10,6 @@ import zlib
 import pytest
 
 from drtransfer.engine import EngineSettings, MiB
-from drtransfer.engine.actions import own_parts
 from drtransfer.engine.checksums import (
     clean_etag,
     combine_crcs,
@@ -23,6 +22,7 @@ from drtransfer.engine.checksums import (
     stored_checksum,
     whole_checksum,
 )
+from drtransfer.engine.multipart import own_parts
 from drtransfer.errors import ConfigError
 
 

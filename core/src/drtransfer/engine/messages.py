@@ -92,7 +92,8 @@ class ProbeTask:
 
 @dataclass(frozen=True)
 class OpTask:
-    """Start one operation: skip check, strategy choice and either the whole transfer or its set-up."""
+    """Start one operation: skip check, strategy choice and either the whole transfer or its set-up.
+    ``force_stream``: an earlier attempt's server-side copy could not be verified."""
 
     task_id: int
     model: int
@@ -101,7 +102,7 @@ class OpTask:
     root: ObjectLocation
     target: TargetState | None
     target_known: bool  # False: HEAD the target; True: ``target`` is what the listing saw
-    probe_ok: bool | None
+    probe_ok: bool | None  # the UploadPartCopy probe's answer; None: not probed (not needed, or a dry run)
     force_stream: bool
     dry_run: bool
 
@@ -290,6 +291,14 @@ class WorkerStopped:
     pid: int
 
 
+@dataclass(frozen=True)
+class WorkersLost:
+    """``count`` workers died (killed, out of memory) and were replaced; the tasks they ran will not
+    report."""
+
+    count: int
+
+
 Report = (
     Progress
     | ClientRetried
@@ -305,4 +314,5 @@ Report = (
     | AuditDone
     | TaskFailed
     | WorkerStopped
+    | WorkersLost
 )

@@ -1,4 +1,5 @@
-"""The worker pool: P processes x ``concurrency`` threads, or ``concurrency`` threads in this process.
+"""The built-in :class:`~drtransfer.engine.executor.Executor`: P worker processes x ``concurrency`` threads
+on this machine, or ``concurrency`` threads in this process with ``processes=0``.
 
 Both shapes run the same :func:`serve` loop: threads take tasks from one shared task queue and put
 reports on one result queue. Processes are started with the configured multiprocessing context
@@ -17,15 +18,18 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine.actions import Runtime
-from drtransfer.engine.messages import Report, Task, WorkerStopped
+from drtransfer.engine.messages import Report, Task, WorkersLost, WorkerStopped
+from drtransfer.engine.runtime import Runtime
 from drtransfer.engine.settings import EngineSettings
+from drtransfer.engine.worker import run_task
 
 STOP = None  # sentinel: one per thread
+HEALTH_INTERVAL = 1.0  # seconds between looks for dead worker processes
+STOP_TIMEOUT = 10.0  # seconds the workers get to stop before they are killed
 
 
 def _limit_malloc_arenas() -> None:
@@ -49,7 +53,7 @@ def serve(task_queue: Any, result_queue: Any, cancel: Any, runtime: Runtime, thr
                 continue
             if task is STOP:
                 break
-            runtime.execute(task)
+            run_task(runtime, task)
         result_queue.put(WorkerStopped(os.getpid()))
 
     workers = [threading.Thread(target=loop, name=f"drtransfer-worker-{n}", daemon=True) for n in range(threads)]
@@ -74,37 +78,42 @@ def worker_main(
             result_queue.cancel_join_thread()  # the parent may no longer read: do not hang on exit
 
 
-class Pool:
-    """Submit tasks, receive reports, shut down (gracefully or by cancelling)."""
+class LocalExecutor:
+    """Worker processes (or threads) fed through one task queue; dead processes are replaced."""
 
-    def __init__(self, endpoints: Mapping[str, Endpoint], settings: EngineSettings) -> None:
-        self.settings = settings
-        self.endpoints = dict(endpoints)
+    def __init__(self) -> None:
+        self.settings = EngineSettings()
+        self.endpoints: dict[str, Endpoint] = {}
         self.processes: list[Any] = []
         self.threads: list[threading.Thread] = []
-        if settings.processes == 0:
-            self.tasks: Any = queue.Queue()
-            self.results: Any = queue.Queue()
-            self.cancel_event: Any = threading.Event()
-        else:
-            self.context = multiprocessing.get_context(settings.start_method)
-            self.tasks = self.context.Queue()
-            self.results = self.context.Queue()
-            self.cancel_event = self.context.Event()
+        self.tasks: Any = None
+        self.results: Any = None
+        self.cancel_event: Any = None
+        self._last_health = time.monotonic()
 
-    def start(self) -> None:
-        if self.settings.processes == 0:
-            runtime = Runtime(self.endpoints, self.settings, self.results.put, self.cancel_event)
+    def start(self, endpoints: Mapping[str, Endpoint], settings: EngineSettings) -> None:
+        self.settings = settings
+        self.endpoints = dict(endpoints)
+        self._last_health = time.monotonic()
+        if settings.processes == 0:
+            self.tasks = queue.Queue()
+            self.results = queue.Queue()
+            self.cancel_event = threading.Event()
+            runtime = Runtime(self.endpoints, settings, self.results.put, self.cancel_event)
             thread = threading.Thread(
                 target=serve,
-                args=(self.tasks, self.results, self.cancel_event, runtime, self.settings.concurrency),
+                args=(self.tasks, self.results, self.cancel_event, runtime, settings.concurrency),
                 name="drtransfer-pool",
                 daemon=True,
             )
             thread.start()
             self.threads.append(thread)
             return
-        for _ in range(self.settings.processes):
+        self.context = multiprocessing.get_context(settings.start_method)
+        self.tasks = self.context.Queue()
+        self.results = self.context.Queue()
+        self.cancel_event = self.context.Event()
+        for _ in range(settings.processes):
             self._spawn()
 
     def _spawn(self) -> None:
@@ -120,14 +129,26 @@ class Pool:
     def submit(self, task: Task) -> None:
         self.tasks.put(task)
 
-    def get(self, timeout: float) -> Report | None:
+    def reports(self, timeout: float) -> Iterator[Report]:
+        report = self._get(timeout)
+        while report is not None:
+            yield report
+            report = self._get(0)
+        now = time.monotonic()
+        if now - self._last_health > HEALTH_INTERVAL:
+            self._last_health = now
+            lost = self._replace_dead()
+            if lost:
+                yield WorkersLost(lost)
+
+    def _get(self, timeout: float) -> Report | None:
         try:
             report: Report = self.results.get(timeout=timeout)
         except queue.Empty:
             return None
         return report
 
-    def replace_dead(self) -> int:
+    def _replace_dead(self) -> int:
         """Restart worker processes that died (killed, out of memory); how many were replaced."""
         dead = [p for p in self.processes if not p.is_alive()]
         for process in dead:
@@ -135,27 +156,33 @@ class Pool:
             self._spawn()
         return len(dead)
 
-    def shutdown(self, *, cancel: bool, drain: list[Report], timeout: float = 10.0) -> None:
-        """Stop every worker; reports still arriving are appended to ``drain``."""
+    def stop(self, *, cancel: bool) -> list[Report]:
+        drained: list[Report] = []
+        if self.tasks is None:  # never started
+            return drained
         if cancel:
             self.cancel_event.set()
         else:
             for _ in range(self.settings.threads):
                 self.tasks.put(STOP)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and (
             any(p.is_alive() for p in self.processes) or any(t.is_alive() for t in self.threads)
         ):
-            report = self.get(0.05)
+            report = self._get(0.05)
             if report is not None:
-                drain.append(report)
+                drained.append(report)
         for process in self.processes:
             if process.is_alive():
                 process.kill()
             process.join(5)
-        while (report := self.get(0)) is not None:
-            drain.append(report)
+        while (report := self._get(0)) is not None:
+            drained.append(report)
         if self.processes:
             for q in (self.tasks, self.results):
                 q.cancel_join_thread()
                 q.close()
+        return drained
+
+
+__all__ = ["LocalExecutor", "serve", "worker_main"]

@@ -1,0 +1,136 @@
+"""The scheduler's loop: what goes to the executor next, how much may be in flight, and when to try again.
+
+Control tasks (probes, aborts) go first; then the models are served round-robin, each from its ready
+queue (parts, completions, prepares ...) or by starting its next operation, so one large model never holds
+the others back. Tasks in flight are bounded in number (2 x threads) and in the bytes they buffer
+(threads x part size), so memory stays about ``processes x concurrency x part size``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from drtransfer.engine.executor import Executor
+from drtransfer.engine.lifecycle import ModelState
+from drtransfer.engine.messages import AbortTask, ProbeTask, Report, Task
+from drtransfer.engine.settings import EngineSettings
+
+Item = tuple[Task, int]  # a task and the bytes it buffers in a worker
+LOOP_WAIT = 0.2  # longest wait for a report between two dispatch rounds
+
+
+@dataclass
+class Inflight:
+    task: Task
+    mem: int
+    model: int
+    op: int
+    generation: int  # of the operation when the task was submitted
+
+
+class Dispatcher:
+    """Feeds ``executor``: ``model_item(model)`` gives a model's next task, if it has one now."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        settings: EngineSettings,
+        models: Sequence[ModelState],
+        model_item: Callable[[ModelState], Item | None],
+    ) -> None:
+        self.executor = executor
+        self.settings = settings
+        self.models = models
+        self.model_item = model_item
+        self.ids = itertools.count(1)
+        self.control: deque[Item] = deque()  # probes and aborts: before anything else
+        self.inflight: dict[int, Inflight] = {}
+        self.inflight_mem = 0
+        self.max_tasks = settings.threads * 2
+        self.mem_budget = settings.threads * settings.part_size
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []
+        self.rr = 0
+
+    def new_id(self) -> int:
+        return next(self.ids)
+
+    def urgent(self, task: Task) -> None:
+        """Send ``task`` before any model's task (it buffers nothing)."""
+        self.control.append((task, 0))
+
+    def later(self, delay: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self.timers, (time.monotonic() + delay, next(self.ids), action))
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before attempt ``attempt + 1``: exponential, with jitter, within the settings' bounds."""
+        base = min(self.settings.retry_max_delay, self.settings.retry_base_delay * 2 ** max(0, attempt - 1))
+        return float(base * random.uniform(0.5, 1.0))
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight, queued for control or waiting on a timer."""
+        return not self.inflight and not self.control and not self.timers
+
+    def run(self, done: Callable[[], bool], handle: Callable[[Report], None]) -> None:
+        """Dispatch, wait for reports and hand each to ``handle`` until ``done()``."""
+        while not done():
+            now = time.monotonic()
+            while self.timers and self.timers[0][0] <= now:
+                heapq.heappop(self.timers)[2]()
+            self._fill()
+            wait = LOOP_WAIT
+            if self.timers:
+                wait = max(0.0, min(wait, self.timers[0][0] - now))
+            for report in self.executor.reports(wait):
+                handle(report)
+
+    def finished(self, task_id: int) -> Inflight | None:
+        """The task ``task_id`` reported its end; None when it is not in flight (given up on)."""
+        entry = self.inflight.pop(task_id, None)
+        if entry is not None:
+            self.inflight_mem -= entry.mem
+        return entry
+
+    def _fill(self) -> None:
+        while len(self.inflight) < self.max_tasks:
+            item = self._next_item()
+            if item is None:
+                return
+            task, mem = item
+            if self.inflight_mem and self.inflight_mem + mem > self.mem_budget:
+                self._push_back(task, mem)
+                return
+            self._submit(task, mem)
+
+    def _next_item(self) -> Item | None:
+        if self.control:
+            return self.control.popleft()
+        count = len(self.models)
+        for step in range(count):
+            model = self.models[(self.rr + step) % count]
+            item = self.model_item(model)
+            if item is not None:
+                self.rr = (self.rr + step + 1) % count
+                return item
+        return None
+
+    def _push_back(self, task: Task, mem: int) -> None:
+        model = getattr(task, "model", -1)
+        if isinstance(task, ProbeTask | AbortTask) or model < 0:
+            self.control.appendleft((task, mem))
+        else:
+            self.models[model].ready.appendleft((task, mem))
+
+    def _submit(self, task: Task, mem: int) -> None:
+        model = getattr(task, "model", -1)
+        op_index = getattr(task, "op_index", -1)
+        generation = self.models[model].ops[op_index].generation if model >= 0 and op_index >= 0 else 0
+        self.inflight[task.task_id] = Inflight(task, mem, model, op_index, generation)
+        self.inflight_mem += mem
+        self.executor.submit(task)

@@ -1,0 +1,46 @@
+"""The seam between the scheduler and whatever runs its tasks.
+
+The scheduler only decides; an :class:`Executor` runs the tasks it submits, anywhere, and hands back what
+they report. The built-in one is :class:`~drtransfer.engine.local_executor.LocalExecutor` (worker processes
+on this machine, or threads in this process with ``processes=0``); another executor (a cluster of actors, a
+native data path) implements the same four methods and nothing else.
+
+The contract:
+
+- Tasks and reports are the frozen, picklable messages of :mod:`drtransfer.engine.messages`; endpoints and
+  settings reach the workers once, in :meth:`Executor.start`. Each worker runs a task with
+  :func:`drtransfer.engine.worker.run_task` on a :class:`~drtransfer.engine.runtime.Runtime` of its own.
+- Every submitted task ends in exactly one report carrying its ``task_id`` (its result or a
+  :class:`~drtransfer.engine.messages.TaskFailed`), unless its worker is lost: then the executor reports
+  :class:`~drtransfer.engine.messages.WorkersLost`, and the scheduler gives up on every task in flight and
+  tries again. Progress, retries and started uploads are reported along the way.
+- The executor keeps no task order and no memory bound: the scheduler bounds what is in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from drtransfer.endpoints import Endpoint
+from drtransfer.engine.messages import Report, Task
+from drtransfer.engine.settings import EngineSettings
+
+
+class Executor(Protocol):
+    def start(self, endpoints: Mapping[str, Endpoint], settings: EngineSettings) -> None:
+        """Start the workers (``settings.processes`` x ``settings.concurrency`` task slots)."""
+
+    def submit(self, task: Task) -> None:
+        """Queue ``task`` for the next free worker; never blocks."""
+
+    def reports(self, timeout: float) -> Iterator[Report]:
+        """The reports that arrived: waits up to ``timeout`` seconds for the first, then yields the others
+        already there without waiting."""
+
+    def stop(self, *, cancel: bool) -> list[Report]:
+        """Stop every worker, cancelling the running tasks when ``cancel`` (else after they finish), and
+        return the reports that still arrived."""
+
+
+__all__ = ["Executor"]

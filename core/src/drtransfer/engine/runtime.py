@@ -1,0 +1,279 @@
+"""The worker runtime: one S3 client per endpoint per process, and the request plumbing every task uses.
+
+A :class:`Runtime` lives in each worker process (or once in the parent with ``processes=0``). Clients are
+thread-safe and cannot cross a process boundary, so each process makes its own on first use. Every request
+goes through :meth:`Runtime.call`, which turns a failure into a :class:`TaskError` with one sentence and no
+secret, and reports the retries botocore made on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import botocore.exceptions
+
+from drtransfer.endpoints import Endpoint, make_s3_client
+from drtransfer.engine.buffers import (
+    READ_CHUNK,
+    READ_ERRORS,
+    STREAM_ERRORS,
+    BufferPool,
+    as_botocore_error,
+    direct_reader,
+)
+from drtransfer.engine.checksums import clean_etag, is_plain_md5
+from drtransfer.engine.messages import ClientRetried, Progress, Report
+from drtransfer.engine.settings import EngineSettings
+from drtransfer.engine.signing import use_content_md5_signing
+from drtransfer.operations import ObjectLocation
+from drtransfer.s3errors import describe_client_error, error_code
+
+PROGRESS_INTERVAL = 0.2  # seconds between progress reports of one task (plus one at its end)
+# Codes that no retry will fix: fail the operation at once with the sentence.
+NON_RETRYABLE = {
+    "AccessDenied",
+    "403",
+    "Forbidden",
+    "NoSuchBucket",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "NoSuchKey",
+    "404",
+    "NotFound",
+    "InvalidBucketName",
+    "EntityTooSmall",
+    "EntityTooLarge",
+}
+NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class Cancelled(Exception):
+    """The run is being cancelled: drop the task."""
+
+
+class TaskError(Exception):
+    """A task failed with a user-facing sentence."""
+
+    def __init__(self, sentence: str, *, retryable: bool = True, fallback: bool = False, code: str = "") -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+        self.retryable = retryable
+        self.fallback = fallback
+        self.code = code
+
+
+class Meter:
+    """Progress of one task, sent at most about every MiB and every ``PROGRESS_INTERVAL`` seconds rather
+    than per read (each report is a message to the parent)."""
+
+    def __init__(self, emit: Callable[[Report], None], model: int, op_index: int) -> None:
+        self._emit = emit
+        self._model = model
+        self._op = op_index
+        self._pending = 0
+        self._last = time.monotonic()
+        self.total = 0
+
+    def add(self, count: int) -> None:
+        self._pending += count
+        self.total += count
+        if self._pending >= READ_CHUNK and time.monotonic() - self._last >= PROGRESS_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending and self._model >= 0:
+            self._emit(Progress(self._model, self._op, self._pending))
+            self._last = time.monotonic()
+        self._pending = 0
+
+
+class Runtime:
+    """Clients, part buffers and helper threads of one worker process; ``emit`` sends a report."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, Endpoint],
+        settings: EngineSettings,
+        emit: Callable[[Report], None],
+        cancel: CancelFlag,
+    ) -> None:
+        self.endpoints = dict(endpoints)
+        self.settings = settings
+        self.emit = emit
+        self.cancel = cancel
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._helpers: ThreadPoolExecutor | None = None
+        self.buffers = BufferPool(settings.concurrency * settings.part_size)
+        self._current = threading.local()  # (model, op_index) of the task this thread works on
+
+    def client(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._clients:
+                client = make_s3_client(self.endpoints[name], self.settings.client_settings())
+                client.meta.events.register("needs-retry.s3", self._saw_attempt)
+                use_content_md5_signing(client)
+                self._clients[name] = client
+            return self._clients[name]
+
+    def helpers(self) -> ThreadPoolExecutor:
+        """Threads beside the task threads (the part uploads of a sequential stream)."""
+        with self._lock:
+            if self._helpers is None:
+                self._helpers = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="drtransfer-part")
+            return self._helpers
+
+    def close(self) -> None:
+        if self._helpers is not None:
+            self._helpers.shutdown(wait=False, cancel_futures=True)
+        self.buffers.clear()
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled
+
+    # ---- errors and retries ----------------------------------------------------------------------
+
+    def error(self, error: BaseException, endpoint: str, bucket: str, action: str) -> TaskError:
+        sentence = str(describe_client_error(error, endpoint=self.endpoints[endpoint], bucket=bucket, action=action))
+        code = error_code(error)
+        retryable = code not in NON_RETRYABLE and not isinstance(error, botocore.exceptions.NoCredentialsError)
+        return TaskError(sentence, retryable=retryable, code=code)
+
+    def describe(self, location: ObjectLocation) -> str:
+        return self.endpoints[location.endpoint].describe()
+
+    def mismatch(self, location: ObjectLocation, what: str, fallback: bool = False) -> TaskError:
+        return TaskError(
+            f"Verification of {location.url} on the {self.describe(location)} failed: {what}; "
+            f"nothing was written at the target key.",
+            fallback=fallback,
+        )
+
+    def check_written(self, target: ObjectLocation, etag: str | None, expected: str) -> None:
+        """After a single PUT: a plain-MD5 ETag from the target must be the MD5 of the bytes sent."""
+        got = clean_etag(etag)
+        if is_plain_md5(got) and got != expected:
+            raise TaskError(f"The {self.describe(target)} stored {target.url} with ETag {got} instead of {expected}.")
+
+    def working_on(self, where: tuple[int, int] | None) -> None:
+        """Name the (model, op_index) this thread's requests belong to, for :meth:`note_retries`."""
+        self._current.where = where
+
+    def current_task(self) -> tuple[int, int] | None:
+        where: tuple[int, int] | None = getattr(self._current, "where", None)
+        return where
+
+    def _saw_attempt(self, response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
+        """botocore's ``needs-retry`` event, seen after every attempt of a request on this thread: keep
+        what went wrong, so a retry can be reported with its reason (``SlowDown``, a reset ...)."""
+        reason = ""
+        if caught_exception is not None:
+            reason = type(caught_exception).__name__
+        elif isinstance(response, tuple) and len(response) == 2:
+            http, parsed = response
+            code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, Mapping) else None
+            status = int(getattr(http, "status_code", 0) or 0)
+            reason = str(code or (status if status >= 400 else ""))
+        if reason:
+            self._current.reasons = [*getattr(self._current, "reasons", []), reason]
+
+    def note_retries(self, response: Any, action: str) -> None:
+        """Report the retries botocore made inside one call (``ResponseMetadata.RetryAttempts``)."""
+        metadata = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
+        count = int((metadata or {}).get("RetryAttempts") or 0)
+        where = self.current_task()
+        if count and where is not None and where[1] >= 0:
+            reasons = tuple(getattr(self._current, "reasons", [])[:count])
+            self.emit(ClientRetried(where[0], where[1], count, action, reasons))
+
+    # ---- requests --------------------------------------------------------------------------------
+
+    def call(self, endpoint: str, bucket: str, action: str, method: str, **kwargs: Any) -> Any:
+        """``client(endpoint).method(Bucket=bucket, **kwargs)``; a failure is a :class:`TaskError` naming
+        ``action`` ("read s3://bucket/key" ...)."""
+        self.check_cancel()
+        self._current.reasons = []
+        try:
+            answer = getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
+        except botocore.exceptions.ClientError as error:
+            self.note_retries(error.response, action)
+            raise self.error(error, endpoint, bucket, action) from None
+        except (botocore.exceptions.BotoCoreError, *STREAM_ERRORS) as error:
+            raise self.error(error, endpoint, bucket, action) from None
+        self.note_retries(answer, action)
+        return answer
+
+    def quietly(self, endpoint: str, bucket: str, method: str, **kwargs: Any) -> None:
+        """Best-effort clean-up of the engine's own objects: one request, any failure ignored."""
+        with contextlib.suppress(Exception):
+            getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
+
+    def head_target(self, location: ObjectLocation) -> dict[str, Any] | None:
+        """HeadObject of a target; None when nothing is there."""
+        try:
+            head: dict[str, Any] = self.call(
+                location.endpoint, location.bucket, f"check {location.url}", "head_object", Key=location.key
+            )
+        except TaskError as error:
+            if error.code in NOT_FOUND:
+                return None
+            raise
+        return head
+
+    def source_head(self, source: ObjectLocation, **kwargs: Any) -> dict[str, Any]:
+        head: dict[str, Any] = self.call(
+            source.endpoint, source.bucket, f"read {source.url}", "head_object", Key=source.key, **kwargs
+        )
+        return head
+
+    def read_body(self, response: Any, expected: int, meter: Meter, where: ObjectLocation) -> bytearray:
+        """Read a response body of ``expected`` bytes into one buffer from :attr:`buffers` (no chunk joins,
+        so a part costs its size in memory once), reporting progress as it goes. The caller gives the
+        buffer back (``self.buffers.give``) when done with it."""
+        body = response["Body"]
+        direct = direct_reader(body)
+        read_into = direct.readinto if direct is not None else body.readinto
+        buffer = self.buffers.take(expected)
+        view = memoryview(buffer)
+        got = 0
+        try:
+            while got < expected:
+                self.check_cancel()
+                count = read_into(view[got : min(expected, got + READ_CHUNK)])
+                if not count:
+                    break
+                got += count
+                meter.add(count)
+            extra = b""
+            if got == expected:
+                if direct is not None and direct.isclosed():  # exactly Content-Length bytes: reuse the connection
+                    body._raw_stream.release_conn()
+                else:
+                    extra = body.read(1)
+        except READ_ERRORS as error:
+            view.release()
+            self.buffers.give(buffer)
+            error = as_botocore_error(error, where.url) if direct is not None else error
+            raise self.error(error, where.endpoint, where.bucket, f"read {where.url}") from None
+        finally:
+            view.release()
+            body.close()
+        if got != expected or extra:
+            self.buffers.give(buffer)
+            raise TaskError(
+                f"Reading {where.url} on the {self.describe(where)} returned a different size than the {expected} "
+                f"bytes announced."
+            )
+        return buffer
