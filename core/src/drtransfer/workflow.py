@@ -1,4 +1,5 @@
-"""The upload workflow behind ``drtransfer upload`` and ``dr-upload-model``.
+"""The steps of an upload, which :func:`drtransfer.jobs.upload` runs in order (with locks, the
+confirmation, events, ``-1`` and imports around them):
 
 1. :func:`check_targets` — every target bucket reachable with its credentials (configuration errors,
    exit 2, before anything is written);
