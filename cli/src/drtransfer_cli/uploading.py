@@ -83,18 +83,15 @@ class UploadFlags:
 
 
 class RetryLog(TransferSubscriber):
-    """Counts every retry per model (for ``--json`` and ``-v``); with ``verbose`` it also prints each
-    retry and each failed operation on stderr as it happens. ``labels`` maps run keys (the engine's model
-    ids) to labels."""
+    """``-v``: prints each retry and each failed operation on stderr as it happens (the job counts the
+    retries per model for ``--json``). ``labels`` maps run keys (the engine's model ids) to labels."""
 
     def __init__(self, labels: dict[str, str], *, verbose: bool, prog: str) -> None:
         self.labels = labels
         self.verbose = verbose
         self.prog = prog
-        self.counts: dict[str, int] = {}
 
     def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
-        self.counts[model_id] = self.counts.get(model_id, 0) + 1
         if self.verbose:
             label = self.labels.get(model_id, model_id)
             click.echo(f"{self.prog}: {label}: retry {attempt} of {operation.target.url}: {error}", err=True)

@@ -372,8 +372,9 @@ def _system_file_for(run_file: Path, system_env: Path | None, env: Mapping[str, 
 # ---- layers -----------------------------------------------------------------------------------------
 
 
-def _read_files(source: _Source, env: Mapping[str, str]) -> tuple[dict[str, str], list[EnvFile]]:
-    """Activation seeds, then system.env, then the run file, each expanded against what came before."""
+def _seeds(source: _Source, env: Mapping[str, str]) -> dict[str, str]:
+    """What DRfC's activation defines before it reads the files: ``DR_DIR``, ``DR_CONFIG`` and, for an
+    experiment, ``DR_EXPERIMENT_NAME``."""
     assert source.run_file is not None and source.system_file is not None
     values = {
         "DR_DIR": env.get("DR_DIR") or str(source.system_file.resolve().parent),
@@ -381,6 +382,13 @@ def _read_files(source: _Source, env: Mapping[str, str]) -> tuple[dict[str, str]
     }
     if source.experiment:
         values["DR_EXPERIMENT_NAME"] = source.experiment
+    return values
+
+
+def _read_files(source: _Source, env: Mapping[str, str]) -> tuple[dict[str, str], list[EnvFile]]:
+    """Activation seeds, then system.env, then the run file, each expanded against what came before."""
+    assert source.run_file is not None and source.system_file is not None
+    values = _seeds(source, env)
     files = []
     for path in (source.system_file, source.run_file):
         parsed = read_env_file(path, values, env)
@@ -772,12 +780,7 @@ def plan_increment(
 def _increment_for(source: _Source, env: Mapping[str, str]) -> PrefixIncrement:
     """:func:`plan_increment` for a run being loaded, with the same seeds as :func:`_read_files`."""
     assert source.run_file is not None and source.system_file is not None
-    known = {
-        "DR_DIR": env.get("DR_DIR") or str(source.system_file.resolve().parent),
-        "DR_CONFIG": str(source.run_file.resolve()),
-    }
-    if source.experiment:
-        known["DR_EXPERIMENT_NAME"] = source.experiment
+    known = _seeds(source, env)
     known.update(read_env_file(source.system_file, known, env).values())
     return _plan_increment(source.run_file, known, env)
 
