@@ -7,14 +7,13 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import matplotlib  # noqa: F401  (installed by ./dev: a missing matplotlib fails here, never skips)
 import pytest
 
 from drtransfer.endpoints import Endpoint
 from drtransfer.engine import EngineSettings, MiB
 from drtransfer_cli.benchmarking import BenchReport, BenchSpec, Measurement, case_label
 from drtransfer_cli.commands.bench import best_line, build_figure, plot
-
-pytest.importorskip("matplotlib")
 
 Setting = tuple[int, int, int]  # processes, concurrency, part size in MiB
 
