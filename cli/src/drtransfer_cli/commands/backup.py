@@ -98,8 +98,9 @@ def outcome_line(outcome: BackupOutcome, *, dry_run: bool) -> str:
     if item.plan is None or not item.plan.operations:
         return f"{item.run.label}: {item.target_url} is up to date ({item.unchanged} object(s), nothing copied)"
     return (
-        f"{item.run.label}: backed up {item.target_url} ({item.copies} object(s) copied, {app.human_bytes(result.bytes)}"
-        f" in {result.seconds:.1f} s, {item.unchanged} unchanged, {result.skipped} already there)"
+        f"{item.run.label}: backed up {item.target_url} ({item.copies} object(s) copied, "
+        f"{app.human_bytes(result.bytes)} in {result.seconds:.1f} s, "
+        f"{item.unchanged} unchanged, {result.skipped} already there)"
     )
 
 
