@@ -131,7 +131,7 @@ def test_bad_urls_and_checkpoints_are_one_sentence(drfc: DrfcSetup) -> None:
     ]
     for args in cases:
         code, out, err = restore(drfc, *args)
-        assert code == 2, (args, err)
+        assert code == 2 and not out, (args, err)
         assert len(err.splitlines()) == 1, err
     assert target.read_text() == before
     assert not objects(drfc.local, drfc.local_bucket, "x")

@@ -198,9 +198,14 @@ def _plan(item: PreparedBackup, existing: dict[str, Listed], previous: Manifest 
         objects[relative] = ManifestObject(listed.size, listed.etag)
         there = existing.get(relative)
         known = previous.objects.get(relative) if previous is not None else None
-        if there is not None and there.size == listed.size and (there.etag == listed.etag or (
-            known is not None and (known.size, known.etag) == (listed.size, listed.etag)
-        )):
+        if (
+            there is not None
+            and there.size == listed.size
+            and (
+                there.etag == listed.etag
+                or (known is not None and (known.size, known.etag) == (listed.size, listed.etag))
+            )
+        ):
             item.unchanged += 1
             continue
         plan.add(CopyObject(listed, ObjectLocation(root.endpoint, root.bucket, root.key + relative)))
