@@ -121,14 +121,8 @@ def server_of(server: SeaweedServer, bucket: str) -> Server:
 
 
 def measure_once(
-    tool: Tool,
-    w: Workload,
-    rep: int,
-    local: SeaweedServer,
-    upload: SeaweedServer,
-    payload: Payload,
-    tools: Toolchain,
-    state: Path,
+    tool: Tool, w: Workload, rep: int, local: SeaweedServer, upload: SeaweedServer, payload: Payload,
+    tools: Toolchain, state: Path,
 ) -> dict[str, Any]:
     target_server = local if w.same_endpoint else upload
     bucket = f"t-{w.name.lower()}-{tool.name}-{rep}-{secrets.token_hex(3)}"
@@ -145,25 +139,17 @@ def measure_once(
             if result.returncode != 0:
                 break
         assert total is not None
-        error = (
-            f"exit {total.returncode}: {total.stderr_tail.strip()[-300:]}"
-            if total.returncode != 0
-            else verify(payload, target_server.client(), bucket, w.root)
-        )
+        error = (f"exit {total.returncode}: {total.stderr_tail.strip()[-300:]}" if total.returncode != 0
+                 else verify(payload, target_server.client(), bucket, w.root))
     finally:
         empty_bucket(target_server.client(), bucket)
         remove_tree(work)
     seconds = total.seconds
     return {
-        "type": "run",
-        "workload": w.name,
-        "tool": tool.name,
-        "rep": rep,
-        "status": "failed" if error else "ok",
-        "error": error,
+        "type": "run", "workload": w.name, "tool": tool.name, "rep": rep,
+        "status": "failed" if error else "ok", "error": error,
         "seconds": round(seconds, 3),
-        "bytes": payload.bytes,
-        "objects": payload.objects,
+        "bytes": payload.bytes, "objects": payload.objects,
         "mib_per_s": round(payload.bytes / MiB / seconds, 2),
         "objects_per_s": round(payload.objects / seconds, 2),
         "cpu_seconds": round(total.cpu_seconds, 3),
@@ -197,8 +183,7 @@ def profile_once(
         listing.write_text(
             f"py-spy record --subprocesses --gil --rate 200 of `drtransfer upload` on {w.name}: "
             f"{summary['samples']} samples, innermost frames by share\n\n"
-            + "\n".join(f"{share:6.2f}%  {frame}" for frame, share in summary["top"])
-            + "\n"
+            + "\n".join(f"{share:6.2f}%  {frame}" for frame, share in summary["top"]) + "\n"
         )
         record["file"] = str(listing.relative_to(BENCH))
     return record
@@ -219,14 +204,9 @@ def main(argv: Sequence[str]) -> int:
     results = state / "results.jsonl"
     tools = provision(state / "provision.log")
     if not results.exists():
-        meta = {
-            "type": "meta",
-            "quick": args.quick,
-            "repeat": args.repeat,
-            "workloads": [w.name for w in args.workload_list],
-            "tools": [t.name for t in args.tool_list],
-            **machine_and_versions(tools),
-        }
+        meta = {"type": "meta", "quick": args.quick, "repeat": args.repeat,
+                "workloads": [w.name for w in args.workload_list], "tools": [t.name for t in args.tool_list],
+                **machine_and_versions(tools)}
         append(results, meta)
     done = done_runs(results)
     load = os.getloadavg()[0]
@@ -248,13 +228,11 @@ def main(argv: Sequence[str]) -> int:
                 delete_prefix(local.client(), SOURCE_BUCKET, w.root + "/")
                 payloads[w.name] = seed(w, local.client(), SOURCE_BUCKET)
             else:
-                payloads[w.name] = next(
-                    payloads[x.name] for x in args.workload_list if x.root == w.root and x.name in payloads
-                )
+                payloads[w.name] = next(payloads[x.name] for x in args.workload_list
+                                        if x.root == w.root and x.name in payloads)
             log(f"  {w.name}: {payloads[w.name].objects} objects, {payloads[w.name].bytes / MiB:.1f} MiB")
-        append(
-            results, {"type": "payloads", **{w: {"bytes": p.bytes, "objects": p.objects} for w, p in payloads.items()}}
-        )
+        append(results, {"type": "payloads",
+                         **{w: {"bytes": p.bytes, "objects": p.objects} for w, p in payloads.items()}})
         for w in args.workload_list:
             applicable = [t for t in args.tool_list if t.applies(w)]
             for rep in range(1, args.repeat + 1):
@@ -265,11 +243,9 @@ def main(argv: Sequence[str]) -> int:
                     record = measure_once(tool, w, rep, local, upload, payloads[w.name], tools, state)
                     append(results, record)
                     status = record["status"] if record["status"] == "ok" else f"FAILED ({record['error']})"
-                    log(
-                        f"{w.name} rep {rep} {tool.name:11s} {record['seconds']:8.2f} s "
+                    log(f"{w.name} rep {rep} {tool.name:11s} {record['seconds']:8.2f} s "
                         f"{record['mib_per_s']:8.1f} MiB/s {record['objects_per_s']:8.1f} obj/s "
-                        f"cpu {record['cpu_seconds']:6.2f} s rss {record['peak_rss_mib']:6.0f} MiB  {status}"
-                    )
+                        f"cpu {record['cpu_seconds']:6.2f} s rss {record['peak_rss_mib']:6.0f} MiB  {status}")
                     time.sleep(1)  # let the servers settle between tools
         out_dir = state if args.quick else BENCH
         if not args.no_profile and any(t.name == "drtransfer" for t in args.tool_list):

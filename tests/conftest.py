@@ -133,9 +133,8 @@ class Cognito:
 
 
 def _moto(service: str, url: str) -> Any:
-    return boto3.client(
-        service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="moto", aws_secret_access_key="moto"
-    )
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id="moto", aws_secret_access_key="moto")
 
 
 @pytest.fixture
@@ -152,14 +151,12 @@ def cognito(moto_url: str) -> Cognito:
     identity = _moto("cognito-identity", moto_url)
     provider = f"cognito-idp.us-east-1.amazonaws.com/{pool}"
     identity_pool = identity.create_identity_pool(
-        IdentityPoolName=f"droa{uuid.uuid4().hex[:8]}",
-        AllowUnauthenticatedIdentities=False,
+        IdentityPoolName=f"droa{uuid.uuid4().hex[:8]}", AllowUnauthenticatedIdentities=False,
         CognitoIdentityProviders=[{"ProviderName": provider, "ClientId": client}],
     )["IdentityPoolId"]
     # What the identity pool issues (moto hands every identity the same keys): the fake DRoA accepts only these.
-    signed_in = idp.initiate_auth(
-        AuthFlow="USER_PASSWORD_AUTH", ClientId=client, AuthParameters={"USERNAME": USERNAME, "PASSWORD": PASSWORD}
-    )
+    signed_in = idp.initiate_auth(AuthFlow="USER_PASSWORD_AUTH", ClientId=client,
+                                  AuthParameters={"USERNAME": USERNAME, "PASSWORD": PASSWORD})
     token = signed_in["AuthenticationResult"]["IdToken"]
     who = identity.get_id(IdentityPoolId=identity_pool, Logins={provider: token})["IdentityId"]
     found = identity.get_credentials_for_identity(IdentityId=who, Logins={provider: token})["Credentials"]
@@ -172,15 +169,8 @@ def droa(cognito: Cognito, upload_s3: SeaweedServer) -> Iterator[FakeDroa]:
     """The fake DRoA (website, API, upload-bucket front on a real SeaweedFS bucket) signing in through ``cognito``."""
     bucket = unique_bucket("droa-uploads")
     upload_s3.create_bucket(bucket)
-    fake = FakeDroa(
-        upload_s3,
-        bucket,
-        cognito.url,
-        cognito.user_pool_id,
-        cognito.client_id,
-        cognito.identity_pool_id,
-        issued=cognito.issued,
-    ).start()
+    fake = FakeDroa(upload_s3, bucket, cognito.url, cognito.user_pool_id, cognito.client_id,
+                    cognito.identity_pool_id, issued=cognito.issued).start()
     yield fake
     fake.stop()
 

@@ -36,20 +36,12 @@ def upload_model(manifest: dict[str, Any], src: str, dst: str) -> None:
 
     def aws(server: dict[str, str], *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(
-            AWS_ACCESS_KEY_ID=server["access_key"],
-            AWS_SECRET_ACCESS_KEY=server["secret_key"],
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_CONFIG_FILE=manifest["aws_config"],
-            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        )
+        env.update(AWS_ACCESS_KEY_ID=server["access_key"], AWS_SECRET_ACCESS_KEY=server["secret_key"],
+                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=manifest["aws_config"],
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
         # The script does not check aws exit codes; this measurement does, so a broken run is not timed.
-        subprocess.run(
-            [manifest["aws"], "--endpoint-url", server["url"], "s3", *args],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        subprocess.run([manifest["aws"], "--endpoint-url", server["url"], "s3", *args], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
 
     s3_src = f"s3://{source['bucket']}/{src}"
     s3_dst = f"s3://{target['bucket']}/{dst}"
@@ -64,20 +56,8 @@ def upload_model(manifest: dict[str, Any], src: str, dst: str) -> None:
     entry = index["last_checkpoint"]
     number = entry["name"].split("_Step")[0]
     # Step 5: the checkpoint files (with the script's `N*` include pattern).
-    aws(
-        source,
-        "sync",
-        f"{s3_src}/model/",
-        str(work / "model"),
-        "--exclude",
-        "*",
-        "--include",
-        f"{number}*",
-        "--include",
-        f"model_{number}.pb",
-        "--include",
-        "deepracer_checkpoints.json",
-    )
+    aws(source, "sync", f"{s3_src}/model/", str(work / "model"), "--exclude", "*", "--include", f"{number}*",
+        "--include", f"model_{number}.pb", "--include", "deepracer_checkpoints.json")
     # Step 6: rewritten index, metadata next to the model, .coach_checkpoint written with echo.
     (work / "model" / "deepracer_checkpoints.json").write_text(
         json.dumps({"last_checkpoint": entry, "best_checkpoint": entry})

@@ -72,12 +72,7 @@ def run_measured(
         out.flush()
         started = time.perf_counter()
         proc = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd,
+            list(argv), env=dict(env), stdout=out, stderr=out, stdin=subprocess.DEVNULL, cwd=cwd,
             start_new_session=True,
         )
         monitor = TreeMonitor(proc.pid).start()

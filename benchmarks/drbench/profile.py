@@ -65,20 +65,8 @@ def summarise(raw: Path) -> dict[str, Any]:
 
 def profile(py_spy: str, argv: list[str], env: dict[str, str], raw: Path, log: Path) -> dict[str, Any]:
     """Run ``argv`` under ``py-spy record --subprocesses`` and summarise; {"error": ...} when it fails."""
-    command = [
-        py_spy,
-        "record",
-        "--subprocesses",
-        "--gil",
-        "--rate",
-        "200",
-        "--format",
-        "raw",
-        "--output",
-        str(raw),
-        "--",
-        *argv,
-    ]
+    command = [py_spy, "record", "--subprocesses", "--gil", "--rate", "200", "--format", "raw", "--output", str(raw),
+               "--", *argv]
     with log.open("ab") as out:
         done = subprocess.run(command, env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL, timeout=1800)
     if done.returncode != 0 or not raw.exists():

@@ -37,12 +37,8 @@ def _venv(path: Path, requirements: Path, log: Path) -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(path)
     if not stamp.exists() or stamp.read_text() != wanted:
         with log.open("ab") as out:
-            subprocess.run(
-                [str(path / "bin" / "pip"), "install", "-q", "-r", str(requirements)],
-                check=True,
-                stdout=out,
-                stderr=out,
-            )
+            subprocess.run([str(path / "bin" / "pip"), "install", "-q", "-r", str(requirements)],
+                           check=True, stdout=out, stderr=out)
         stamp.write_text(wanted)
     return path / "bin"
 

@@ -53,10 +53,7 @@ def summarize(runs: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Summary]:
     for key, rows in grouped.items():
         good = [r for r in rows if r["status"] == "ok"]
         out[key] = Summary(
-            key[0],
-            key[1],
-            len(good),
-            len(rows) - len(good),
+            key[0], key[1], len(good), len(rows) - len(good),
             {f: statistics.median(r[f] for r in good) for f in FIGURES} if good else {},
             {f: min(r[f] for r in good) for f in FIGURES} if good else {},
             {f: max(r[f] for r in good) for f in FIGURES} if good else {},
@@ -79,11 +76,8 @@ def speedup(s: dict[tuple[str, str], Summary], workload: str, peer: str) -> floa
 
 
 def fastest_peer(s: dict[tuple[str, str], Summary], workload: str, among: Sequence[str] | None = None) -> str | None:
-    peers = [
-        t
-        for (w, t), summary in s.items()
-        if w == workload and BY_NAME[t].peer and summary.median and (among is None or t in among)
-    ]
+    peers = [t for (w, t), summary in s.items() if w == workload and BY_NAME[t].peer and summary.median
+             and (among is None or t in among)]
     return min(peers, key=lambda t: s[(workload, t)].median["seconds"]) if peers else None
 
 
@@ -111,30 +105,17 @@ def targets(s: dict[tuple[str, str], Summary]) -> list[Target]:
     ratio_target("8", "W2: at least as fast as the fastest peer", "W2", fastest_peer(s, "W2"), 1.0)
     ratio_target("8", "W3: within 10% of the fastest peer", "W3", fastest_peer(s, "W3"), 1 / 1.1)
     w3 = s.get(("W3", "drtransfer"))
-    out.append(
-        Target(
-            "8",
-            f"W3: peak RSS < {RSS_LIMIT_MIB} MiB",
-            f"{w3.median['peak_rss_mib']:.0f} MiB" if w3 and w3.median else "not measured",
-            w3.median["peak_rss_mib"] < RSS_LIMIT_MIB if w3 and w3.median else None,
-        )
-    )
+    out.append(Target("8", f"W3: peak RSS < {RSS_LIMIT_MIB} MiB",
+                      f"{w3.median['peak_rss_mib']:.0f} MiB" if w3 and w3.median else "not measured",
+                      w3.median["peak_rss_mib"] < RSS_LIMIT_MIB if w3 and w3.median else None))
     ratio_target("8", "W4: >= 1.5x faster than awscli", "W4", "awscli", 1.5)
     gap = speedup(s, "W4", "s5cmd")
-    out.append(
-        Target(
-            "8", "W4: gap to s5cmd (reported, no target)", f"{gap:.2f}x" if gap is not None else "not measured", None
-        )
-    )
+    out.append(Target("8", "W4: gap to s5cmd (reported, no target)",
+                      f"{gap:.2f}x" if gap is not None else "not measured", None))
     w1 = s.get(("W1", "drtransfer"))
-    out.append(
-        Target(
-            "3",
-            f"W1: peak RSS of the whole engine < {RSS_LIMIT_MIB} MiB (default settings)",
-            f"{w1.median['peak_rss_mib']:.0f} MiB" if w1 and w1.median else "not measured",
-            w1.median["peak_rss_mib"] < RSS_LIMIT_MIB if w1 and w1.median else None,
-        )
-    )
+    out.append(Target("3", f"W1: peak RSS of the whole engine < {RSS_LIMIT_MIB} MiB (default settings)",
+                      f"{w1.median['peak_rss_mib']:.0f} MiB" if w1 and w1.median else "not measured",
+                      w1.median["peak_rss_mib"] < RSS_LIMIT_MIB if w1 and w1.median else None))
     ratio_target("3", "W1: >= 0.9x the throughput of one tuned TransferManager", "W1", "tm-ceiling", 0.9)
     w2 = s.get(("W2", "drtransfer"))
     if w1 and w2 and w1.median and w2.median:
@@ -159,9 +140,8 @@ def workload_table(w: Workload, s: dict[tuple[str, str], Summary], payload: dict
         "| deepracer-transfer speed-up |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = sorted(
-        (summary for (wn, _), summary in s.items() if wn == w.name), key=lambda x: x.median.get("seconds", float("inf"))
-    )
+    rows = sorted((summary for (wn, _), summary in s.items() if wn == w.name),
+                  key=lambda x: x.median.get("seconds", float("inf")))
     for summary in rows:
         tool = BY_NAME[summary.tool]
         runs = f"{summary.ok}/{summary.ok + summary.failed}"
@@ -198,10 +178,8 @@ def plot(workloads: Sequence[Workload], s: dict[tuple[str, str], Summary], path:
         labels = [BY_NAME[x.tool].label.replace(" (reference)", "\n(reference)") for x in rows]
         values = [x.median[key] for x in rows]
         errors = [[x.median[key] - x.low[key] for x in rows], [x.high[key] - x.median[key] for x in rows]]
-        colors = [
-            "tab:green" if x.tool == "drtransfer" else "tab:gray" if not BY_NAME[x.tool].peer else "tab:blue"
-            for x in rows
-        ]
+        colors = ["tab:green" if x.tool == "drtransfer" else "tab:gray" if not BY_NAME[x.tool].peer else "tab:blue"
+                  for x in rows]
         ax.barh(range(len(rows)), values, xerr=errors, color=colors, capsize=3)
         ax.set_yticks(range(len(rows)), labels, fontsize=8)
         ax.set_title(f"{w.name} ({w.unit}, median, min–max)", fontsize=10)
@@ -216,12 +194,8 @@ def render(results: Path, out_dir: Path, notes: Path | None = None) -> Path:
     s = summarize(runs)
     workloads = workloads_of(meta)
     quick = bool(meta.get("quick"))
-    plot(
-        workloads,
-        s,
-        out_dir / "results.png",
-        "deepracer-transfer vs peers" + (" — QUICK HARNESS CHECK, not results" if quick else ""),
-    )
+    plot(workloads, s, out_dir / "results.png",
+         "deepracer-transfer vs peers" + (" — QUICK HARNESS CHECK, not results" if quick else ""))
     machine, versions = meta.get("machine", {}), meta.get("versions", {})
     lines = [
         "# Benchmark results" + (" — QUICK HARNESS CHECK (tiny workloads; not results)" if quick else ""),
@@ -261,12 +235,8 @@ def render(results: Path, out_dir: Path, notes: Path | None = None) -> Path:
             if p.get("error"):
                 lines += [f"Profile failed: {p['error']}", ""]
                 continue
-            lines += [
-                f"{p['samples']} samples over every process; full listing: `{p['file']}`.",
-                "",
-                "| where (by innermost frame) | share |",
-                "|---|---|",
-            ]
+            lines += [f"{p['samples']} samples over every process; full listing: `{p['file']}`.", "",
+                      "| where (by innermost frame) | share |", "|---|---|"]
             lines += [f"| {group} | {share:.1f}% |" for group, share in p["groups"]]
             lines += ["", "| hottest innermost frames | share |", "|---|---|"]
             lines += [f"| `{frame}` | {share:.1f}% |" for frame, share in p["top"][:10]]

@@ -22,20 +22,11 @@ MiB = 1024 * 1024
 
 
 def client(server: dict[str, str]) -> Any:
-    config = Config(
-        signature_version="s3v4",
-        s3={"addressing_style": "path"},
-        max_pool_connections=20,
-        response_checksum_validation="when_required",
-        request_checksum_calculation="when_required",
-    )
+    config = Config(signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=20,
+                    response_checksum_validation="when_required", request_checksum_calculation="when_required")
     return boto3.session.Session().client(
-        "s3",
-        endpoint_url=server["url"],
-        region_name="us-east-1",
-        aws_access_key_id=server["access_key"],
-        aws_secret_access_key=server["secret_key"],
-        config=config,
+        "s3", endpoint_url=server["url"], region_name="us-east-1", aws_access_key_id=server["access_key"],
+        aws_secret_access_key=server["secret_key"], config=config,
     )
 
 
@@ -64,7 +55,7 @@ def main(manifest_path: str) -> int:
             prefix = model["src"].rstrip("/") + "/"
             for page in src.get_paginator("list_objects_v2").paginate(Bucket=sbucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    key = model["dst"].rstrip("/") + "/" + item["Key"][len(prefix) :]
+                    key = model["dst"].rstrip("/") + "/" + item["Key"][len(prefix):]
                     futures.append(manager.upload(LazyBody(src, sbucket, item["Key"]), tbucket, key))
         for future in futures:
             future.result()

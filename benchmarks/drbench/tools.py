@@ -27,12 +27,8 @@ class Server:
     bucket: str
 
     def aws_env(self) -> dict[str, str]:
-        return {
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-        }
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
 
     def as_json(self) -> dict[str, str]:
         return {"url": self.url, "access_key": self.access_key, "secret_key": self.secret_key, "bucket": self.bucket}
@@ -119,15 +115,8 @@ class DrTransfer(Tool):
             upload_bucket=ctx.target.bucket,
             runs=[(str(i), w.model_prefix(i), w.model_prefix(i)) for i in range(w.models)],
         )
-        argv = [
-            ctx.tools.drtransfer,
-            "upload",
-            *map(str, files.run_files),
-            "--system-env",
-            str(files.system_env),
-            "-f",
-            "--no-progress",
-        ]
+        argv = [ctx.tools.drtransfer, "upload", *map(str, files.run_files), "--system-env", str(files.system_env),
+                "-f", "--no-progress"]
         return [Step(argv, clean_env(**files.environ))]
 
 
@@ -155,25 +144,16 @@ class Rclone(Tool):
         (ctx.work / "rclone.conf").write_text("")
         remotes = {"SRC": ctx.source} if ctx.workload.same_endpoint else {"SRC": ctx.source, "DST": ctx.target}
         for name, server in remotes.items():
-            env.update(
-                {
-                    f"RCLONE_CONFIG_{name}_TYPE": "s3",
-                    f"RCLONE_CONFIG_{name}_PROVIDER": "SeaweedFS",
-                    f"RCLONE_CONFIG_{name}_ENDPOINT": server.url,
-                    f"RCLONE_CONFIG_{name}_REGION": "us-east-1",
-                    f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": server.access_key,
-                    f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": server.secret_key,
-                    f"RCLONE_CONFIG_{name}_FORCE_PATH_STYLE": "true",
-                }
-            )
+            env.update({
+                f"RCLONE_CONFIG_{name}_TYPE": "s3", f"RCLONE_CONFIG_{name}_PROVIDER": "SeaweedFS",
+                f"RCLONE_CONFIG_{name}_ENDPOINT": server.url, f"RCLONE_CONFIG_{name}_REGION": "us-east-1",
+                f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": server.access_key,
+                f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": server.secret_key,
+                f"RCLONE_CONFIG_{name}_FORCE_PATH_STYLE": "true",
+            })
         target = "src" if ctx.workload.same_endpoint else "dst"
-        argv = [
-            ctx.tools.rclone,
-            "copy",
-            f"src:{ctx.source.bucket}/{ctx.root}",
-            f"{target}:{ctx.target.bucket}/{ctx.root}",
-            *self.flags(ctx.workload),
-        ]
+        argv = [ctx.tools.rclone, "copy", f"src:{ctx.source.bucket}/{ctx.root}",
+                f"{target}:{ctx.target.bucket}/{ctx.root}", *self.flags(ctx.workload)]
         return [Step(argv, env)]
 
 
@@ -189,24 +169,13 @@ class S5cmd(Tool):
         s5 = ctx.tools.s5cmd
         src, dst = ctx.source, ctx.target
         if ctx.workload.same_endpoint:
-            argv = [
-                s5,
-                "--endpoint-url",
-                src.url,
-                "cp",
-                f"s3://{src.bucket}/{ctx.root}/*",
-                f"s3://{dst.bucket}/{ctx.root}/",
-            ]
+            argv = [s5, "--endpoint-url", src.url, "cp", f"s3://{src.bucket}/{ctx.root}/*", f"s3://{dst.bucket}/{ctx.root}/"]
             return [Step(argv, clean_env(**src.aws_env()))]
         return [
-            Step(
-                [s5, "--endpoint-url", src.url, "cp", f"s3://{src.bucket}/{ctx.root}/*", f"{ctx.stage}/"],
-                clean_env(**src.aws_env()),
-            ),
-            Step(
-                [s5, "--endpoint-url", dst.url, "cp", f"{ctx.stage}/*", f"s3://{dst.bucket}/{ctx.root}/"],
-                clean_env(**dst.aws_env()),
-            ),
+            Step([s5, "--endpoint-url", src.url, "cp", f"s3://{src.bucket}/{ctx.root}/*", f"{ctx.stage}/"],
+                 clean_env(**src.aws_env())),
+            Step([s5, "--endpoint-url", dst.url, "cp", f"{ctx.stage}/*", f"s3://{dst.bucket}/{ctx.root}/"],
+                 clean_env(**dst.aws_env())),
         ]
 
 
@@ -215,11 +184,8 @@ class AwsCli(Tool):
     CONCURRENCY = 32  # awscli's documented knob (default 10); never slower here (s3-lab §3.1)
 
     def settings(self, workload: Workload) -> str:
-        how = (
-            "server-side copy"
-            if workload.same_endpoint
-            else "download to local disk, then upload (one endpoint per call)"
-        )
+        how = ("server-side copy" if workload.same_endpoint
+               else "download to local disk, then upload (one endpoint per call)")
         return f"`aws s3 cp --recursive`, `max_concurrent_requests = {self.CONCURRENCY}`, {how}"
 
     def steps(self, ctx: RunContext) -> list[Step]:
@@ -243,10 +209,8 @@ class DrfcFlow(Tool):
     name, label = "drfc", "DRfC dr-upload-model flow"
 
     def settings(self, workload: Workload) -> str:
-        return (
-            "dr-upload-model's steps (domain §3.3) per model, one model after the other: `aws s3 cp`/`sync` "
-            "downloads to a local work dir, then `aws s3` uploads; awscli defaults (as DRfC runs it)"
-        )
+        return ("dr-upload-model's steps (domain §3.3) per model, one model after the other: `aws s3 cp`/`sync` "
+                "downloads to a local work dir, then `aws s3` uploads; awscli defaults (as DRfC runs it)")
 
     def steps(self, ctx: RunContext) -> list[Step]:
         config = _aws_config(ctx, 10)
@@ -261,10 +225,8 @@ class TransferManagerCeiling(Tool):
         return not workload.same_endpoint
 
     def settings(self, workload: Workload) -> str:
-        return (
-            "one tuned s3transfer `TransferManager` (10 threads, 8 MiB parts) in one process streaming every "
-            "object from a GET body: issue 3's ceiling of one Python process"
-        )
+        return ("one tuned s3transfer `TransferManager` (10 threads, 8 MiB parts) in one process streaming every "
+                "object from a GET body: issue 3's ceiling of one Python process")
 
     def steps(self, ctx: RunContext) -> list[Step]:
         manifest = ctx.manifest()

@@ -43,25 +43,10 @@ class Workload:
 FULL = (
     Workload("W1", "8 shallow models (one checkpoint each, metadata, metrics), cross-endpoint", False, "w1", 8),
     Workload("W2", "W1's models, same endpoint (server-side copy possible)", True, "w1", 8),
-    Workload(
-        "W3",
-        "1 model with a 1 GiB checkpoint (a large custom network), cross-endpoint",
-        False,
-        "w3",
-        1,
-        big_object=1 * GiB,
-    ),
-    Workload(
-        "W4",
-        "2,000 objects of 16 KiB in 8 models' metrics prefixes, cross-endpoint",
-        False,
-        "w4",
-        8,
-        network="deep",
-        scale=16 * KiB / NETWORK_SIZES["deep"][0],
-        small_objects=250,
-        unit="objects/s",
-    ),
+    Workload("W3", "1 model with a 1 GiB checkpoint (a large custom network), cross-endpoint", False, "w3", 1,
+             big_object=1 * GiB),
+    Workload("W4", "2,000 objects of 16 KiB in 8 models' metrics prefixes, cross-endpoint", False, "w4", 8,
+             network="deep", scale=16 * KiB / NETWORK_SIZES["deep"][0], small_objects=250, unit="objects/s"),
 )
 
 # Tiny versions, only to check that the harness works (never reported as results).
@@ -69,17 +54,8 @@ QUICK = (
     Workload("W1", FULL[0].title + " [quick: 2 tiny models]", False, "w1", 2, scale=0.02),
     Workload("W2", FULL[1].title + " [quick]", True, "w1", 2, scale=0.02),
     Workload("W3", FULL[2].title + " [quick: 48 MiB]", False, "w3", 1, scale=0.02, big_object=48 * MiB),
-    Workload(
-        "W4",
-        FULL[3].title + " [quick: 100 objects]",
-        False,
-        "w4",
-        2,
-        network="deep",
-        scale=FULL[3].scale,
-        small_objects=50,
-        unit="objects/s",
-    ),
+    Workload("W4", FULL[3].title + " [quick: 100 objects]", False, "w4", 2, network="deep",
+             scale=FULL[3].scale, small_objects=50, unit="objects/s"),
 )
 
 
@@ -130,7 +106,8 @@ def seed(workload: Workload, client: Any, bucket: str) -> Payload:
 
     def one(index: int) -> None:
         prefix = workload.model_prefix(index)
-        seed_model(client, bucket, prefix, checkpoints=(1,), network=workload.network, scale=workload.scale, seed=index)
+        seed_model(client, bucket, prefix, checkpoints=(1,), network=workload.network, scale=workload.scale,
+                   seed=index)
         client.delete_objects(
             Bucket=bucket, Delete={"Objects": [{"Key": f"{prefix}/{r}"} for r in NOT_UPLOADED], "Quiet": True}
         )
@@ -152,7 +129,7 @@ def listing(client: Any, bucket: str, root: str) -> Payload:
     prefix = root.rstrip("/") + "/"
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            payload.sizes[item["Key"][len(prefix) :]] = int(item["Size"])
+            payload.sizes[item["Key"][len(prefix):]] = int(item["Size"])
     return payload
 
 

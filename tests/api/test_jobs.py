@@ -42,11 +42,7 @@ class Recorder(JobSubscriber):
 
 @pytest.fixture
 def runs(
-    tmp_path: Path,
-    local_s3: SeaweedServer,
-    upload_s3: SeaweedServer,
-    local_bucket: str,
-    upload_bucket: str,
+    tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> list[RunConfig]:
     for prefix in ("alpha", "beta"):

@@ -40,10 +40,8 @@ def test_json_reports_every_setting_and_cleans_up(bench_setup: BenchSetup, tmp_p
     # stdout stays one JSON document; the best setting (highest MiB/s, one run each) is named on stderr.
     fastest = max(report["results"], key=lambda r: r["mib_per_s"])["setting"]
     best = [line for line in done.stderr.splitlines() if line.startswith("best: ")]
-    assert best == [
-        f"best: processes={fastest['processes']} concurrency=4 part-size=8MiB: "
-        f"{max(r['mib_per_s'] for r in report['results']):.1f} MiB/s (1 run)"
-    ]
+    assert best == [f"best: processes={fastest['processes']} concurrency=4 part-size=8MiB: "
+                    f"{max(r['mib_per_s'] for r in report['results']):.1f} MiB/s (1 run)"]
     # Only the bench's own objects were deleted: both buckets are exactly as before.
     assert bench_setup.contents() == bench_setup.before
 

@@ -84,36 +84,18 @@ class Runs:
 
     def run(self, run_id: str, prefix: str, upload_prefix: str | None = None, **values: str) -> RunConfig:
         return RunConfig(
-            run_id=run_id,
-            local=self.local.endpoint("local"),
-            local_bucket=self.local_bucket,
-            model_prefix=prefix,
-            upload=self.upload.endpoint("upload"),
-            upload_bucket=self.upload_bucket,
-            upload_prefix=upload_prefix or f"{prefix}-up",
-            reward_key="custom_files/reward_function.py",
-            metrics_prefix=f"{prefix}/metrics",
-            region="us-east-1",
-            values={**self.values, **values},
+            run_id=run_id, local=self.local.endpoint("local"), local_bucket=self.local_bucket, model_prefix=prefix,
+            upload=self.upload.endpoint("upload"), upload_bucket=self.upload_bucket,
+            upload_prefix=upload_prefix or f"{prefix}-up", reward_key="custom_files/reward_function.py",
+            metrics_prefix=f"{prefix}/metrics", region="us-east-1", values={**self.values, **values},
         )
 
-    def seed(
-        self,
-        run_id: str,
-        prefix: str,
-        *,
-        checkpoint: str = "last",
-        upload_prefix: str | None = None,
-        metadata: Callable[[dict[str, Any]], None] | None = None,
-        world: str = "reInvent2019_track",
-        params: dict[str, Any] | None = None,
-        scale: float = SCALE,
-        **values: str,
-    ) -> PreparedModel:
+    def seed(self, run_id: str, prefix: str, *, checkpoint: str = "last", upload_prefix: str | None = None,
+             metadata: Callable[[dict[str, Any]], None] | None = None, world: str = "reInvent2019_track",
+             params: dict[str, Any] | None = None, scale: float = SCALE, **values: str) -> PreparedModel:
         client = self.local.client()
-        self.seeded[run_id] = seed_model(
-            client, self.local_bucket, prefix, checkpoints=(1, 2, 3), best=2, scale=scale, world=world
-        )
+        self.seeded[run_id] = seed_model(client, self.local_bucket, prefix, checkpoints=(1, 2, 3), best=2,
+                                         scale=scale, world=world)
         if metadata is not None:
             key = f"{prefix}/model/model_metadata.json"
             data = json.loads(client.get_object(Bucket=self.local_bucket, Key=key)["Body"].read())
@@ -143,3 +125,4 @@ def options(tmp_path: Path, secret: Secrets | None = None, **kwargs: Any) -> Imp
     defaults.update(kwargs)
     defaults.setdefault("engine", EngineSettings(processes=0, concurrency=4))
     return ImportOptions(**defaults)
+

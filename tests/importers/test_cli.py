@@ -113,30 +113,15 @@ def edit(setup_local: tuple[SeaweedServer, str], prefix: str, **values: object) 
 
 
 def import_droa(setup: Setup, *extra: str) -> subprocess.CompletedProcess[str]:
-    return setup.run(
-        "import",
-        *setup.upload_args(),
-        "--to",
-        "droa",
-        "--password-stdin",
-        "--processes",
-        "1",
-        "--no-progress",
-        *extra,
-        stdin=PASSWORD + "\n",
-    )
+    return setup.run("import", *setup.upload_args(), "--to", "droa", "--password-stdin", "--processes", "1",
+                     "--no-progress", *extra, stdin=PASSWORD + "\n")
 
 
 def test_a_count_of_3_0_is_imported_as_3_and_head_to_bot_is_a_warning(
     setup: Setup, droa: FakeDroa, local_s3: SeaweedServer, local_bucket: str
 ) -> None:
-    edit(
-        (local_s3, local_bucket),
-        "alpha",
-        RACE_TYPE="OBJECT_AVOIDANCE",
-        NUMBER_OF_OBSTACLES="3.0",
-        RANDOMIZE_OBSTACLE_LOCATIONS="True",
-    )
+    edit((local_s3, local_bucket), "alpha", RACE_TYPE="OBJECT_AVOIDANCE", NUMBER_OF_OBSTACLES="3.0",
+         RANDOMIZE_OBSTACLE_LOCATIONS="True")
     edit((local_s3, local_bucket), "beta", RACE_TYPE="HEAD_TO_BOT", NUMBER_OF_BOT_CARS="3")
     done = import_droa(setup, "--wait")
     assert done.returncode == 0, done.stderr
@@ -165,9 +150,7 @@ def test_a_plain_track_name_runs_the_way_the_models_own_yaml_says(
     assert models["beta-up"].track == ("2022_april_open", "COUNTER_CLOCKWISE")
     # DRoA validates the reward function on the route of the direction it recorded.
     assert (models["alpha-up"].track_name, models["beta-up"].track_name) == (
-        "2022_april_open_cw",
-        "2022_april_open_ccw",
-    )
+        "2022_april_open_cw", "2022_april_open_ccw")
 
 
 def test_a_bare_500_from_the_import_is_a_sentence_that_says_what_to_check(setup: Setup, droa: FakeDroa) -> None:
@@ -185,12 +168,8 @@ def test_a_bare_500_from_the_import_is_a_sentence_that_says_what_to_check(setup:
 
 def test_a_model_record_droa_left_broken_is_named_before_anything_is_copied(setup: Setup, droa: FakeDroa) -> None:
     # An earlier import (by an older client) gave DRoA a count it could not store.
-    status, _ = import_(
-        droa,
-        folder(
-            droa, {"RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "3.0", "RANDOMIZE_OBSTACLE_LOCATIONS": True}
-        ),
-    )
+    status, _ = import_(droa, folder(droa, {"RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "3.0",
+                                            "RANDOMIZE_OBSTACLE_LOCATIONS": True}))
     assert status == 500
     before = len(droa.s3_calls)
     done = import_droa(setup)

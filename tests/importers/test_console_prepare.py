@@ -38,13 +38,8 @@ def test_a_free_name_passes_after_reading_every_page(runs: Runs, console: FakeCo
 def test_a_duplicate_name_on_the_second_page_is_refused(runs: Runs, console: FakeConsole, tmp_path: Path) -> None:
     runs.values.update(console_values(console))
     with pytest.raises(ConfigError) as caught:
-        prepare_imports(
-            runs.host,
-            [PreparedModel(runs.run("0", "alpha", upload_prefix="taken-name"))],
-            target="aws-console",
-            name=None,
-            options=options(tmp_path),
-        )
+        prepare_imports(runs.host, [PreparedModel(runs.run("0", "alpha", upload_prefix="taken-name"))],
+                        target="aws-console", name=None, options=options(tmp_path))
     assert str(caught.value).startswith("A model named 'taken-name' already exists in the AWS DeepRacer console;")
     assert console.operations("ImportModel") == []
 
@@ -63,13 +58,8 @@ def test_the_role_is_required_and_validated(
 ) -> None:
     runs.values.update({**console_values(console), "DR_UPLOAD_S3_ROLE": role})
     with pytest.raises(ConfigError, match=expected):
-        prepare_imports(
-            runs.host,
-            [PreparedModel(runs.run("0", "alpha"))],
-            target="aws-console",
-            name=None,
-            options=options(tmp_path),
-        )
+        prepare_imports(runs.host, [PreparedModel(runs.run("0", "alpha"))], target="aws-console", name=None,
+                        options=options(tmp_path))
     assert console.calls == []  # refused before any call
 
 
@@ -87,13 +77,8 @@ def test_refused_credentials_and_an_unreachable_console_are_one_sentence(
     runs.values["DR_DEEPRACER_ENDPOINT_URL"] = "http://127.0.0.1:9"
     unreachable = "Cannot reach the AWS DeepRacer console at http://127.0.0.1:9 to list the existing models;"
     with pytest.raises(ConfigError, match=re.escape(unreachable)):
-        prepare_imports(
-            runs.host,
-            [PreparedModel(runs.run("0", "alpha"))],
-            target="aws-console",
-            name=None,
-            options=options(tmp_path),
-        )
+        prepare_imports(runs.host, [PreparedModel(runs.run("0", "alpha"))], target="aws-console", name=None,
+                        options=options(tmp_path))
 
 
 def test_the_plugin_definition_is_used_unless_install_cli_put_one_in_aws_models(
@@ -105,10 +90,7 @@ def test_the_plugin_definition_is_used_unless_install_cli_put_one_in_aws_models(
     assert sorted(client.meta.service_model.operation_names) == ["GetModel", "ImportModel", "ListModels"]
     model = client.meta.service_model
     assert (model.signing_name, model.protocol, model.metadata["targetPrefix"]) == (
-        "deepracer",
-        "json",
-        "AwsSilverstoneCloudService",
-    )
+        "deepracer", "json", "AwsSilverstoneCloudService")
 
     installed = tmp_path / ".aws" / "models" / "deepracer" / "2019-04-01" / "service-2.json"
     installed.parent.mkdir(parents=True)

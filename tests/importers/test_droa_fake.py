@@ -19,20 +19,10 @@ from botocore.credentials import Credentials as BotoCredentials
 from tests.infra.droa_server import FakeDroa
 
 CKPT = "3_Step-300.ckpt"
-METADATA = {
-    "action_space": [{"steering_angle": 0, "speed": 1}],
-    "action_space_type": "discrete",
-    "sensor": ["FRONT_FACING_CAMERA"],
-    "training_algorithm": "clipped_ppo",
-    "version": "5",
-}
-PARAMS = {
-    "WORLD_NAME": "reInvent2019_track",
-    "RACE_TYPE": "TIME_TRIAL",
-    "BODY_SHELL_TYPE": "deepracer",
-    "CAR_COLOR": "Red",
-    "TRACK_DIRECTION_CLOCKWISE": False,
-}
+METADATA = {"action_space": [{"steering_angle": 0, "speed": 1}], "action_space_type": "discrete",
+            "sensor": ["FRONT_FACING_CAMERA"], "training_algorithm": "clipped_ppo", "version": "5"}
+PARAMS = {"WORLD_NAME": "reInvent2019_track", "RACE_TYPE": "TIME_TRIAL", "BODY_SHELL_TYPE": "deepracer",
+          "CAR_COLOR": "Red", "TRACK_DIRECTION_CLOCKWISE": False}
 
 
 def call(droa: FakeDroa, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -40,23 +30,14 @@ def call(droa: FakeDroa, method: str, path: str, body: Any = None) -> tuple[int,
     url = droa.api_url.rstrip("/") + path
     data = json.dumps(body).encode() if body is not None else b""
     signed = AWSRequest(method=method, url=url, data=data, headers={"Content-Type": "application/json"})
-    SigV4Auth(
-        BotoCredentials(droa.issued.access_key, droa.issued.secret_key, droa.issued.session_token),
-        "execute-api",
-        droa.region,
-    ).add_auth(signed)
+    SigV4Auth(BotoCredentials(droa.issued.access_key, droa.issued.secret_key, droa.issued.session_token),
+              "execute-api", droa.region).add_auth(signed)
     answer = requests.request(method, url, data=data or None, headers=dict(signed.headers.items()), timeout=30)
     return answer.status_code, answer.json()
 
 
-def folder(
-    droa: FakeDroa,
-    params: dict[str, Any] | None = None,
-    *,
-    index: dict[str, Any] | None = None,
-    checkpoint_files: bool = True,
-    raw_params: str | None = None,
-) -> str:
+def folder(droa: FakeDroa, params: dict[str, Any] | None = None, *, index: dict[str, Any] | None = None,
+           checkpoint_files: bool = True, raw_params: str | None = None) -> str:
     """An import folder in DRoA's upload bucket; returns its s3Path."""
     path = f"uploads/models/{uuid.uuid4()}"
     text = raw_params if raw_params is not None else yaml.safe_dump({**PARAMS, **(params or {})})
@@ -90,28 +71,21 @@ OA = {"RACE_TYPE": "OBJECT_AVOIDANCE", "RANDOMIZE_OBSTACLE_LOCATIONS": False}
     ("values", "message"),
     [
         # count = number of positions, compared strictly: a quoted count never equals one
-        (
-            {"NUMBER_OF_OBSTACLES": 3, "OBJECT_POSITIONS": ["0.2,1", "0.5,-1"]},
-            "Obstacle positions must be equal to number of objects.",
-        ),
-        (
-            {"NUMBER_OF_OBSTACLES": "2", "OBJECT_POSITIONS": ["0.2,1", "0.5,-1"]},
-            "Obstacle positions must be equal to number of objects.",
-        ),
+        ({"NUMBER_OF_OBSTACLES": 3, "OBJECT_POSITIONS": ["0.2,1", "0.5,-1"]},
+         "Obstacle positions must be equal to number of objects."),
+        ({"NUMBER_OF_OBSTACLES": "2", "OBJECT_POSITIONS": ["0.2,1", "0.5,-1"]},
+         "Obstacle positions must be equal to number of objects."),
         # the first no nearer the start than 0.07, the last no further than 0.9, sorted by position
         ({"NUMBER_OF_OBSTACLES": 2, "OBJECT_POSITIONS": ["0.5,1", "0.06,-1"]}, "First obstacle position is invalid."),
         ({"NUMBER_OF_OBSTACLES": 2, "OBJECT_POSITIONS": ["0.91,1", "0.5,-1"]}, "Last obstacle position is invalid."),
         # at least 0.13 between neighbours
-        (
-            {"NUMBER_OF_OBSTACLES": 3, "OBJECT_POSITIONS": ["0.2,1", "0.7,1", "0.32,-1"]},
-            "Obstacle position distances are invalid.",
-        ),
+        ({"NUMBER_OF_OBSTACLES": 3, "OBJECT_POSITIONS": ["0.2,1", "0.7,1", "0.32,-1"]},
+         "Obstacle position distances are invalid."),
     ],
     ids=["count-vs-positions", "quoted-count", "first", "last", "spacing"],
 )
-def test_the_obstacle_rules_answer_400_with_droas_sentence(
-    droa: FakeDroa, values: dict[str, Any], message: str
-) -> None:
+def test_the_obstacle_rules_answer_400_with_droas_sentence(droa: FakeDroa, values: dict[str, Any],
+                                                           message: str) -> None:
     assert import_(droa, folder(droa, {**OA, **values})) == (400, {"message": message})
     assert droa.models == []
     assert call(droa, "GET", "/models") == (200, {"models": []})
@@ -125,9 +99,8 @@ def test_the_obstacle_rules_answer_400_with_droas_sentence(
     ],
     ids=["string-count", "position-without-lane"],
 )
-def test_what_its_database_cannot_store_is_a_bare_500_that_breaks_the_listing(
-    droa: FakeDroa, values: dict[str, Any]
-) -> None:
+def test_what_its_database_cannot_store_is_a_bare_500_that_breaks_the_listing(droa: FakeDroa,
+                                                                              values: dict[str, Any]) -> None:
     assert import_(droa, folder(droa, {**OA, **values})) == (500, {})
     [broken] = droa.models  # the model record was written, its training record was not
     assert broken.status == "IMPORTING" and not broken.training
@@ -139,9 +112,8 @@ def test_what_its_database_cannot_store_is_a_bare_500_that_breaks_the_listing(
 
 
 def test_a_count_droa_can_store_is_recorded_as_a_number(droa: FakeDroa) -> None:
-    status, answer = import_(
-        droa, folder(droa, {**OA, "NUMBER_OF_OBSTACLES": 2, "OBJECT_POSITIONS": ["0.5, -1", "0.2,1"]})
-    )
+    status, answer = import_(droa, folder(droa, {**OA, "NUMBER_OF_OBSTACLES": 2, "OBJECT_POSITIONS":
+                                                 ["0.5, -1", "0.2,1"]}))
     assert status == 200
     [model] = call(droa, "GET", "/models")[1]["models"]
     assert model["modelId"] == answer["modelId"]
@@ -155,18 +127,12 @@ def test_a_count_droa_can_store_is_recorded_as_a_number(droa: FakeDroa) -> None:
 @pytest.mark.parametrize(
     ("body", "error"),
     [
-        (
-            {"modelName": "alpha_v2"},
-            'Invalid request body: [ECMA 262 regex "^[a-zA-Z0-9-]+$" does not match input string "alpha_v2"]',
-        ),
-        (
-            {"modelName": "m" * 65},
-            f'Invalid request body: [string "{"m" * 65}" is too long (length: 65, maximum allowed: 64)]',
-        ),
-        (
-            {"modelDescription": "no_underscores"},
-            'Invalid request body: [ECMA 262 regex "^[a-zA-Z0-9- ]+$" does not match input string "no_underscores"]',
-        ),
+        ({"modelName": "alpha_v2"},
+         'Invalid request body: [ECMA 262 regex "^[a-zA-Z0-9-]+$" does not match input string "alpha_v2"]'),
+        ({"modelName": "m" * 65},
+         f'Invalid request body: [string "{"m" * 65}" is too long (length: 65, maximum allowed: 64)]'),
+        ({"modelDescription": "no_underscores"},
+         'Invalid request body: [ECMA 262 regex "^[a-zA-Z0-9- ]+$" does not match input string "no_underscores"]'),
         ({"modelName": None}, 'Invalid request body: [object has missing required properties (["modelName"])]'),
     ],
     ids=["name-pattern", "name-length", "description-pattern", "name-missing"],
@@ -182,9 +148,7 @@ def test_the_gateway_answers_request_validation_failures_with_error_message(
 
 def test_the_handler_answers_what_the_gateway_lets_through(droa: FakeDroa) -> None:
     assert call(droa, "POST", "/importmodel", {"s3Bucket": "", "s3Path": "p", "modelName": "m"}) == (
-        400,
-        {"message": "Missing required fields"},
-    )
+        400, {"message": "Missing required fields"})
     assert call(droa, "GET", "/models/abcdefghijklmno") == (404, {"message": "Item not found."})
     path = folder(droa)
     droa.seaweed.client().delete_object(Bucket=droa.bucket, Key=f"{path}/reward_function.py")
@@ -202,9 +166,7 @@ def test_the_reward_function_is_validated_on_the_track_and_direction_droa_record
     assert model.track == ("2022_april_open", "CLOCKWISE") and model.track_name == "2022_april_open_cw"
     status, got = call(droa, "GET", f"/models/{answer['modelId']}")
     assert (got["model"]["status"], got["model"]["importErrorMessage"]) == (
-        "ERROR",
-        "Reward Function Validation Unknown parameter 'speeed', Reward must be a float",
-    )
+        "ERROR", "Reward Function Validation Unknown parameter 'speeed', Reward must be a float")
 
 
 def test_model_validation_needs_the_last_checkpoint_and_not_the_best(droa: FakeDroa) -> None:

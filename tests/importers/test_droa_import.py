@@ -30,11 +30,8 @@ def imported_tree(droa: FakeDroa, s3_path: str) -> dict[str, bytes]:
 
 def test_several_runs_are_copied_imported_and_waited_for(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
     runs.values.update(droa_values(droa))
-    models = [
-        runs.seed("0", "alpha"),
-        runs.seed("1", "beta", checkpoint="best"),
-        runs.seed("2", "gamma", world="2022_april_open_ccw"),
-    ]
+    models = [runs.seed("0", "alpha"), runs.seed("1", "beta", checkpoint="best"),
+              runs.seed("2", "gamma", world="2022_april_open_ccw")]
     events: list[Event] = []
     chosen = options(tmp_path, Secrets(), description="Trained with DRfC")
     items = prepare_imports(runs.host, models, target=None, name=None, options=chosen)
@@ -42,10 +39,7 @@ def test_several_runs_are_copied_imported_and_waited_for(runs: Runs, droa: FakeD
     results = submit_imports(items, uploads, wait=True, notify=events.append)
 
     assert [(r.run_id, r.status, r.service_status) for r in results] == [
-        ("0", "ready", "READY"),
-        ("1", "ready", "READY"),
-        ("2", "ready", "READY"),
-    ]
+        ("0", "ready", "READY"), ("1", "ready", "READY"), ("2", "ready", "READY")]
     assert {m.name for m in droa.models} == {"alpha-up", "beta-up", "gamma-up"}
     for result, model in zip(results, models, strict=True):
         record = next(m for m in droa.models if m.model_id == result.model_id)
@@ -57,19 +51,10 @@ def test_several_runs_are_copied_imported_and_waited_for(runs: Runs, droa: FakeD
         number = src.best if model.run.run_id == "1" else src.last
         name = checkpoint_name(number)
         assert set(tree) >= {
-            "model_metadata.json",
-            "reward_function.py",
-            "training_params.yaml",
-            "hyperparameters.json",
-            "ip/hyperparameters.json",
-            "model/model_metadata.json",
-            "model/deepracer_checkpoints.json",
-            "model/.coach_checkpoint",
-            f"model/{name}.data-00000-of-00001",
-            f"model/{name}.index",
-            f"model/{name}.meta",
-            f"model/model_{number}.pb",
-            "metrics/training/training-metrics.json",
+            "model_metadata.json", "reward_function.py", "training_params.yaml", "hyperparameters.json",
+            "ip/hyperparameters.json", "model/model_metadata.json", "model/deepracer_checkpoints.json",
+            "model/.coach_checkpoint", f"model/{name}.data-00000-of-00001", f"model/{name}.index",
+            f"model/{name}.meta", f"model/model_{number}.pb", "metrics/training/training-metrics.json",
         }
         assert not [k for k in tree if k.startswith("model/") and "_Step-" in k and not k.startswith(f"model/{name}")]
         assert tree["model/.coach_checkpoint"] == name.encode()
@@ -110,9 +95,8 @@ def test_a_400_from_the_api_is_that_models_failure(runs: Runs, droa: FakeDroa, t
     models = [runs.seed("0", "alpha"), runs.seed("1", "beta")]
     items = prepare_imports(runs.host, models, target="droa", name=None, options=options(tmp_path, Secrets()))
     # A DRoA release whose track list lacks the direction the client's catalog has.
-    droa.reject["alpha-up"] = (
-        "Invalid track configuration. Track reInvent2019_track is not available in direction COUNTER_CLOCKWISE."
-    )
+    droa.reject["alpha-up"] = ("Invalid track configuration. Track reInvent2019_track is not available in direction "
+                               "COUNTER_CLOCKWISE.")
     results = submit_imports(items, {m.run.run_id: ModelResult(m.run.run_id, "ok") for m in models}, wait=False)
     assert results[0].status == "failed"
     assert results[0].message == (
@@ -136,9 +120,8 @@ def test_an_unreachable_api_after_the_copy_is_one_sentence(runs: Runs, droa: Fak
 
 def test_wait_reports_droas_import_error_message(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
     runs.values.update(droa_values(droa))
-    items = prepare_imports(
-        runs.host, [runs.seed("0", "alpha")], target="droa", name=None, options=options(tmp_path, Secrets())
-    )
+    items = prepare_imports(runs.host, [runs.seed("0", "alpha")], target="droa", name=None,
+                            options=options(tmp_path, Secrets()))
     droa.fail_validation = "Checkpoint could not be restored: invalid graph."
     [result] = submit_imports(items, {"0": ModelResult("0", "ok")}, wait=True)
     assert (result.status, result.service_status) == ("failed", "ERROR")
@@ -152,9 +135,8 @@ def test_credentials_that_run_out_before_the_copy_are_renewed_without_the_passwo
 ) -> None:
     runs.values.update(droa_values(droa))
     secrets = Secrets()
-    items = prepare_imports(
-        runs.host, [runs.seed("0", "alpha")], target="droa", name=None, options=options(tmp_path, secrets)
-    )
+    items = prepare_imports(runs.host, [runs.seed("0", "alpha")], target="droa", name=None,
+                            options=options(tmp_path, secrets))
     session = items[0].state.session
     session.current = dataclasses.replace(session.current, expiration=datetime.datetime.now(datetime.UTC))
     [result] = submit_imports(items, {"0": ModelResult("0", "ok")}, wait=False)
@@ -165,28 +147,17 @@ def test_credentials_that_run_out_before_the_copy_are_renewed_without_the_passwo
 
 def test_the_upload_bucket_front_lets_droa_users_write_but_not_read(droa: FakeDroa) -> None:
     assert droa.issued is not None
-    client = make_s3_client(
-        Endpoint(
-            "droa",
-            droa.s3_url,
-            droa.region,
-            Credentials(droa.issued.access_key, droa.issued.secret_key, droa.issued.session_token),
-        ),
-        ClientSettings(max_attempts=1),
-    )
+    client = make_s3_client(Endpoint("droa", droa.s3_url, droa.region, Credentials(
+        droa.issued.access_key, droa.issued.secret_key, droa.issued.session_token)), ClientSettings(max_attempts=1))
     client.put_object(Bucket=droa.bucket, Key="uploads/models/x/a.json", Body=b"{}")
-    for call in (
-        lambda: client.head_object(Bucket=droa.bucket, Key="uploads/models/x/a.json"),
-        lambda: client.list_objects_v2(Bucket=droa.bucket, Prefix="uploads/"),
-        lambda: client.list_multipart_uploads(Bucket=droa.bucket),
-    ):
+    for call in (lambda: client.head_object(Bucket=droa.bucket, Key="uploads/models/x/a.json"),
+                 lambda: client.list_objects_v2(Bucket=droa.bucket, Prefix="uploads/"),
+                 lambda: client.list_multipart_uploads(Bucket=droa.bucket)):
         with pytest.raises(botocore.exceptions.ClientError) as caught:
             call()
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    tokenless = make_s3_client(
-        Endpoint("droa", droa.s3_url, droa.region, Credentials(droa.issued.access_key, droa.issued.secret_key)),
-        ClientSettings(max_attempts=1),
-    )
+    tokenless = make_s3_client(Endpoint("droa", droa.s3_url, droa.region, Credentials(
+        droa.issued.access_key, droa.issued.secret_key)), ClientSettings(max_attempts=1))
     with pytest.raises(botocore.exceptions.ClientError):
         tokenless.put_object(Bucket=droa.bucket, Key="uploads/models/x/b.json", Body=b"{}")
     assert list(list_tree(droa.seaweed, droa.bucket)) == ["uploads/models/x/a.json"]
@@ -198,9 +169,8 @@ def test_a_large_checkpoint_goes_up_in_parts_within_droas_write_only_policy(
     runs.values.update(droa_values(droa))
     model = runs.seed("0", "alpha", scale=0.15)  # a 6.75 MiB .data file
     engine = EngineSettings(processes=0, concurrency=4, part_size=5 * MiB, multipart_threshold=1 * MiB)
-    items = prepare_imports(
-        runs.host, [model], target="droa", name=None, options=options(tmp_path, Secrets(), engine=engine)
-    )
+    items = prepare_imports(runs.host, [model], target="droa", name=None,
+                            options=options(tmp_path, Secrets(), engine=engine))
     [result] = submit_imports(items, {"0": ModelResult("0", "ok")}, wait=True)
     assert result.status == "ready", result.message
     calls = [(method, target) for method, target, _ in droa.s3_calls]

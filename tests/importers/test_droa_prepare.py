@@ -77,13 +77,8 @@ def test_expired_cached_credentials_are_refreshed_by_signing_in_again(
 def test_a_wrong_password_is_one_sentence_and_nothing_is_copied(runs: Runs, droa: FakeDroa, tmp_path: Path) -> None:
     runs.values.update(droa_values(droa))
     with pytest.raises(ConfigError) as caught:
-        prepare_imports(
-            runs.host,
-            [runs.seed("0", "alpha")],
-            target="droa",
-            name=None,
-            options=options(tmp_path, Secrets("wrong-password-1")),
-        )
+        prepare_imports(runs.host, [runs.seed("0", "alpha")], target="droa", name=None,
+                        options=options(tmp_path, Secrets("wrong-password-1")))
     message = str(caught.value)
     assert message.startswith(f"Could not sign in to DRoA at {droa.url} as {USERNAME!r}")
     assert "check DR_DROA_USERNAME and the password" in message
@@ -109,22 +104,14 @@ def test_droa_checks_run_first_with_droa_wording(runs: Runs, droa: FakeDroa, tmp
     models = [runs.seed("0", "alpha", metadata=sac_discrete), runs.seed("1", "beta", params={"CAR_COLOR": "Pink"})]
     secrets = Secrets()
     with pytest.raises(ConfigError) as caught:
-        prepare_imports(
-            runs.host,
-            models,
-            target="droa",
-            name=None,
-            options=options(tmp_path, secrets, description="bad_description"),
-        )
+        prepare_imports(runs.host, models, target="droa", name=None, options=options(tmp_path, secrets,
+                                                                                  description="bad_description"))
     message = str(caught.value)
-    assert (
-        "run 0 (alpha) cannot be imported into DRoA: Agent algorithm SAC does not work with discrete action space."
-    ) in message
+    assert ("run 0 (alpha) cannot be imported into DRoA: Agent algorithm SAC does not work with discrete action "
+            "space.") in message
     assert "Model description must contain only alphanumeric characters, spaces, and hyphen" in message
-    assert (
-        "run 1 (beta) cannot be imported into DRoA: Invalid car customization. Car shell DEEPRACER is not "
-        "available in color PINK."
-    ) in message
+    assert ("run 1 (beta) cannot be imported into DRoA: Invalid car customization. Car shell DEEPRACER is not "
+            "available in color PINK.") in message
     assert secrets.prompts == []  # refused before asking anyone for a password
     nothing_sent(droa)
 
@@ -160,9 +147,8 @@ def test_credentials_droa_refuses_are_one_sentence(runs: Runs, droa: FakeDroa, t
     runs.values.update(droa_values(droa))
     droa.issued = Secret("ASIAOTHERKEY", "other-secret", "other-token")  # DRoA no longer trusts these
     with pytest.raises(ConfigError) as caught:
-        prepare_imports(
-            runs.host, [runs.seed("0", "alpha")], target="droa", name=None, options=options(tmp_path, Secrets())
-        )
+        prepare_imports(runs.host, [runs.seed("0", "alpha")], target="droa", name=None,
+                        options=options(tmp_path, Secrets()))
     assert str(caught.value).startswith(f"DRoA refused the credentials of {USERNAME!r} for GET /models (HTTP 403")
     assert "drtransfer logout" in str(caught.value)
     nothing_sent(droa)

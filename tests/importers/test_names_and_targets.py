@@ -63,21 +63,15 @@ def test_two_runs_with_the_same_upload_prefix_are_refused() -> None:
     first, second = make_run("0", "alpha"), make_run("1", "beta")
     second = dataclasses.replace(second, upload_prefix=first.upload_prefix)
     with pytest.raises(ConfigError, match="would both be imported into aws-console as 'alpha-up'"):
-        prepare_imports(
-            get_plugin_manager(),
-            [PreparedModel(first), PreparedModel(second)],
-            target="aws-console",
-            name=None,
-            options=ImportOptions(environ={}),
-        )
+        prepare_imports(get_plugin_manager(), [PreparedModel(first), PreparedModel(second)], target="aws-console",
+                        name=None, options=ImportOptions(environ={}))
 
 
 def test_an_invalid_default_name_names_the_run_and_the_character() -> None:
     run = make_run("3", "rl_deepracer")
     with pytest.raises(ConfigError) as caught:
-        prepare_imports(
-            get_plugin_manager(), [PreparedModel(run)], target="droa", name=None, options=ImportOptions(environ={})
-        )
+        prepare_imports(get_plugin_manager(), [PreparedModel(run)], target="droa", name=None,
+                        options=ImportOptions(environ={}))
     assert "'rl_deepracer-up'" in str(caught.value) and "contains '_'" in str(caught.value)
     assert "run 3" in str(caught.value)
 
@@ -92,12 +86,7 @@ def test_without_any_importer_the_error_says_none_is_installed() -> None:
 
 def test_an_unknown_target_lists_the_installed_ones() -> None:
     with pytest.raises(ConfigError) as caught:
-        prepare_imports(
-            get_plugin_manager(),
-            [PreparedModel(make_run())],
-            target="sagemaker",
-            name=None,
-            options=ImportOptions(environ={}),
-        )
+        prepare_imports(get_plugin_manager(), [PreparedModel(make_run())], target="sagemaker", name=None,
+                        options=ImportOptions(environ={}))
     assert "'sagemaker'" in str(caught.value)
     assert "aws-console" in str(caught.value) and "droa" in str(caught.value)

@@ -40,24 +40,16 @@ class Setup:
         return self.drfc.run(*args, command=command, env=env, stdin=stdin)
 
     def upload(self, *args: str, runs: tuple[str, ...] = (), stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return self.run(
-            "upload", *self.drfc.upload_args(*runs), "-f", "--processes", "1", "--no-progress", *args, stdin=stdin
-        )
+        return self.run("upload", *self.drfc.upload_args(*runs), "-f", "--processes", "1", "--no-progress", *args,
+                        stdin=stdin)
 
     def uploaded(self, prefix: str = "") -> dict[str, bytes]:
         return list_tree(self.drfc.upload, self.drfc.upload_bucket, prefix)
 
 
 @pytest.fixture
-def setup(
-    tmp_path: Path,
-    local_s3: SeaweedServer,
-    upload_s3: SeaweedServer,
-    local_bucket: str,
-    upload_bucket: str,
-    droa: FakeDroa,
-    console: FakeConsole,
-) -> Setup:
+def setup(tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
+          droa: FakeDroa, console: FakeConsole) -> Setup:
     drfc = make_drfc(tmp_path, local_s3, upload_s3, local_bucket, upload_bucket)
     # One status poll finishes an import: the CLI polls every 10 s, and the first poll comes at once.
     droa.polls_until_done = console.polls_until_done = 1
@@ -66,7 +58,9 @@ def setup(
     return Setup(drfc, tmp_path / "home")
 
 
-def test_upload_i_imports_each_run_into_the_console_under_its_upload_prefix(setup: Setup, console: FakeConsole) -> None:
+def test_upload_i_imports_each_run_into_the_console_under_its_upload_prefix(
+    setup: Setup, console: FakeConsole
+) -> None:
     done = setup.upload("-i", "--to", "aws-console", "--wait", "--json", "--description", "nightly")
     assert done.returncode == 0, done.stderr
     bucket = setup.drfc.upload_bucket
@@ -74,25 +68,17 @@ def test_upload_i_imports_each_run_into_the_console_under_its_upload_prefix(setu
     assert [line["run_id"] for line in lines] == ["0", "1", "2"]
     for line in lines:  # one line per model: the upload result, with the import result beside it
         prefix = PREFIXES[line["run_id"]]
-        assert (line["status"], line["target"], line["checkpoint"]) == (
-            "ok",
-            f"s3://{bucket}/{prefix}-up",
-            checkpoint_name(LAST),
-        )
+        assert (line["status"], line["target"], line["checkpoint"]) == ("ok", f"s3://{bucket}/{prefix}-up",
+                                                                        checkpoint_name(LAST))
         imported = line["import"]
         assert (imported["target"], imported["model_name"], imported["status"], imported["service_status"]) == (
-            "aws-console",
-            f"{prefix}-up",
-            "ready",
-            "READY",
-        )
+            "aws-console", f"{prefix}-up", "ready", "READY")
         assert imported["source"] == f"s3://{bucket}/{prefix}-up"
         assert imported["model_id"] == next(m.arn for m in console.models if m.name == f"{prefix}-up")
         assert_uploaded(setup.drfc, prefix, f"{prefix}-up", LAST)
     requests = console.operations("ImportModel")
     assert [(r["Name"], r["ModelArtifactsS3Path"], r["RoleArn"], r["Type"], r["Description"]) for r in requests] == [
-        (f"{p}-up", f"s3://{bucket}/{p}-up", ROLE, "REINFORCEMENT_LEARNING", "nightly") for _r, p in RUNS
-    ]
+        (f"{p}-up", f"s3://{bucket}/{p}-up", ROLE, "REINFORCEMENT_LEARNING", "nightly") for _r, p in RUNS]
     # The name check (ListModels) came before any import; --wait read each model's status.
     assert [op for op, _ in console.calls].index("ImportModel") > [op for op, _ in console.calls].index("ListModels")
     assert len(console.operations("GetModel")) == 3
@@ -110,18 +96,8 @@ def test_upload_i_without_json_or_wait_prints_each_submitted_import(setup: Setup
 
 
 def test_upload_i_into_droa_assembles_and_imports_several_runs(setup: Setup, droa: FakeDroa) -> None:
-    done = setup.upload(
-        "-i",
-        "--to",
-        "droa",
-        "--password-stdin",
-        "--wait",
-        "--json",
-        "-b",
-        "--description",
-        "nightly run 7",
-        stdin=PASSWORD + "\n",
-    )
+    done = setup.upload("-i", "--to", "droa", "--password-stdin", "--wait", "--json", "-b",
+                        "--description", "nightly run 7", stdin=PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     lines = json_lines(done.stdout)
@@ -142,20 +118,10 @@ def test_upload_i_into_droa_assembles_and_imports_several_runs(setup: Setup, dro
         files = {k.removeprefix(model.s3_path + "/") for k in assembled if k.startswith(model.s3_path + "/")}
         # DRoA's layout of the chosen (-b: best) checkpoint, with DRoA's additions.
         name = checkpoint_name(2)
-        assert {
-            "model_metadata.json",
-            "reward_function.py",
-            "training_params.yaml",
-            "hyperparameters.json",
-            "ip/hyperparameters.json",
-            "model/.coach_checkpoint",
-            "model/deepracer_checkpoints.json",
-            f"model/{name}.index",
-            f"model/{name}.meta",
-            f"model/{name}.data-00000-of-00001",
-            "model/model_2.pb",
-            "metrics/training/training-metrics.json",
-        } <= files
+        assert {"model_metadata.json", "reward_function.py", "training_params.yaml", "hyperparameters.json",
+                "ip/hyperparameters.json", "model/.coach_checkpoint", "model/deepracer_checkpoints.json",
+                f"model/{name}.index", f"model/{name}.meta", f"model/{name}.data-00000-of-00001", "model/model_2.pb",
+                "metrics/training/training-metrics.json"} <= files
         assert not any(f.startswith(f"model/{checkpoint_name(LAST)}") for f in files)
     assert len({m.s3_path for m in droa.models}) == 3
 
@@ -165,9 +131,8 @@ def test_a_failed_import_is_reported_beside_the_successful_upload(
 ) -> None:
     # DRoA refuses beta with a 400 (a DRoA release whose track list differs from the client's catalog): the
     # upload stands, the import fails.
-    droa.reject["beta-up"] = (
-        "Invalid track configuration. Track reInvent2019_track is not available in direction COUNTER_CLOCKWISE."
-    )
+    droa.reject["beta-up"] = ("Invalid track configuration. Track reInvent2019_track is not available in direction "
+                              "COUNTER_CLOCKWISE.")
     done = setup.upload("-i", "--to", "droa", "--password-stdin", runs=("0", "1"), stdin=PASSWORD + "\n")
     assert done.returncode == 1
     [alpha] = droa.models
@@ -193,52 +158,30 @@ def test_a_failed_import_is_reported_beside_the_successful_upload(
     [line] = json_lines(done.stdout)
     assert (line["run_id"], line["status"], line["error"]) == ("2", "ok", None)
     assert (line["import"]["status"], line["import"]["message"]) == (
-        "failed",
-        "The AWS DeepRacer console refused to import 'gamma-up': ConflictException: Model gamma-up already exists.",
-    )
+        "failed", "The AWS DeepRacer console refused to import 'gamma-up': ConflictException: "
+                  "Model gamma-up already exists.")
     assert_uploaded(setup.drfc, "gamma", "gamma-up", LAST)
 
 
 @pytest.mark.parametrize(
     ("args", "runs", "edit", "message"),
     [
-        (
-            ("-I", "bad_name", "--to", "aws-console"),
-            ("0",),
-            None,
-            "The import name 'bad_name' (given with -I/--name) contains '_', which is not allowed",
-        ),
+        (("-I", "bad_name", "--to", "aws-console"), ("0",), None,
+         "The import name 'bad_name' (given with -I/--name) contains '_', which is not allowed"),
         (("-I", "bad_name", "--to", "droa", "--password-stdin"), ("0",), None, "contains '_', which is not allowed"),
-        (
-            ("-i", "--to", "aws-console"),
-            ("0", "1"),
-            ("1", "beta.v2"),
-            "The import name 'beta.v2' (DR_UPLOAD_S3_PREFIX of run 1 (beta)) contains '.', which is not allowed",
-        ),
-        (
-            ("-i", "--to", "aws-console"),
-            ("0", "1"),
-            ("0", "taken-name"),
-            "A model named 'taken-name' already exists in the AWS DeepRacer console",
-        ),
-        (
-            ("-I", "one-name", "--to", "aws-console"),
-            ("0", "1"),
-            None,
-            "The import name 'one-name' was given for 2 runs",
-        ),
+        (("-i", "--to", "aws-console"), ("0", "1"), ("1", "beta.v2"),
+         "The import name 'beta.v2' (DR_UPLOAD_S3_PREFIX of run 1 (beta)) contains '.', which is not allowed"),
+        (("-i", "--to", "aws-console"), ("0", "1"), ("0", "taken-name"),
+         "A model named 'taken-name' already exists in the AWS DeepRacer console"),
+        (("-I", "one-name", "--to", "aws-console"), ("0", "1"), None,
+         "The import name 'one-name' was given for 2 runs"),
         (("-i", "-L", "--to", "aws-console"), ("0",), None, "Combination of -i and -L is not permitted"),
     ],
     ids=["underscore-console", "underscore-droa", "dot-in-prefix", "taken-name", "one-name-two-runs", "local-target"],
 )
 def test_import_problems_are_refused_before_anything_is_copied(
-    setup: Setup,
-    droa: FakeDroa,
-    console: FakeConsole,
-    args: tuple[str, ...],
-    runs: tuple[str, ...],
-    edit: tuple[str, str] | None,
-    message: str,
+    setup: Setup, droa: FakeDroa, console: FakeConsole,
+    args: tuple[str, ...], runs: tuple[str, ...], edit: tuple[str, str] | None, message: str,
 ) -> None:
     if edit is not None:
         run_file = setup.drfc.files.run_files[int(edit[0])]
@@ -264,18 +207,8 @@ def test_a_dry_run_with_i_checks_the_names_and_imports_nothing(setup: Setup, con
 
 def test_dr_upload_model_capital_i_imports_one_run_under_that_name(setup: Setup, droa: FakeDroa) -> None:
     # DR_DROA_URL is set, so the default import target is DRoA.
-    done = setup.run(
-        *setup.drfc.upload_args("1"),
-        "-f",
-        "-I",
-        "my-beta-7",
-        "--password-stdin",
-        "--processes",
-        "1",
-        "--no-progress",
-        command="dr-upload-model",
-        stdin=PASSWORD + "\n",
-    )
+    done = setup.run(*setup.drfc.upload_args("1"), "-f", "-I", "my-beta-7", "--password-stdin", "--processes", "1",
+                     "--no-progress", command="dr-upload-model", stdin=PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
     [model] = droa.models
     assert model.name == "my-beta-7"
@@ -289,36 +222,25 @@ def test_obstacle_values_droa_cannot_store_are_refused_before_anything_is_upload
     setup: Setup, droa: FakeDroa
 ) -> None:
     drfc = setup.drfc
-    edit_training_params(
-        drfc.local,
-        drfc.local_bucket,
-        "alpha",
-        {"RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "+3", "RANDOMIZE_OBSTACLE_LOCATIONS": "True"},
-    )
-    edit_training_params(
-        drfc.local,
-        drfc.local_bucket,
-        "beta",
-        {"RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "2", "OBJECT_POSITIONS": ["0.30", "0.60"]},
-    )
+    edit_training_params(drfc.local, drfc.local_bucket, "alpha", {
+        "RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "+3", "RANDOMIZE_OBSTACLE_LOCATIONS": "True"})
+    edit_training_params(drfc.local, drfc.local_bucket, "beta", {
+        "RACE_TYPE": "OBJECT_AVOIDANCE", "NUMBER_OF_OBSTACLES": "2", "OBJECT_POSITIONS": ["0.30", "0.60"]})
     done = setup.upload("-i", "--to", "droa", "--password-stdin", runs=("0", "1"), stdin=PASSWORD + "\n")
     assert done.returncode == 2, done.stderr
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith("drtransfer: error: ")
-    assert (
-        "run 0 (alpha) cannot be imported into DRoA: Number of obstacle positions is invalid. "
-        "NUMBER_OF_OBSTACLES is '+3'; DRoA stores only a whole number from 1 to 6."
-    ) in error
-    assert (
-        "run 1 (beta) cannot be imported into DRoA: Please enter a valid number for Lane Number. "
-        "OBJECT_POSITIONS has '0.30'; DRoA stores each as 'fraction,lane' (lane 1 or -1)."
-    ) in error
+    assert ("run 0 (alpha) cannot be imported into DRoA: Number of obstacle positions is invalid. "
+            "NUMBER_OF_OBSTACLES is '+3'; DRoA stores only a whole number from 1 to 6.") in error
+    assert ("run 1 (beta) cannot be imported into DRoA: Please enter a valid number for Lane Number. "
+            "OBJECT_POSITIONS has '0.30'; DRoA stores each as 'fraction,lane' (lane 1 or -1).") in error
     assert setup.uploaded() == {}  # nothing at the upload bucket
     assert droa.s3_calls == [] and droa.models == [] and ("POST", "/importmodel") not in droa.api_calls
 
 
 def test_an_invalid_droa_name_is_refused_with_droas_sentence(setup: Setup, droa: FakeDroa) -> None:
-    done = setup.upload("-i", "-I", "alpha_v2", "--to", "droa", "--password-stdin", runs=("0",), stdin=PASSWORD + "\n")
+    done = setup.upload("-i", "-I", "alpha_v2", "--to", "droa", "--password-stdin", runs=("0",),
+                        stdin=PASSWORD + "\n")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         "drtransfer: error: The import name 'alpha_v2' (given with -I/--name) contains '_', which is not allowed; "

@@ -50,16 +50,12 @@ def test_upload_then_import_into_both_targets(
     assert [i.target for i in imports] == ["droa", "aws-console", "aws-console"]
 
     assert [o.result.status for o in outcomes] == ["ok", "ok", "ok"]  # every upload went through ...
-    assert [(r.target, r.status) for r in results] == [
-        ("droa", "ready"),
-        ("aws-console", "ready"),
-        ("aws-console", "failed"),
-    ]
+    assert [(r.target, r.status) for r in results] == [("droa", "ready"), ("aws-console", "ready"),
+                                                       ("aws-console", "failed")]
     gamma = outcomes[2].extra["import"]
     assert gamma["status"] == "failed"  # ... and the failed import is reported beside it
-    assert gamma["message"] == (
-        "The AWS DeepRacer console refused to import 'gamma-up': ConflictException: Model gamma-up already exists."
-    )
+    assert gamma["message"] == ("The AWS DeepRacer console refused to import 'gamma-up': ConflictException: "
+                                "Model gamma-up already exists.")
     assert list_tree(runs.upload, runs.upload_bucket, "gamma-up/")  # the upload is still there, intact
     [droa_model] = droa.models
     assert droa_model.name == "alpha-up"
@@ -96,10 +92,8 @@ def test_a_dry_run_checks_names_but_imports_nothing(runs: Runs, console: FakeCon
     runs.seed("0", "alpha")
     spec = ImportSpec(target="aws-console", secret=secret_source(False))
     with pytest.raises(ConfigError, match="contains '_'"):
-        upload(
-            UploadRequest([runs.run("0", "alpha", upload_prefix="alpha_1")], dry_run=True, engine=ENGINE, imports=spec),
-            host=runs.host,
-        )
+        upload(UploadRequest([runs.run("0", "alpha", upload_prefix="alpha_1")], dry_run=True, engine=ENGINE,
+                             imports=spec), host=runs.host)
     dry = EngineSettings(processes=0, dry_run=True)
     report = upload(UploadRequest([runs.run("0", "alpha")], dry_run=True, engine=dry, imports=spec), host=runs.host)
     [result] = report.import_results

@@ -54,15 +54,9 @@ class ConsoleModel:
 
     def describe(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "ModelName": self.name,
-            "ModelArn": self.arn,
-            "ModelType": "REINFORCEMENT_LEARNING",
-            "WasImported": bool(self.source),
-            "CreationTime": 1700000000000,
-            "Status": self.status,
-            "AgentAlgorithm": "PPO",
-            "ModelFramework": "TENSOR_FLOW",
-            "AgentNetwork": "SIX_LAYER_DOUBLE_HEAD_OUTPUT",
+            "ModelName": self.name, "ModelArn": self.arn, "ModelType": "REINFORCEMENT_LEARNING",
+            "WasImported": bool(self.source), "CreationTime": 1700000000000, "Status": self.status,
+            "AgentAlgorithm": "PPO", "ModelFramework": "TENSOR_FLOW", "AgentNetwork": "SIX_LAYER_DOUBLE_HEAD_OUTPUT",
         }
         if self.source:
             data["ImportModelS3SrcLocation"] = self.source
@@ -113,15 +107,8 @@ class FakeConsole:
         if request.method != "POST" or request.path != "/":
             return self.error(404, "UnknownOperationException", f"{request.method} {request.path}")
         try:
-            verify(
-                method=request.method,
-                raw_path=request.raw_path,
-                headers=request.headers,
-                body=request.body,
-                secret=self.secret,
-                service="deepracer",
-                region="us-east-1",
-            )
+            verify(method=request.method, raw_path=request.raw_path, headers=request.headers, body=request.body,
+                   secret=self.secret, service="deepracer", region="us-east-1")
         except SignatureError as problem:
             return self.error(403, "InvalidSignatureException", str(problem))
         if request.header("Content-Type") != CONTENT_TYPE:
@@ -131,11 +118,8 @@ class FakeConsole:
         body = request.json()
         with self.lock:
             self.calls.append((operation, body))
-            handler = {
-                "ImportModel": self.import_model,
-                "ListModels": self.list_models,
-                "GetModel": self.get_model,
-            }.get(operation)
+            handler = {"ImportModel": self.import_model, "ListModels": self.list_models,
+                       "GetModel": self.get_model}.get(operation)
             if handler is None:
                 return self.error(400, "UnknownOperationException", f"unknown target {target!r}")
             return handler(body)

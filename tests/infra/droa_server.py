@@ -125,9 +125,8 @@ def gateway_problems(body: Any) -> list[str]:
             continue
         value = body[key]
         if not isinstance(value, str):
-            problems.append(
-                f'instance type ({json_type(value)}) does not match any allowed primitive type (allowed: ["string"])'
-            )
+            problems.append(f'instance type ({json_type(value)}) does not match any allowed primitive type '
+                            f'(allowed: ["string"])')
             continue
         if limits is None:
             continue
@@ -140,6 +139,8 @@ def gateway_problems(body: Any) -> list[str]:
         if not pattern.search(value):
             problems.append(f"ECMA 262 regex {json.dumps(pattern.pattern)} does not match input string {shown}")
     return problems
+
+
 
 
 @dataclass
@@ -162,19 +163,13 @@ class DroaModel:
     polls: int = 0
 
     def describe(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "raceType": self.race_type,
-            "trackConfig": {"trackId": self.track[0], "trackDirection": self.track[1]},
-        }
+        config: dict[str, Any] = {"raceType": self.race_type,
+                                  "trackConfig": {"trackId": self.track[0], "trackDirection": self.track[1]}}
         if self.object_avoidance is not None:
             config["objectAvoidanceConfig"] = self.object_avoidance
         data: dict[str, Any] = {
-            "modelId": self.model_id,
-            "name": self.name,
-            "status": self.status,
-            "trainingStatus": "COMPLETED",
-            "fileSizeInBytes": 0,
-            "carCustomization": {"carShell": self.car[0], "carColor": self.car[1]},
+            "modelId": self.model_id, "name": self.name, "status": self.status, "trainingStatus": "COMPLETED",
+            "fileSizeInBytes": 0, "carCustomization": {"carShell": self.car[0], "carColor": self.car[1]},
             "trainingConfig": config,
         }
         if self.description:
@@ -249,21 +244,13 @@ class FakeDroa:
         if request.method != "GET" or request.path != "/env.js":
             return Response(404, b"not found")
         config = {
-            "apiEndpointUrl": self.api_url,
-            "userPoolId": self.user_pool_id,
-            "userPoolClientId": self.user_pool_client_id,
-            "identityPoolId": self.identity_pool_id,
-            "region": self.region,
-            "uploadBucketName": self.bucket,
-            "iotEndpoint": "",
-            "solutionVersion": "v1.2.5",
+            "apiEndpointUrl": self.api_url, "userPoolId": self.user_pool_id,
+            "userPoolClientId": self.user_pool_client_id, "identityPoolId": self.identity_pool_id,
+            "region": self.region, "uploadBucketName": self.bucket, "iotEndpoint": "", "solutionVersion": "v1.2.5",
             "namespace": "test",
         }
-        return Response(
-            200,
-            f"window.EnvironmentConfig = {json.dumps(config)};".encode(),
-            {"Content-Type": "application/javascript"},
-        )
+        return Response(200, f"window.EnvironmentConfig = {json.dumps(config)};".encode(),
+                        {"Content-Type": "application/javascript"})
 
     # ---- API ----
 
@@ -271,16 +258,8 @@ class FakeDroa:
         if self.issued is None:
             return "no credentials were issued yet"
         try:
-            verify(
-                method=request.method,
-                raw_path=request.raw_path,
-                headers=request.headers,
-                body=request.body,
-                secret=self.issued,
-                service=service,
-                region=self.region,
-                s3=s3,
-            )
+            verify(method=request.method, raw_path=request.raw_path, headers=request.headers, body=request.body,
+                   secret=self.issued, service=service, region=self.region, s3=s3)
         except SignatureError as problem:
             return str(problem)
         return None
@@ -355,15 +334,11 @@ class FakeDroa:
         if not name or not bucket or not path:
             raise BadRequest("Missing required fields")
         if not NAME.match(name) or len(name) > 64:
-            raise BadRequest(
-                "Model name must contain only alphanumeric characters and hyphens; and must be less "
-                "than or equal to 64 characters in length"
-            )
+            raise BadRequest("Model name must contain only alphanumeric characters and hyphens; and must be less "
+                             "than or equal to 64 characters in length")
         if description and (not DESCRIPTION.match(description) or len(description) > 255):
-            raise BadRequest(
-                "Model description must contain only alphanumeric characters, spaces, and hyphen; and "
-                "must be less than or equal to 255 characters in length"
-            )
+            raise BadRequest("Model description must contain only alphanumeric characters, spaces, and hyphen; and "
+                             "must be less than or equal to 255 characters in length")
         if self.internal_error:
             raise Unmodelled("internal error")
         params, metadata, hyper = self._files(bucket, path)
@@ -387,20 +362,8 @@ class FakeDroa:
         keys = [o["Key"] for o in listing.get("Contents", [])]
         metrics = [k for k in keys if "training-" in k and k.endswith(".json")]
         model_id = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(15))
-        model = DroaModel(
-            model_id,
-            name,
-            description,
-            bucket,
-            path,
-            params,
-            car,
-            track,
-            track_name,
-            race_type,
-            object_avoidance,
-            metrics[0] if metrics else None,
-        )
+        model = DroaModel(model_id, name, description, bucket, path, params, car, track, track_name, race_type,
+                          object_avoidance, metrics[0] if metrics else None)
         # The model and training records are written side by side; only the training record has typed fields.
         model.training = object_avoidance is None or self._storable(object_avoidance)
         self.models.append(model)
@@ -420,12 +383,8 @@ class FakeDroa:
             parsed = []
             for entry in positions:
                 parts = [part.strip() for part in entry.split(",")]
-                parsed.append(
-                    {
-                        "trackPercentage": parse_float(parts[0]),
-                        "laneNumber": parse_int(parts[1] if len(parts) > 1 else None),
-                    }
-                )
+                parsed.append({"trackPercentage": parse_float(parts[0]),
+                               "laneNumber": parse_int(parts[1] if len(parts) > 1 else None)})
             config["objectPositions"] = parsed
         return config
 
@@ -458,8 +417,7 @@ class FakeDroa:
         """The training record's typed fields: numberOfObjects, trackPercentage and laneNumber are numbers."""
         positions = config.get("objectPositions") or []
         return is_number(config["numberOfObjects"]) and all(
-            is_number(p["trackPercentage"]) and is_number(p["laneNumber"]) for p in positions
-        )
+            is_number(p["trackPercentage"]) and is_number(p["laneNumber"]) for p in positions)
 
     @staticmethod
     def _check_algorithm(metadata: dict[str, Any], hyper: dict[str, Any]) -> None:
@@ -472,11 +430,8 @@ class FakeDroa:
         space = metadata.get("action_space")
         if isinstance(space, list):
             return
-        if (
-            not isinstance(space, dict)
-            or not isinstance(space.get("speed"), dict)
-            or not isinstance(space.get("steering_angle"), dict)
-        ):
+        if not isinstance(space, dict) or not isinstance(space.get("speed"), dict) \
+                or not isinstance(space.get("steering_angle"), dict):
             raise Unmodelled("Cannot read properties of undefined")
         if space_type == "continuous":
             speed, steering = space["speed"], space["steering_angle"]
@@ -546,10 +501,8 @@ class FakeDroa:
         with self.lock:
             self.s3_calls.append((request.method, request.raw_path, 200 if allowed else 403))
         if not allowed:
-            body = (
-                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
-                f"<Message>{problem or 'Access Denied'}</Message></Error>"
-            ).encode()
+            body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>"
+                    f"<Message>{problem or 'Access Denied'}</Message></Error>").encode()
             return Response(403, body, {"Content-Type": "application/xml"})
         return self._forward(request)
 
@@ -569,33 +522,22 @@ class FakeDroa:
 
     def _forward(self, request: Request) -> Response:
         target = urlsplit(self.seaweed.url)
-        keep = {
-            k: v
-            for k, v in request.headers.items()
-            if k.lower() in ("content-type", "content-md5", "content-encoding")
-            or (
-                k.lower().startswith("x-amz-")
-                and k.lower() not in ("x-amz-date", "x-amz-security-token", "x-amz-content-sha256")
-            )
-        }
-        outgoing = AWSRequest(
-            method=request.method, url=f"{self.seaweed.url}{request.raw_path}", data=request.body, headers=keep
-        )
-        S3SigV4Auth(
-            BotoCredentials(self.seaweed.access_key, self.seaweed.secret_key), "s3", self.seaweed.region
-        ).add_auth(outgoing)
+        keep = {k: v for k, v in request.headers.items()
+                if k.lower() in ("content-type", "content-md5", "content-encoding")
+                or (k.lower().startswith("x-amz-") and k.lower() not in
+                    ("x-amz-date", "x-amz-security-token", "x-amz-content-sha256"))}
+        outgoing = AWSRequest(method=request.method, url=f"{self.seaweed.url}{request.raw_path}",
+                              data=request.body, headers=keep)
+        S3SigV4Auth(BotoCredentials(self.seaweed.access_key, self.seaweed.secret_key), "s3",
+                    self.seaweed.region).add_auth(outgoing)
         connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
         try:
-            connection.request(
-                request.method, request.raw_path, body=request.body, headers=dict(outgoing.headers.items())
-            )
+            connection.request(request.method, request.raw_path, body=request.body,
+                               headers=dict(outgoing.headers.items()))
             answer = connection.getresponse()
             body = answer.read()
-            headers = {
-                k: v
-                for k, v in answer.getheaders()
-                if k.lower() in ("etag", "content-type", "x-amz-request-id") or k.lower().startswith("x-amz-")
-            }
+            headers = {k: v for k, v in answer.getheaders()
+                       if k.lower() in ("etag", "content-type", "x-amz-request-id") or k.lower().startswith("x-amz-")}
             return Response(answer.status, body, headers)
         finally:
             connection.close()

@@ -42,9 +42,9 @@ def test_https_against_an_http_server_names_the_http_url_and_its_variable(drfc: 
 
     line = refused(drfc, *drfc.upload_args("0"))
 
-    assert line.endswith(f": error: The server at {https_url} speaks http, not https: use {http_url} in {variable}."), (
-        line
-    )
+    assert line.endswith(
+        f": error: The server at {https_url} speaks http, not https: use {http_url} in {variable}."
+    ), line
 
 
 @pytest.mark.parametrize("endpoint", ["upload", "local"])
@@ -122,7 +122,9 @@ def test_upload_prefix_refusals(drfc: Drfc, prefix: str, extra: list[str], fragm
 def test_an_activated_shell_after_minus_1_is_told_the_option_that_exists(drfc: Drfc) -> None:
     run_file = drfc.files.run_files[0]
     # The shell was activated with this run file while it held alpha-up (as tests/config does it).
-    shell = drfc.env(DR_DIR=str(drfc.files.system_env.parent), DR_CONFIG=str(run_file), DR_UPLOAD_S3_PREFIX="alpha-up")
+    shell = drfc.env(
+        DR_DIR=str(drfc.files.system_env.parent), DR_CONFIG=str(run_file), DR_UPLOAD_S3_PREFIX="alpha-up"
+    )
 
     first = drfc.run("upload", "-1", "-f", "--processes", "0", env=shell)
     assert first.returncode == 0, first.stderr

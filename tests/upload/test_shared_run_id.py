@@ -62,7 +62,9 @@ def test_dry_run_of_experiments_sharing_run_id_0_lists_each_by_name(drfc: Drfc) 
 
 def test_all_experiments_sharing_run_id_0_upload_with_distinct_json_lines(drfc: Drfc) -> None:
     root, _run_files = write_experiments(drfc)
-    result = drfc.run("upload", "--all-experiments", str(root), *system_args(drfc), "-f", "--processes", "2", "--json")
+    result = drfc.run(
+        "upload", "--all-experiments", str(root), *system_args(drfc), "-f", "--processes", "2", "--json"
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(line["run_id"], line["experiment"]) for line in lines] == [("0", name) for name, _ in EXPERIMENTS]
@@ -92,13 +94,7 @@ def test_run_files_sharing_a_run_id_outside_experiments_get_distinct_labels(drfc
 def test_car_zip_from_container_refuses_runs_whose_containers_share_a_run_id(drfc: Drfc) -> None:
     _root, run_files = write_experiments(drfc)
     result = drfc.run(
-        "car-zip",
-        *map(str, run_files[:2]),
-        *system_args(drfc),
-        "--from",
-        "container",
-        "-L",
-        "-f",
+        "car-zip", *map(str, run_files[:2]), *system_args(drfc), "--from", "container", "-L", "-f",
         env=drfc.env(DOCKER_HOST="unix:///nonexistent/docker.sock"),
     )
     assert result.returncode == 2, result.stderr

@@ -229,11 +229,8 @@ CASES = {
     # direction and start-position keys.
     "head-to-bot": (
         {
-            **{
-                k: v
-                for k, v in TEMPLATE_ENV.items()
-                if k not in ("DR_TRAIN_ALTERNATE_DRIVING_DIRECTION", "DR_TRAIN_CHANGE_START_POSITION")
-            },
+            **{k: v for k, v in TEMPLATE_ENV.items() if k not in ("DR_TRAIN_ALTERNATE_DRIVING_DIRECTION",
+                                                                  "DR_TRAIN_CHANGE_START_POSITION")},
             "DR_CLOUD": "local",
             "DR_RACE_TYPE": "HEAD_TO_BOT",
             "DR_ALTERNATE_DRIVING_DIRECTION": "true",
@@ -288,9 +285,8 @@ MODEL_YAML = (
 
 def test_the_models_endpoint_url_becomes_the_targets_and_goes_for_aws() -> None:
     to_minio = make_run({"DR_CLOUD": "local"}, upload=UPLOAD)
-    params = training_params_for(
-        make_inventory(to_minio, MODEL_YAML), TARGET, endpoint_url=training_endpoint_url(to_minio)
-    )
+    params = training_params_for(make_inventory(to_minio, MODEL_YAML), TARGET,
+                                 endpoint_url=training_endpoint_url(to_minio))
     assert params["S3_ENDPOINT_URL"] == "http://target.example:8333"
     assert params["TRAINING_JOB_ARN"] == "arn:Dummy" and params["WORLD_NAME"] == "reInvent2019_track"
 

@@ -16,7 +16,10 @@ def typo_run_file(drfc: Drfc) -> Path:
     seed_model(drfc.local.client(), drfc.local_bucket, "rl-deepracer-sagemaker", checkpoints=(1,), best=1, scale=SCALE)
     run_file = drfc.files.system_env.parent / "exp-a.env"
     run_file.write_text(
-        "DR_RUN_ID=0\nDR_WORLD_NAME=reInvent2019_track\nDR_LOCAL_S3_MODLE_PREFIX=alpha\nDR_UPLOAD_S3_PREFIX=exp-a-up\n"
+        "DR_RUN_ID=0\n"
+        "DR_WORLD_NAME=reInvent2019_track\n"
+        "DR_LOCAL_S3_MODLE_PREFIX=alpha\n"
+        "DR_UPLOAD_S3_PREFIX=exp-a-up\n"
     )
     return run_file
 

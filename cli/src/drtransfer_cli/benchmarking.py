@@ -453,11 +453,8 @@ def _upload(spec: BenchSpec, scratch: Scratch, case: int, settings: EngineSettin
     request = UploadRequest(runs, engine=settings, command="bench", notifications=Notifications(environ={}))
     outcomes = upload(request, host=host).outcomes
     moved = [op for o in outcomes for op in o.result.operations if op.status in ("copied", "put")]
-    errors = [
-        o.result.error or (o.result.failed[0].error if o.result.failed else None)
-        for o in outcomes
-        if o.result.status != "ok"
-    ]
+    errors = [o.result.error or (o.result.failed[0].error if o.result.failed else None)
+              for o in outcomes if o.result.status != "ok"]
     first_error = next((e for e in errors if e), "a model failed" if errors else None)
     return sum(op.bytes or op.operation.size for op in moved), len(moved), first_error
 
@@ -529,16 +526,8 @@ def run_bench(
                         moved, objects, error = _upload(spec, scratch, number, settings)
                     used = usage[0]
                     measurement = Measurement(
-                        settings,
-                        rep,
-                        used.seconds,
-                        moved,
-                        objects,
-                        used.cpu_seconds,
-                        used.peak_rss,
-                        used.peak_pss,
-                        status="failed" if error else "ok",
-                        error=error,
+                        settings, rep, used.seconds, moved, objects, used.cpu_seconds, used.peak_rss, used.peak_pss,
+                        status="failed" if error else "ok", error=error,
                     )
                     report.measurements.append(measurement)
                     on_measurement(measurement)

@@ -140,14 +140,8 @@ local_bucket_option = click.option(
     is_flag=True,
     help="Upload into the local bucket (s3://DR_LOCAL_S3_BUCKET/...) instead of the upload bucket.",
 )
-import_name_option = click.option(
-    "-I",
-    "--import-name",
-    "--name",
-    "import_name",
-    metavar="NAME",
-    help="Import with this name (one run only; default: its DR_UPLOAD_S3_PREFIX).",
-)
+import_name_option = click.option("-I", "--import-name", "--name", "import_name", metavar="NAME",
+                                  help="Import with this name (one run only; default: its DR_UPLOAD_S3_PREFIX).")
 
 
 reward_function_option = click.option(

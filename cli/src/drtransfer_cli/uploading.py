@@ -163,13 +163,8 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         subscribers.append(DryRunBanner(wording))
 
     def confirm(prepared: Sequence[PreparedModel]) -> bool:
-        app.confirm(
-            ready_lines(prepared, wording, dry_run=False),
-            force=flags.force,
-            question=wording.question,
-            refusal=wording.refusal,
-            refusal_exit=wording.refusal_exit,
-        )
+        app.confirm(ready_lines(prepared, wording, dry_run=False), force=flags.force, question=wording.question,
+                    refusal=wording.refusal, refusal_exit=wording.refusal_exit)
         return True
 
     try:

@@ -203,10 +203,8 @@ def check_name(name: str, origin: str, rule: str | None = None) -> str:
     problem = name_problem(name)
     if problem is not None:
         if rule:
-            raise ConfigError(
-                f"The import name {name!r} ({origin}) {problem}; {rule.rstrip('.')}. "
-                f"Choose one with -I NAME / --name NAME."
-            )
+            raise ConfigError(f"The import name {name!r} ({origin}) {problem}; {rule.rstrip('.')}. "
+                              f"Choose one with -I NAME / --name NAME.")
         raise ConfigError(
             f"The import name {name!r} ({origin}) {problem}; import names are {NAME_RULE}: "
             f"choose one with -I NAME / --name NAME."
@@ -313,9 +311,8 @@ def submit_imports(
         upload = None if uploads is None else uploads.get(item.run.key)
         if uploads is not None and (upload is None or upload.status != "ok"):
             why = "it was a dry run" if upload is not None and upload.status == "dry-run" else "its upload failed"
-            results[id(item)] = ImportResult(
-                item.run.run_id, item.target, item.name, "skipped", message=f"not imported because {why}."
-            )
+            results[id(item)] = ImportResult(item.run.run_id, item.target, item.name, "skipped",
+                                             message=f"not imported because {why}.")
         else:
             ready.append(item)
     sink = notify or (lambda event: None)
@@ -369,23 +366,14 @@ def wait_for_imports(
             else:
                 waiting.append(result)
                 continue
-            notify(
-                ImportFinished(
-                    run_id=result.run_id,
-                    target=result.target,
-                    model_name=result.model_name,
-                    model_id=result.model_id or "",
-                    status=status,
-                    message=result.message or "",
-                )
-            )
+            notify(ImportFinished(run_id=result.run_id, target=result.target, model_name=result.model_name,
+                                  model_id=result.model_id or "", status=status, message=result.message or ""))
         pending = waiting
         if pending and time.monotonic() + options.poll_interval > deadline:
             for result in pending:
                 result.status = "pending"
-                result.message = (
-                    f"gave up waiting after {options.wait_timeout:.0f} s; the service may still finish the import."
-                )
+                result.message = (f"gave up waiting after {options.wait_timeout:.0f} s; "
+                                  f"the service may still finish the import.")
             break
         if pending:
             sleep(options.poll_interval)

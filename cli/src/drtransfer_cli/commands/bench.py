@@ -148,10 +148,8 @@ def table(report: BenchReport, repeat: int) -> str:
     if repeat > 1:
         rows += [_row(label, "median", figures) for label, figures in medians(report.measurements)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    lines = [
-        "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-        for r in rows
-    ]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
     spec = report.spec
     return "\n".join(
         [
@@ -275,57 +273,22 @@ def register(cli: click.Group) -> None:
     @options.run_selection
     @click.option("--demo", is_flag=True, help="Bench between two embedded SeaweedFS servers on 127.0.0.1.")
     @click.option("--models", type=click.IntRange(min=1), default=4, show_default=True, help="Synthetic models.")
-    @click.option(
-        "--network",
-        type=click.Choice(tuple(NETWORK_SIZES)),
-        default="shallow",
-        show_default=True,
-        help="Network whose checkpoint sizes the models get.",
-    )
-    @click.option(
-        "--processes",
-        "processes",
-        multiple=True,
-        metavar="N[,N...]",
-        help="Worker processes to try (repeatable or comma-separated; default: CPU count).",
-    )
-    @click.option(
-        "--concurrency",
-        "concurrency",
-        multiple=True,
-        metavar="N[,N...]",
-        help="Concurrent requests per process to try (default 10).",
-    )
-    @click.option(
-        "--part-size",
-        "part_size",
-        multiple=True,
-        metavar="SIZE[,SIZE...]",
-        help="Multipart part sizes to try, e.g. 8MB,16MB (default 8MB).",
-    )
-    @click.option(
-        "--repeat",
-        type=click.IntRange(min=1),
-        default=1,
-        show_default=True,
-        help="Uploads per setting (settings alternate); medians are shown when above 1.",
-    )
+    @click.option("--network", type=click.Choice(tuple(NETWORK_SIZES)), default="shallow", show_default=True,
+                  help="Network whose checkpoint sizes the models get.")
+    @click.option("--processes", "processes", multiple=True, metavar="N[,N...]",
+                  help="Worker processes to try (repeatable or comma-separated; default: CPU count).")
+    @click.option("--concurrency", "concurrency", multiple=True, metavar="N[,N...]",
+                  help="Concurrent requests per process to try (default 10).")
+    @click.option("--part-size", "part_size", multiple=True, metavar="SIZE[,SIZE...]",
+                  help="Multipart part sizes to try, e.g. 8MB,16MB (default 8MB).")
+    @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+                  help="Uploads per setting (settings alternate); medians are shown when above 1.")
     @click.option("--json", "json_output", is_flag=True, help="Print the results as one JSON document on stdout.")
-    @click.option(
-        "--plot",
-        "plot_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        metavar="FILE.png",
-        help="Also draw MiB/s, CPU seconds and peak RSS per setting, the best one marked (needs matplotlib).",
-    )
+    @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+                  help="Also draw MiB/s, CPU seconds and peak RSS per setting, the best one marked (needs matplotlib).")
     @click.option("-f", "--force", is_flag=True, help="No confirmation question before writing scratch objects.")
-    @click.option(
-        "--scale",
-        type=click.FloatRange(min=1e-6, max=1.0),
-        default=1.0,
-        hidden=True,
-        help="Shrink the checkpoint files (tests).",
-    )
+    @click.option("--scale", type=click.FloatRange(min=1e-6, max=1.0), default=1.0, hidden=True,
+                  help="Shrink the checkpoint files (tests).")
     @app.handle_errors
     def bench(
         run_files: tuple[Path, ...],
@@ -384,9 +347,8 @@ def register(cli: click.Group) -> None:
             with DemoPair.running() as pair:
                 report = go(pair.spec(models=models, network=network, scale=scale), pair.pids())
         else:
-            runs = app.load_runs(
-                run_files, system_env=system_env, experiments=experiments, all_experiments=all_experiments
-            )
+            runs = app.load_runs(run_files, system_env=system_env, experiments=experiments,
+                                 all_experiments=all_experiments)
             spec = spec_for_run(runs[0], models=models, network=network, scale=scale)
             size = app.human_bytes(estimate_bytes(models, network, scale))
             app.confirm(

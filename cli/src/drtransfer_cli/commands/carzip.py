@@ -84,13 +84,8 @@ def run_car_zip(request: CarZipRequest, wording: CarZipWording = DRTRANSFER_WORD
     )
 
     def confirm(ready: Sequence[PackageOutcome]) -> bool:
-        app.confirm(
-            _ready_lines(ready, request, wording),
-            force=request.force,
-            question=wording.question,
-            refusal=wording.refusal,
-            refusal_exit=wording.refusal_exit,
-        )
+        app.confirm(_ready_lines(ready, request, wording), force=request.force, question=wording.question,
+                    refusal=wording.refusal, refusal_exit=wording.refusal_exit)
         return True
 
     report = package_cars(job, host=app.build_host(request.disabled_plugins), confirm=confirm)
@@ -171,7 +166,8 @@ def register(cli: click.Group) -> None:
         "--from",
         "source",
         metavar="SOURCE",
-        help="Where the format reads the model (car: s3, the default, or container: the running training container).",
+        help="Where the format reads the model (car: s3, the default, or container: the running training "
+        "container).",
     )
     @click.option(
         "--output",

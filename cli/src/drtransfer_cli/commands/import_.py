@@ -19,12 +19,8 @@ from drtransfer.runconfig import RunConfig
 from drtransfer_cli import app, options
 
 import_switches = options.compose(
-    click.option(
-        "--to",
-        "import_target",
-        metavar="TARGET",
-        help="Import target (`drtransfer plugins` lists them; default: the one each run's settings select).",
-    ),
+    click.option("--to", "import_target", metavar="TARGET",
+                 help="Import target (`drtransfer plugins` lists them; default: the one each run's settings select)."),
     click.option("--wait", is_flag=True, help="Wait until each import is READY or failed, and report it."),
     click.option("--password-stdin", is_flag=True, help="Read the DRoA password from the first line of stdin."),
     click.option("--description", metavar="TEXT", help="Model description given to the import target."),
@@ -75,13 +71,8 @@ def run_import(kwargs: dict[str, Any]) -> int:
     checkpoint = options.resolve_checkpoint(kwargs["checkpoint_expr"], kwargs["best"], kwargs["checkpoint_number"])
     host = app.build_host(kwargs["disabled_plugins"])
     # Importers that take the model from the upload bucket check it themselves: none is required here.
-    runs = app.load_runs(
-        kwargs["run_files"],
-        system_env=kwargs["system_env"],
-        experiments=kwargs["experiments"],
-        all_experiments=kwargs["all_experiments"],
-        require_target=False,
-    )
+    runs = app.load_runs(kwargs["run_files"], system_env=kwargs["system_env"], experiments=kwargs["experiments"],
+                         all_experiments=kwargs["all_experiments"], require_target=False)
     progress = None
     if app.wants_progress(kwargs["no_progress"], kwargs["json_output"]):
         progress = app.ProgressBars({run.key: run.label for run in runs})
@@ -107,7 +98,8 @@ def run_import(kwargs: dict[str, Any]) -> int:
     report_imports(result.results, runs, json_output=kwargs["json_output"])
     if not kwargs["json_output"]:
         failed = len(result.failed)
-        click.echo(f"{len(result.results) - failed} of {len(result.results)} import(s) went through.", err=bool(failed))
+        click.echo(f"{len(result.results) - failed} of {len(result.results)} import(s) went through.",
+                   err=bool(failed))
     return app.EXIT_OK if result.ok else app.EXIT_FAILED
 
 
@@ -138,13 +130,8 @@ def register(cli: click.Group) -> None:
         sys.exit(run_import(kwargs))
 
     @cli.command("logout")
-    @click.option(
-        "--disable-plugin",
-        "disabled_plugins",
-        multiple=True,
-        metavar="NAME",
-        help="Do not load this plugin (repeatable; also DRTRANSFER_DISABLE_PLUGINS).",
-    )
+    @click.option("--disable-plugin", "disabled_plugins", multiple=True, metavar="NAME",
+                  help="Do not load this plugin (repeatable; also DRTRANSFER_DISABLE_PLUGINS).")
     @app.handle_errors
     def logout(disabled_plugins: Sequence[str]) -> None:
         """Forget every cached DRoA sign-in (the temporary credentials kept after signing in)."""

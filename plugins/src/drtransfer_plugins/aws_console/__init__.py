@@ -15,6 +15,4 @@ from drtransfer_plugins.aws_console.importer import TARGET, ConsoleImporter
 
 @hookimpl
 def drtransfer_register_importers(register: Registry[Any]) -> None:
-    register(
-        TARGET, ConsoleImporter(), "AWS DeepRacer console (legacy): ImportModel of the uploaded s3://bucket/prefix"
-    )
+    register(TARGET, ConsoleImporter(), "AWS DeepRacer console (legacy): ImportModel of the uploaded s3://bucket/prefix")

@@ -44,14 +44,8 @@ def definition_path() -> Path:
     return definition_dirs()[0] / _DEFINITION
 
 
-def deepracer_client(
-    credentials: Credentials | None,
-    *,
-    endpoint_url: str | None = None,
-    connect_timeout: float = 10.0,
-    read_timeout: float = 60.0,
-    max_attempts: int = 3,
-) -> Any:
+def deepracer_client(credentials: Credentials | None, *, endpoint_url: str | None = None,
+                     connect_timeout: float = 10.0, read_timeout: float = 60.0, max_attempts: int = 3) -> Any:
     """A ``deepracer`` client in us-east-1 signed with ``credentials`` (``None``: boto3's default chain)."""
     core = botocore.session.Session()
     core.set_config_variable("data_path", os.pathsep.join(str(p) for p in definition_dirs()))

@@ -72,13 +72,8 @@ def describe_error(error: Exception, state: ConsoleState, action: str) -> DrTran
     if isinstance(error, botocore.exceptions.ClientError):
         code = str(error.response.get("Error", {}).get("Code", ""))
         message = str(error.response.get("Error", {}).get("Message", "")).rstrip(".")
-        if code in {
-            "UnrecognizedClientException",
-            "InvalidSignatureException",
-            "AccessDeniedException",
-            "ExpiredTokenException",
-            "InvalidClientTokenId",
-        }:
+        if code in {"UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException",
+                    "ExpiredTokenException", "InvalidClientTokenId"}:
             return ConfigError(
                 f"The AWS DeepRacer console refused the credentials{state.who()} to {action} ({code}: {message})."
             )
@@ -170,9 +165,8 @@ class ConsoleImporter:
                         f"Nothing to import at {run.target_url}/: {relative} is missing; upload the model first "
                         f"(drtransfer upload, or drtransfer upload -i to upload and import at once)."
                     ) from None
-                raise describe_client_error(
-                    error, endpoint=run.upload, bucket=run.upload_bucket, action="read"
-                ) from None
+                raise describe_client_error(error, endpoint=run.upload, bucket=run.upload_bucket,
+                                            action="read") from None
 
     def submit(
         self, items: Sequence[PreparedImport], options: ImportOptions, *, wait: bool, notify: Notify
@@ -202,15 +196,8 @@ class ConsoleImporter:
             result.model_id = str(response["ModelArn"])
             result.service_status = "IMPORTING"
             clients[id(result)] = client
-            notify(
-                ImportSubmitted(
-                    run_id=run.run_id,
-                    target=TARGET,
-                    model_name=item.name,
-                    model_id=result.model_id,
-                    experiment=run.experiment or "",
-                )
-            )
+            notify(ImportSubmitted(run_id=run.run_id, target=TARGET, model_name=item.name, model_id=result.model_id,
+                                   experiment=run.experiment or ""))
         if wait:
             states = {id(r): i.state for r, i in zip(results, items, strict=True)}
 

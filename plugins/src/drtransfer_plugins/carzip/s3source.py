@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from drtransfer.runconfig import RunConfig
 
 
+
 def build_from_s3(run: RunConfig, request: PackageRequest, host: PluginHost) -> Package:
     client = make_s3_client(run.local)
     inventory = inspect_model(run, client, reward_function=False)

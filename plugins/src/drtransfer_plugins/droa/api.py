@@ -44,13 +44,11 @@ class DroaApi:
         if body is not None:
             headers["Content-Type"] = "application/json"
         signed = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(
-            BotoCredentials(creds.access_key, creds.secret_key, creds.session_token), "execute-api", self.site.region
-        ).add_auth(signed)
+        SigV4Auth(BotoCredentials(creds.access_key, creds.secret_key, creds.session_token), "execute-api",
+                  self.site.region).add_auth(signed)
         try:
-            response = requests.request(
-                method, url, data=data or None, headers=dict(signed.headers.items()), timeout=self.timeout
-            )
+            response = requests.request(method, url, data=data or None, headers=dict(signed.headers.items()),
+                                        timeout=self.timeout)
         except requests.RequestException as error:
             raise TransferError(
                 f"Cannot reach the DRoA API at {self.site.api_endpoint} ({type(error).__name__}); check that DRoA "

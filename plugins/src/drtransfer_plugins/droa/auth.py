@@ -120,9 +120,8 @@ class CredentialCache:
 def _client(service: str, site: SiteConfig, endpoint_url: str | None) -> Any:
     # InitiateAuth, GetId and GetCredentialsForIdentity are unauthenticated calls: sign nothing, so no
     # local AWS credentials are ever sent to DRoA's account.
-    config = botocore.config.Config(
-        signature_version=UNSIGNED, connect_timeout=10, read_timeout=30, retries={"mode": "standard", "max_attempts": 3}
-    )
+    config = botocore.config.Config(signature_version=UNSIGNED, connect_timeout=10, read_timeout=30,
+                                    retries={"mode": "standard", "max_attempts": 3})
     return boto3.session.Session().client(service, region_name=site.region, endpoint_url=endpoint_url, config=config)
 
 

@@ -77,25 +77,10 @@ TRACKS: dict[str, tuple[tuple[str, ...], str]] = {
     "Virtual_May19_Train_track": ((CCW,), CCW),
 }
 
-CAR_COLORS = frozenset(
-    {
-        "BLACK",
-        "BLUE",
-        "BROWN",
-        "GOLDEN",
-        "GOLDENPINK",
-        "GREEN",
-        "GREY",
-        "ORANGE",
-        "PINK",
-        "PURPLE",
-        "RED",
-        "SKY_BLUE",
-        "TEAL",
-        "WHITE",
-        "YELLOW",
-    }
-)
+CAR_COLORS = frozenset({
+    "BLACK", "BLUE", "BROWN", "GOLDEN", "GOLDENPINK", "GREEN", "GREY", "ORANGE", "PINK", "PURPLE", "RED",
+    "SKY_BLUE", "TEAL", "WHITE", "YELLOW",
+})
 
 DEEPRACER_SHELL_ID = "deepracer"  # BODY_SHELL_TYPE of the plain DeepRacer car, coloured by CAR_COLOR
 
@@ -114,11 +99,8 @@ CAR_SHELLS: dict[str, dict[str, str]] = {
     "DRAGON": {"BROWN": "f1_dragon"},
     "DUNE_BUGGY": {"RED": "f1_dune_buggy_01", "GOLDEN": "f1_dune_buggy_07"},
     "F1": {"RED": "f1_2021"},
-    "F1_NUDIE": {
-        "PURPLE": "f1_nudie_purple_with_wheel",
-        "ORANGE": "f1_nudie_orange_with_wheel",
-        "WHITE": "f1_nudie_white_with_wheel",
-    },
+    "F1_NUDIE": {"PURPLE": "f1_nudie_purple_with_wheel", "ORANGE": "f1_nudie_orange_with_wheel",
+                 "WHITE": "f1_nudie_white_with_wheel"},
     "FAMILY_WAGON": {"GREEN": "f1_october_wagon_01_with_wheel", "PURPLE": "f1_october_wagon_02_with_wheel"},
     "GT": {"PURPLE": "f1_december_car_01_with_wheel", "RED": "f1_december_car_02_with_wheel"},
     "HOT_ROD": {"PURPLE": "f1_hotrod_03", "ORANGE": "fl_hotrod_02"},
@@ -131,17 +113,8 @@ CAR_SHELLS: dict[str, dict[str, str]] = {
     "RETRO_FUTURISTIC": {"PURPLE": "f1_car_retro_01"},
     "ROGUE_ROD": {"ORANGE": "f1_rogue_01"},
     "SNAIL": {"PINK": "f1_snail"},
-    "TRON": {
-        "BLUE": "f1_car_tron_01",
-        "RED": "f1_car_tron_02",
-        "GOLDEN": "f1_car_tron_03",
-        "WHITE": "f1_car_tron_04",
-        "SKY_BLUE": "f1_car_tron_05",
-        "GREEN": "f1_car_tron_06",
-        "PURPLE": "f1_car_tron_07",
-        "YELLOW": "f1_car_tron_08",
-        "GREY": "f1_car_tron_09",
-        "GOLDENPINK": "f1_car_tron_10",
-    },
+    "TRON": {"BLUE": "f1_car_tron_01", "RED": "f1_car_tron_02", "GOLDEN": "f1_car_tron_03", "WHITE": "f1_car_tron_04",
+             "SKY_BLUE": "f1_car_tron_05", "GREEN": "f1_car_tron_06", "PURPLE": "f1_car_tron_07",
+             "YELLOW": "f1_car_tron_08", "GREY": "f1_car_tron_09", "GOLDENPINK": "f1_car_tron_10"},
     "WAGON": {"PINK": "f1_july_car_01_with_wheel", "BLUE": "f1_july_car_02_with_wheel"},
 }

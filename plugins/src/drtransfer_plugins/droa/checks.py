@@ -200,10 +200,8 @@ def check_object_avoidance(params: Mapping[str, Any]) -> str | None:
     raw = params.get("NUMBER_OF_OBSTACLES")
     count = obstacle_count(raw)
     if count is None and raw is not None:
-        return (
-            f"Number of obstacle positions is invalid. NUMBER_OF_OBSTACLES is {raw!r}; DRoA stores only a whole "
-            f"number from 1 to {MAX_OBSTACLES}"
-        )
+        return (f"Number of obstacle positions is invalid. NUMBER_OF_OBSTACLES is {raw!r}; DRoA stores only a whole "
+                f"number from 1 to {MAX_OBSTACLES}")
     if count is None or not 1 <= count <= MAX_OBSTACLES:
         return "Number of obstacle positions is invalid."
     positions = params.get("OBJECT_POSITIONS")
@@ -237,10 +235,8 @@ def _percentage(entry: Any) -> float | None:
 
 def _position_problem(field: str, entry: Any) -> str:
     """The web UI's sentence for a field that is not a number, and the entry it comes from."""
-    return (
-        f"Please enter a valid number for {field}. OBJECT_POSITIONS has {entry!r}; DRoA stores each as "
-        f"'fraction,lane' (lane 1 or -1)"
-    )
+    return (f"Please enter a valid number for {field}. OBJECT_POSITIONS has {entry!r}; DRoA stores each as "
+            f"'fraction,lane' (lane 1 or -1)")
 
 
 def check_algorithm(metadata: Mapping[str, Any], hyperparameters: Mapping[str, Any]) -> str | None:
@@ -273,25 +269,21 @@ def model_warnings(params: Mapping[str, Any]) -> list[str]:
     race_type = params.get("RACE_TYPE")
     if race_type and race_type not in _RACE_TYPES:
         bots = ": the bot cars are not part of what it records" if race_type == "HEAD_TO_BOT" else ""
-        warnings.append(
-            f"DRoA records RACE_TYPE {race_type!r} as a time trial (it knows only TIME_TRIAL and "
-            f"OBJECT_AVOIDANCE){bots}"
-        )
+        warnings.append(f"DRoA records RACE_TYPE {race_type!r} as a time trial (it knows only TIME_TRIAL and "
+                        f"OBJECT_AVOIDANCE){bots}")
     shell_type = params.get("BODY_SHELL_TYPE")
     shell, color = car_customization(params)
     if shell_type and shell_type != DEEPRACER_SHELL_ID and (shell, color) == ("DEEPRACER", "WHITE"):
-        warnings.append(
-            f"DRoA records BODY_SHELL_TYPE {shell_type!r} as the DEEPRACER car in WHITE, since it has no such shell"
-        )
+        warnings.append(f"DRoA records BODY_SHELL_TYPE {shell_type!r} as the DEEPRACER car in WHITE, since it has "
+                        f"no such shell")
     car_color = params.get("CAR_COLOR")
     if shell_type == DEEPRACER_SHELL_ID and car_color and str(car_color).upper() not in CAR_COLORS:
         warnings.append(f"DRoA records CAR_COLOR {car_color!r} as WHITE, since it has no such colour")
     return warnings
 
 
-def model_problems(
-    params: Mapping[str, Any], metadata: Mapping[str, Any], hyperparameters: Mapping[str, Any], total_bytes: int
-) -> list[str]:
+def model_problems(params: Mapping[str, Any], metadata: Mapping[str, Any], hyperparameters: Mapping[str, Any],
+                   total_bytes: int) -> list[str]:
     """Every DRoA check on the model, in DRoA's order; empty when DRoA would accept it."""
     checks = (
         check_car(params),

@@ -106,9 +106,8 @@ class DroaImporter:
             sites[url] = site
             session = sessions.get((url, username))
             if session is None:
-                session = DroaSession(
-                    site, username, self.cache(options), options.secret, options.env(run, COGNITO_ENDPOINT_ENV) or None
-                )
+                session = DroaSession(site, username, self.cache(options), options.secret,
+                                      options.env(run, COGNITO_ENDPOINT_ENV) or None)
                 sessions[(url, username)] = session
             endpoint = "droa-" + hashlib.sha256(f"{site.url}|{username}".encode()).hexdigest()[:8]
             state = DroaState(session, DroaApi(session), endpoint, options.env(run, S3_ENDPOINT_ENV) or None)
@@ -121,12 +120,8 @@ class DroaImporter:
                 except ModelError as error:
                     found.append(str(error))
                 else:
-                    found += checks.model_problems(
-                        state.layout.training_params,
-                        model.metadata,
-                        state.layout.hyperparameters,
-                        state.layout.plan.total_bytes,
-                    )
+                    found += checks.model_problems(state.layout.training_params, model.metadata,
+                                                   state.layout.hyperparameters, state.layout.plan.total_bytes)
                     warnings += [f"{run.label}: {w}." for w in checks.model_warnings(state.layout.training_params)]
             else:
                 state.problem = item.model.error or "its model could not be read"
@@ -176,9 +171,8 @@ class DroaImporter:
             wait_for_imports(results, read_status, ready=READY, failed=FAILED, options=options, notify=notify)
         return results
 
-    def _submit_group(
-        self, group: list[tuple[PreparedImport, ImportResult]], options: ImportOptions, notify: Notify
-    ) -> None:
+    def _submit_group(self, group: list[tuple[PreparedImport, ImportResult]], options: ImportOptions,
+                      notify: Notify) -> None:
         """Copy every model of one signed-in user into DRoA's bucket at once, then import each."""
         first: DroaState = group[0][0].state
         try:
@@ -206,21 +200,13 @@ class DroaImporter:
                 result.message = f"copying it to {result.source} failed: {_transfer_error(copied).rstrip('.')}."
                 continue
             try:
-                model_id = state.api.import_model(
-                    state.site.upload_bucket, state.layout.s3_path, item.name, options.description
-                )
+                model_id = state.api.import_model(state.site.upload_bucket, state.layout.s3_path, item.name,
+                                                  options.description)
             except Interrupted:
                 raise
             except DrTransferError as error:
                 result.message = str(error)
                 continue
             result.status, result.model_id, result.service_status = "submitted", model_id, "IMPORTING"
-            notify(
-                ImportSubmitted(
-                    run_id=item.run.run_id,
-                    target=TARGET,
-                    model_name=item.name,
-                    model_id=model_id,
-                    experiment=item.run.experiment or "",
-                )
-            )
+            notify(ImportSubmitted(run_id=item.run.run_id, target=TARGET, model_name=item.name, model_id=model_id,
+                                   experiment=item.run.experiment or ""))
