@@ -4,14 +4,12 @@ and the helpers the model-management tests share."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from drtransfer.locals3 import SeaweedServer
-from tests.conftest import start_seaweed
 from tests.infra.drfc import DrfcSetup, json_lines, seed_drfc
 
 RUNS = (("0", "alpha"), ("1", "beta"), ("2", "gamma"))
@@ -27,21 +25,6 @@ def drfc(
         tmp_path / "drfc", local_s3, upload_s3, local_bucket, upload_bucket, RUNS, checkpoints=CHECKPOINTS, best=2,
         scale=0.01, environ={"DRTRANSFER_STATE_DIR": str(tmp_path / "state")},
     )  # fmt: skip
-
-
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[Any]:
-    """A SeaweedFS server of the test's own (to kill and restart)."""
-    servers: list[SeaweedServer] = []
-
-    def start(name: str) -> SeaweedServer:
-        server = start_seaweed(tmp_path / name)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop(graceful=False)
 
 
 def backup(drfc: DrfcSetup, *run_ids: str, extra: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:

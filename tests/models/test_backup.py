@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from drtransfer import __version__
+from drtransfer.locals3 import SeaweedServer
 from drtransfer.samples import checkpoint_name, seed_model
+from tests.conftest import start_seaweed
 from tests.infra.drfc import DrfcSetup, json_lines, seed_drfc
 from tests.models.conftest import MANIFEST, RUNS, assert_manifest_matches, backup, manifest, objects
 
@@ -84,9 +86,18 @@ def _modified(drfc: DrfcSetup, prefix: str) -> dict[str, Any]:
 
 
 def test_target_killed_mid_backup_then_rerun_gives_a_matching_manifest(
-    tmp_path: Path, own_server: Any, local_s3: Any, local_bucket: str
+    tmp_path: Path, local_s3: SeaweedServer, local_bucket: str
 ) -> None:
-    target = own_server("target")
+    target = start_seaweed(tmp_path / "target")  # a server of its own, to kill and restart
+    try:
+        _kill_mid_backup_then_rerun(tmp_path, target, local_s3, local_bucket)
+    finally:
+        target.stop(graceful=False)
+
+
+def _kill_mid_backup_then_rerun(
+    tmp_path: Path, target: SeaweedServer, local_s3: SeaweedServer, local_bucket: str
+) -> None:
     target.create_bucket("bucket")
     drfc = seed_drfc(
         tmp_path / "drfc", local_s3, target, local_bucket, "bucket", RUNS, checkpoints=(1, 2, 3, 4, 5, 6), best=2,

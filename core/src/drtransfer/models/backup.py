@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from drtransfer.config import BackupLocation, backup_location
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
+from drtransfer.engine import TransferSubscriber, run_transfer
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.jobs.base import Confirm, Declined, always
 from drtransfer.locking import target_locks
 from drtransfer.models.store import (
     MANIFEST,
+    JobSettings,
     Listed,
     Manifest,
     ManifestObject,
@@ -43,11 +44,9 @@ CUSTOM_FILES = "custom_files"
 
 
 @dataclass(frozen=True)
-class BackupRequest:
+class BackupRequest(JobSettings):
     runs: Sequence[RunConfig]
     dry_run: bool = False
-    engine: EngineSettings = field(default_factory=EngineSettings)
-    environ: Mapping[str, str] | None = field(default=None, repr=False)  # credentials lookup; None: os.environ
 
 
 @dataclass

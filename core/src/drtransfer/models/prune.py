@@ -15,7 +15,7 @@ checkpoint there); the prefix is listed afterwards to check that every deleted o
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from drtransfer.checkpoints import CheckpointIndex, parse_checkpoint_name
@@ -23,19 +23,26 @@ from drtransfer.config import backup_location
 from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
 from drtransfer.errors import ConfigError, ModelError, TransferError
 from drtransfer.models.backup import name_backup_endpoints
-from drtransfer.models.store import MANIFEST, Listed, Manifest, list_prefix, model_checkpoints, read_object, same_object
+from drtransfer.models.store import (
+    MANIFEST,
+    JobSettings,
+    Listed,
+    Manifest,
+    list_prefix,
+    model_checkpoints,
+    read_object,
+    same_object,
+)
 from drtransfer.operations import DeleteObject, ModelPlan, ModelResult, ObjectLocation
 from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import ClientFactory, default_client_factory
 
 
 @dataclass(frozen=True)
-class PruneRequest:
+class PruneRequest(JobSettings):
     runs: Sequence[RunConfig]
     keep: int
     delete: bool = False  # --yes; otherwise a dry run
-    engine: EngineSettings = field(default_factory=EngineSettings)
-    environ: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -11,16 +11,16 @@ compared with the manifest once more. Only then does ``--pretrained`` edit the r
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drtransfer.config import backup_location, set_run_variables
-from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
+from drtransfer.engine import TransferSubscriber, run_transfer
 from drtransfer.errors import ConfigError, TransferError
 from drtransfer.locking import target_locks
 from drtransfer.models.store import (
     MANIFEST,
+    JobSettings,
     Listed,
     Manifest,
     check_bucket,
@@ -39,15 +39,13 @@ PRETRAINED_CHOICES = ("best", "last")
 
 
 @dataclass(frozen=True)
-class RestoreRequest:
+class RestoreRequest(JobSettings):
     run: RunConfig  # whose local bucket receives the model and whose backup settings reach the URL
     backup_url: str
     prefix: str
     overwrite: bool = False
     pretrained: Path | None = None  # the run file that gets DR_LOCAL_S3_PRETRAINED*
     checkpoint: str = "last"
-    engine: EngineSettings = field(default_factory=EngineSettings)
-    environ: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from drtransfer import __version__
 from drtransfer.checkpoints import Checkpoint, group_checkpoints
 from drtransfer.endpoints import Endpoint
+from drtransfer.engine import EngineSettings
 from drtransfer.errors import ConfigError
 from drtransfer.operations import ObjectLocation, SourceObject
 from drtransfer.s3errors import answer_timeout, describe_client_error, is_not_found
@@ -22,6 +24,15 @@ from drtransfer.s3errors import answer_timeout, describe_client_error, is_not_fo
 MANIFEST = "drtransfer-backup.json"
 MANIFEST_FORMAT = 1
 _SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSettings:
+    """What every model-management request takes besides its own fields: the engine's settings, and the
+    environment the backup profile's credentials are looked up in (None: ``os.environ``)."""
+
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    environ: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
