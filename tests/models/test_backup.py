@@ -122,6 +122,11 @@ def _kill_mid_backup_then_rerun(
             prefix = dict(RUNS)[line["run_id"]]
             keys = objects(target, "bucket", f"backups/{prefix}")
             assert MANIFEST not in keys
+    listed = {e["prefix"]: e for e in json_lines(drfc.run("models", *drfc.upload_args(), "--json").stdout)}
+    for line in json_lines(out):
+        if line["status"] == "failed":  # drtransfer models calls it unfinished
+            entry = listed.get(f"backups/{dict(RUNS)[line['run_id']]}")
+            assert entry is None or ("unfinished" in entry["error"] and entry["backed_up"] is None), entry
     again = drfc.run("backup", *drfc.upload_args(), "-f", "--json", "--processes", "0")
     assert again.returncode == 0, again.stderr
     for _, prefix in RUNS:
@@ -168,3 +173,20 @@ def test_backup_variables_are_not_warned_about(drfc: DrfcSetup) -> None:
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr
     assert MANIFEST in objects(drfc.upload, drfc.upload_bucket, "keep/safe/gamma")
+
+
+def test_no_backup_bucket_at_all_is_one_sentence(drfc: DrfcSetup) -> None:
+    text = drfc.files.system_env.read_text()
+    drfc.files.system_env.write_text("\n".join(line for line in text.splitlines() if "UPLOAD_S3_BUCKET" not in line))
+    done = drfc.run("backup", *drfc.upload_args("0"), "-f")
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert "No backup bucket defined" in line and "DR_BACKUP_S3_BUCKET" in line
+    assert not objects(drfc.upload, drfc.upload_bucket, "")
+
+
+def test_dry_run_lists_the_copies_and_writes_nothing(drfc: DrfcSetup) -> None:
+    done = drfc.run("backup", *drfc.upload_args("0"), "-d", "--processes", "0")
+    assert done.returncode == 0, done.stderr
+    assert "would copy" in done.stdout and MANIFEST in done.stdout
+    assert not objects(drfc.upload, drfc.upload_bucket, "")

@@ -4,6 +4,7 @@ in a bounded number of requests to the local store (parallel listings, no reques
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ def test_models_on_200_prefixes_is_correct_with_bounded_requests(
         # slow-down is configured, and one every 10**9 requests never happens here.
         proxy.slowdown_every = 10**9
         proxy.requests = 0
+        started = time.monotonic()
         done = drfc.run("models", *drfc.upload_args(), "--json")
+        seconds = time.monotonic() - started
         requests = proxy.requests
         table = drfc.run("models", *drfc.upload_args())
     assert done.returncode == 0, done.stderr
@@ -50,7 +53,7 @@ def test_models_on_200_prefixes_is_correct_with_bounded_requests(
     assert len(local) == PREFIXES
     # one delimited listing, one listing per top-level prefix (201 with custom_files/) and one index read per model
     assert requests <= 1 + (PREFIXES + 1) + PREFIXES, requests
-    print(f"models: {len(entries)} models, {requests} requests to the local store")
+    print(f"models: {len(entries)} models, {requests} requests to the local store, {seconds:.2f} s")
 
     for prefix, model in seeded.items():
         entry = local[prefix]
