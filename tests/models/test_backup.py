@@ -190,3 +190,24 @@ def test_dry_run_lists_the_copies_and_writes_nothing(drfc: DrfcSetup) -> None:
     assert done.returncode == 0, done.stderr
     assert "would copy" in done.stdout and MANIFEST in done.stdout
     assert not objects(drfc.upload, drfc.upload_bucket, "")
+
+
+def test_backup_to_another_endpoint_with_its_own_profile(drfc: DrfcSetup) -> None:
+    """DR_BACKUP_S3_ENDPOINT_URL and DR_BACKUP_S3_PROFILE: here the local store itself (a server-side
+    copy), which drtransfer models lists as a backup and not as one more local model."""
+    drfc.add_to_system_env({
+        "DR_BACKUP_S3_ENDPOINT_URL": drfc.local.url, "DR_BACKUP_S3_PROFILE": "drt-local",
+        "DR_BACKUP_S3_BUCKET": drfc.local_bucket, "DR_BACKUP_S3_PREFIX": "safe",
+    })  # fmt: skip
+    line = backup(drfc, "0")["0"]
+    assert line["status"] == "ok" and line["target"] == f"s3://{drfc.local_bucket}/safe/alpha/"
+    held = objects(drfc.local, drfc.local_bucket, "safe/alpha")
+    source = objects(drfc.local, drfc.local_bucket, "alpha")
+    assert all(held[key]["body"] == value["body"] for key, value in source.items())
+    assert not objects(drfc.upload, drfc.upload_bucket, "")
+    assert backup(drfc, "0")["0"]["copied"] == 0  # incremental on the same store too
+    listed = json_lines(drfc.run("models", *drfc.upload_args("0"), "--json", "--no-uploads").stdout)
+    assert [(e["location"], e["prefix"]) for e in listed if "alpha" in e["prefix"]] == [
+        ("local", "alpha"),
+        ("backup", "safe/alpha"),
+    ]
