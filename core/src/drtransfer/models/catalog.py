@@ -143,6 +143,7 @@ def catalog(request: CatalogRequest, *, client_for: ClientFactory = default_clie
                 pool.map(lambda r: _scan_one(client(r.upload), r.upload, r.upload_bucket, r.upload_prefix), targets)
             )
             uploads = [entry for entry in found if entry is not None]
+
     # A backup location inside a local bucket is listed as a backup, not as a local model too.
     def place(entry: ModelEntry) -> tuple[str | None, str, str]:
         return (entry.endpoint.url if entry.endpoint else None, entry.bucket, entry.prefix)
