@@ -13,8 +13,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from drtransfer.config import backup_location, set_run_variables
+from drtransfer.endpoints import Endpoint
 from drtransfer.engine import TransferSubscriber, run_transfer
 from drtransfer.errors import ConfigError, TransferError
 from drtransfer.locking import target_locks
@@ -142,11 +144,11 @@ def restore(
 
 
 def _what_to_restore(
-    listing: dict[str, Listed], url: str, client: object, endpoint: object, bucket: str, prefix: str
+    listing: dict[str, Listed], url: str, client: Any, endpoint: Endpoint, bucket: str, prefix: str
 ) -> tuple[dict[str, Listed], str, str]:
     """The objects to restore (relative keys), what the URL holds, and a note on what travels."""
     if MANIFEST in listing:
-        raw = read_object(client, endpoint, bucket, f"{prefix}/{MANIFEST}")  # type: ignore[arg-type]
+        raw = read_object(client, endpoint, bucket, f"{prefix}/{MANIFEST}")
         if raw is None:
             raise ConfigError(f"{url}{MANIFEST} disappeared while reading the backup; run the command again.")
         manifest = Manifest.parse(raw, f"{url}{MANIFEST}")
@@ -191,7 +193,7 @@ def _check_pretrained_checkpoint(checkpoint: str, objects: dict[str, Listed], ur
         )
 
 
-def _verify(client: object, run: RunConfig, prefix: str, objects: dict[str, Listed], url: str) -> None:
+def _verify(client: Any, run: RunConfig, prefix: str, objects: dict[str, Listed], url: str) -> None:
     """The restored prefix, listed once, must hold every object with the backup's size and checksum."""
     restored = list_prefix(client, run.local, run.local_bucket, prefix)
     wrong = [
