@@ -1,5 +1,6 @@
 """What every command shares: error handling and exit codes, the plugin host, loading runs, the
-confirmation question, engine settings, progress bars and JSON lines."""
+confirmation question, engine settings, whether to show progress (the view: progress.py) and JSON
+lines."""
 
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ import select
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
-from tqdm import tqdm
 
-from drtransfer.engine import EngineSettings, TransferSubscriber
+from drtransfer.engine import EngineSettings
 from drtransfer.errors import ConfigError, DrTransferError, Interrupted
 from drtransfer.jobs import Declined, Notifications
-from drtransfer.operations import ModelPlan, ModelResult
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
 
@@ -198,49 +197,6 @@ def human_bytes(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
-
-
-class ProgressBars(TransferSubscriber):
-    """tqdm bars on stderr: one for the total and one per model; drawn only by the parent."""
-
-    def __init__(self, labels: Mapping[str, str], stream: TextIO | None = None) -> None:
-        self.labels = labels
-        self.stream = stream or sys.stderr
-        self.total: tqdm[Any] | None = None
-        self.bars: dict[str, tqdm[Any]] = {}
-
-    def on_start(self, plans: Sequence[ModelPlan], **kwargs: Any) -> None:
-        bar: dict[str, Any] = {
-            "unit": "B",
-            "unit_scale": True,
-            "unit_divisor": 1024,
-            "file": self.stream,
-            "dynamic_ncols": True,
-            "leave": True,
-        }
-        self.total = tqdm(total=sum(p.total_bytes for p in plans), desc="total", position=0, **bar)
-        for i, plan in enumerate(plans, start=1):
-            self.bars[plan.model_id] = tqdm(
-                total=plan.total_bytes, desc=self.labels.get(plan.model_id, plan.model_id), position=i, **bar
-            )
-
-    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
-        if self.total is not None:
-            self.total.update(delta)
-        if model_id in self.bars:
-            self.bars[model_id].update(delta)
-
-    def on_model_done(self, result: ModelResult, **kwargs: Any) -> None:
-        bar = self.bars.get(result.model_id)
-        if bar is not None:
-            bar.set_postfix_str(result.status)
-            bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        if self.total is not None:
-            self.total.close()
 
 
 def wants_progress(no_progress: bool, json_output: bool) -> bool:
