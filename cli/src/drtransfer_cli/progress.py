@@ -66,15 +66,17 @@ def unit_of(size: float) -> tuple[int, str]:
     raise AssertionError("unreachable")
 
 
-def amount(value: float, divisor: int) -> str:
-    scaled = value / divisor
-    return f"{scaled:.0f}" if divisor == 1 or abs(scaled) >= 100 else f"{scaled:.1f}"
+def amount(value: float, divisor: int, like: float | None = None) -> str:
+    """``value`` in units of ``divisor``, with one decimal below 100 units (of ``like`` when given)."""
+    scale = abs(like if like is not None else value) / divisor
+    return f"{value / divisor:.0f}" if divisor == 1 or scale >= 100 else f"{value / divisor:.1f}"
 
 
 def sizes_text(done: int, total: int) -> str:
-    """``"12.3/136 MiB"``: both in the total's unit, so the text keeps its width as bytes arrive."""
+    """``"12.3/136 MiB"``: both in the total's unit and precision, so the text keeps its width as bytes
+    arrive."""
     divisor, unit = unit_of(total)
-    return f"{amount(done, divisor)}/{amount(total, divisor)} {unit}"
+    return f"{amount(done, divisor, total)}/{amount(total, divisor)} {unit}"
 
 
 def rate_text(rate: float | None) -> str:
@@ -82,6 +84,31 @@ def rate_text(rate: float | None) -> str:
         return ""
     divisor, unit = unit_of(rate)
     return f"{amount(rate, divisor)} {unit}/s"
+
+
+class ModelClock(TransferSubscriber):
+    """Each model's own time, from its first event to its last commit (the engine's
+    :attr:`ModelResult.seconds` counts from the start of the batch)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def _seen(self, model_id: str) -> None:
+        self.first.setdefault(model_id, time.monotonic())
+
+    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
+        self._seen(model_id)
+
+    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
+        self._seen(model_id)
+
+    def on_operation(self, model_id: str, result: OperationResult, **kwargs: Any) -> None:
+        self._seen(model_id)
+
+    def on_model_done(self, result: ModelResult, **kwargs: Any) -> None:
+        self._seen(result.model_id)
+        self.seconds[result.model_id] = time.monotonic() - self.first[result.model_id]
 
 
 def duration_text(seconds: float) -> str:
@@ -374,9 +401,9 @@ class ProgressView(TransferSubscriber):
         label_width, _, _, _, width = layout
         retry = model.retry if model.finished is None else None
         if retry is not None and retry.delay is not None and retry.endpoint is not None:
-            # The wait replaces the bar: the endpoint, the error and the countdown need the room.
-            pct = pct_text(model.done, model.total, False)
-            head = f"{shorten(model.label, label_width):<{label_width}} {pct:>{PCT_WIDTH}} "
+            # The wait replaces the bar and the figures: the endpoint, the error and the countdown
+            # need the room.
+            head = f"{shorten(model.label, label_width):<{label_width}} "
             return head + fit_note(retry, now, width - len(head))
         if retry is not None:
             tail = "retrying"
@@ -420,7 +447,8 @@ def fit_note(note: RetryNote, now: float, width: int) -> str:
         return text
     error = note.error.strip().splitlines()[0].rstrip(".") if note.error.strip() else "failed"
     spare = len(error) - (len(text) - width)
-    if spare >= 8:
+    if spare >= 4:
         shortened = RetryNote(note.attempt, clip(error, spare), note.at, note.delay, note.endpoint)
         return shortened.text(now)
-    return clip(text, width)
+    left = max(0.0, (note.delay or 0.0) - (now - note.at))
+    return clip(f"waiting for {note.endpoint}, retry {note.attempt} in {left:.0f} s", width)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,8 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
     if app.wants_progress(flags.no_progress, flags.json_output) and not flags.dry_run:
         view = progress.ProgressView(progress.short_labels(runs))
     retry_log = RetryLog(labels, verbose=flags.verbose, prog=wording.prog, echo=view.echo if view else None)
-    subscribers: list[TransferSubscriber] = [retry_log]
+    clock = progress.ModelClock()
+    subscribers: list[TransferSubscriber] = [retry_log, clock]
     if view:
         subscribers.insert(0, view)
     if flags.dry_run:
@@ -177,7 +178,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
     finally:
         if view:
             view.close()
-    report(report_.outcomes, flags, report_.seconds)
+    report(report_.outcomes, flags, report_.seconds, own_seconds=clock.seconds)
     if not flags.json_output:  # with --json each model's line carries its import result
         if flags.dry_run:
             for item in report_.imports:
@@ -293,7 +294,14 @@ def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
     return data
 
 
-def report(outcomes: Sequence[UploadOutcome], request: UploadFlags, seconds: float) -> None:
+def report(
+    outcomes: Sequence[UploadOutcome],
+    request: UploadFlags,
+    seconds: float,
+    *,
+    own_seconds: Mapping[str, float] | None = None,
+) -> None:
+    """The results; ``own_seconds`` (by model id) is each model's own time, else the engine's."""
     for outcome in outcomes:
         if request.json_output:
             app.print_json(outcome_json(outcome))
@@ -312,7 +320,8 @@ def report(outcomes: Sequence[UploadOutcome], request: UploadFlags, seconds: flo
         if result.status == "ok":
             click.echo(
                 f"{run.label}: uploaded {run.target_url}/ ({app.human_bytes(result.bytes)} in "
-                f"{result.seconds:.1f} s, {result.skipped} object(s) already there{wiped})"
+                f"{(own_seconds or {}).get(result.model_id, result.seconds):.1f} s, "
+                f"{result.skipped} object(s) already there{wiped})"
             )
         else:
             click.echo(f"{run.label}: FAILED: {result.error}", err=True)
