@@ -44,13 +44,14 @@ def proxy(upload_s3: SeaweedServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def setup(
+    proxy: FaultProxy,
     tmp_path: Path,
     local_s3: SeaweedServer,
     upload_s3: SeaweedServer,
     local_bucket: str,
     upload_bucket: str,
-    proxy: FaultProxy,
 ) -> DrfcSetup:
+    """The three runs, uploading through the capped proxy."""
     return seed_drfc(
         tmp_path / "drfc", local_s3, upload_s3, local_bucket, upload_bucket, RUNS, scale=SCALES, upload_url=proxy.url
     )
