@@ -31,6 +31,7 @@ REFRESH_SECONDS = 0.5
 RATE_WINDOW = 5.0  # seconds of history a rate is measured over (a stall shows within seconds)
 RATE_MIN_SPAN = 1.0  # no rate (and so no ETA) before this much history
 MIN_BAR = 10
+MAX_BAR = 50  # wider bars tell no more, and push the figures far from the labels
 MIN_LABEL = 8
 # Widths of the columns right of the bar: "100%", "99.9 MiB/s", "12:34", "already there".
 PCT_WIDTH, RATE_WIDTH, ELAPSED_WIDTH, TAIL_WIDTH = 4, 10, 5, 13
@@ -371,7 +372,7 @@ class ProgressView(TransferSubscriber):
             right = PCT_WIDTH + sizes_width + RATE_WIDTH + elapsed_width + TAIL_WIDTH + 5  # 5 separators
             labels = ["total", *(m.label for m in self.models.values())]
             label_width = min(max(len(text) for text in labels), max(MIN_LABEL, width - right - 1 - MIN_BAR))
-            bar_width = max(1, width - right - label_width - 1)
+            bar_width = max(1, min(MAX_BAR, width - right - label_width - 1))
             layout = (label_width, bar_width, sizes_width, elapsed_width, width)
 
             finished = self.finished is not None
