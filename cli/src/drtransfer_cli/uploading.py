@@ -198,10 +198,12 @@ def ready_lines(
     lines = [wording.ready.format(count=len(prepared))]
     for item in prepared:
         if item.ok and item.selection is not None and item.plan is not None:
-            what = f"{app.human_bytes(item.plan.total_bytes)}, {item.selection.explanation}"
+            head = f"  {item.run.label}: {app.human_bytes(item.plan.total_bytes)}"
+            lines += [f"{head}, {item.selection.explanation}"]
+            if len(lines[-1]) > width:  # the checkpoint on a line of its own rather than cut in two
+                lines[-1:] = [head, *wrap(f"    {item.selection.explanation}", width)]
         else:
-            what = f"cannot upload: {item.error}"
-        lines += wrap(f"  {item.run.label}: {what}", width)
+            lines += wrap(f"  {item.run.label}: cannot upload: {item.error}", width)
         route = f"    {source_text(item.run)} -> {item.run.target_url}"
         if len(route) > width:
             route = f"    from {source_text(item.run)}\n    to   {item.run.target_url}"
@@ -217,7 +219,7 @@ def ready_lines(
 
 def wrap(text: str, width: int) -> list[str]:
     """``text`` in lines of ``width`` columns, continued under its first word; URLs and paths are never cut."""
-    indent = " " * (len(text) - len(text.lstrip()) + 2)
+    indent = " " * max(4, len(text) - len(text.lstrip()))
     return textwrap.wrap(
         text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
     ) or [text]
