@@ -362,7 +362,8 @@ class ProgressView(TransferSubscriber):
         ``columns - 1`` long (no terminal wraps it), bars starting in the same column."""
         with self.lock:
             for model in self.models.values():
-                model.rate.add(now, model.moved)
+                if model.started is not None and model.finished is None:  # a queued model's wait is no rate
+                    model.rate.add(now, model.moved)
             total = sum(m.total for m in self.models.values())
             done = sum(m.done for m in self.models.values())
             self.total_rate.add(now, sum(m.moved for m in self.models.values()))
