@@ -11,7 +11,7 @@ import select
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 
@@ -94,9 +94,10 @@ def run_warnings(runs: Sequence[RunConfig]) -> list[str]:
     return list(dict.fromkeys(line for run in runs for line in run.warnings))
 
 
-def notifications(urls: Sequence[str], *, verbose: bool) -> Notifications:
-    """``--notify URL`` and ``-v`` (the log notifier prints every event on stderr)."""
-    return Notifications(urls=tuple(urls), verbose=verbose, log_stream=sys.stderr)
+def notifications(urls: Sequence[str], *, verbose: bool, log_stream: TextIO | None = None) -> Notifications:
+    """``--notify URL`` and ``-v`` (the log notifier prints every event on ``log_stream``, default
+    stderr; the progress view gives one that prints above it)."""
+    return Notifications(urls=tuple(urls), verbose=verbose, log_stream=log_stream or sys.stderr)
 
 
 def warn_notification_failures(lines: Sequence[str], prog: str = "drtransfer") -> None:

@@ -14,6 +14,7 @@ the ``sys.stderr`` buffer lock, which a worker process forked at that moment wou
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import threading
@@ -21,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from drtransfer.engine import TransferSubscriber
 from drtransfer.operations import DeleteObject, ModelPlan, ModelResult, Operation, OperationResult
@@ -439,6 +440,34 @@ class ProgressView(TransferSubscriber):
             tail,
         ]
         return clip(" ".join(cells).rstrip(), width)
+
+
+class AboveView(io.TextIOBase):
+    """A text stream whose lines :meth:`ProgressView.echo` prints above the view (``-v``'s event log)."""
+
+    def __init__(self, view: ProgressView) -> None:
+        self.view = view
+        self.pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.view.echo(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.view.echo(self.pending)
+            self.pending = ""
+
+
+def above(view: ProgressView) -> TextIO:
+    """:class:`AboveView` typed as the text stream the log notifier takes (it writes and flushes only)."""
+    return cast(TextIO, AboveView(view))
 
 
 def fit_note(note: RetryNote, now: float, width: int) -> str:

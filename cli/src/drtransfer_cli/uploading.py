@@ -138,6 +138,10 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         increment=flags.increment,
         reward_function=flags.reward_function,
     )
+    labels = {run.key: run.label for run in runs}
+    view = None
+    if app.wants_progress(flags.no_progress, flags.json_output) and not flags.dry_run:
+        view = progress.ProgressView(progress.short_labels(runs))
     request = UploadRequest(
         runs=runs,
         checkpoint=flags.checkpoint,
@@ -154,12 +158,10 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         )
         if importing
         else None,
-        notifications=app.notifications(flags.notify_urls, verbose=flags.verbose),
+        notifications=app.notifications(
+            flags.notify_urls, verbose=flags.verbose, log_stream=progress.above(view) if view else None
+        ),
     )
-    labels = {run.key: run.label for run in runs}
-    view = None
-    if app.wants_progress(flags.no_progress, flags.json_output) and not flags.dry_run:
-        view = progress.ProgressView(progress.short_labels(runs))
     retry_log = RetryLog(labels, verbose=flags.verbose, prog=wording.prog, echo=view.echo if view else None)
     clock = progress.ModelClock()
     subscribers: list[TransferSubscriber] = [retry_log, clock]
