@@ -152,8 +152,11 @@ def test_the_view_of_a_real_upload_and_its_rerun(setup: DrfcSetup) -> None:
     # Run 2 started after the batch did: its own time is shorter than the batch's.
     assert seconds(final[3]) < seconds(final[0]), final
 
-    again, text = upload_on_terminal(setup)
+    # -v: the event log prints above the view, which stays whole.
+    again, text = upload_on_terminal(setup, "-v")
     assert again.returncode == 0, text
+    assert "\x1b[J[model_uploaded] run 2: " in text, text  # printed where the view was, then the view again
+    assert all(len(frame) == len(labels) for frame in frames(text))
     final = frames(text)[-1]
     assert " 100% " in final[0] and final[0].endswith("done"), final  # the total reaches 100% on a re-run
     for line in final[1:]:
