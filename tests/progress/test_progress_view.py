@@ -197,3 +197,21 @@ def test_a_retry_with_delay_and_endpoint_says_what_it_waits_for() -> None:
     os.close(master)
     line = frames(text)[-1][1]
     assert len(line) < COLUMNS and f"waiting for {endpoint}: conn" in line and line.endswith(", retry 7 in 4 s")
+
+
+def test_long_labels_are_cut_where_they_differ() -> None:
+    """Experiment names too long for the label column at 80 columns stay told apart."""
+    names = {f"run-{i}": f"experiment-number-{i}-with-a-long-name" for i in range(3)}
+    target = ObjectLocation("upload", "bucket", "key")
+    plans = [ModelPlan(key, ObjectLocation("upload", "bucket", f"{key}/"), [PutBytes(target, b"x")]) for key in names]
+    master, slave = open_terminal()
+    with os.fdopen(slave, "w", encoding="utf-8") as terminal:
+        view = ProgressView(names, terminal, refresh=30.0)
+        view.on_start(plans)
+        view.close()
+        text = read_all(master)
+    os.close(master)
+    final = frames(text)[-1]
+    shown = [line[: bar_column(line)].split("  ")[0] for line in final[1:]]
+    assert len(set(shown)) == 3 and all(len(line) < COLUMNS for line in final), final
+    assert [label for label in shown if "-0-" in label] and [label for label in shown if "-2-" in label], shown

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO, cast
 
@@ -132,6 +132,26 @@ def shorten(text: str, width: int) -> str:
     return text[:head] + "…" + (text[-tail:] if tail else "")
 
 
+def short_forms(labels: Sequence[str], width: int) -> dict[str, str]:
+    """Each label in ``width`` columns: cut in the middle, else (when that makes two alike) keeping
+    the end, the start, or the part from where the labels start to differ; the first of these that
+    keeps the labels apart."""
+    long = [label for label in labels if len(label) > width]
+    low, high = (min(long), max(long)) if long else ("", "")
+    same = next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))
+    cuts: tuple[Callable[[str], str], ...] = (
+        lambda text: shorten(text, width),
+        lambda text: text if len(text) <= width else "…" + text[len(text) - width + 1 :],
+        lambda text: clip(text, width),
+        lambda text: text if len(text) <= width else clip("…" + text[max(0, same - 2) :], width),
+    )
+    for cut in cuts:
+        forms = {label: cut(label) for label in labels}
+        if len(set(forms.values())) == len(forms):
+            return forms
+    return {label: shorten(label, width) for label in labels}
+
+
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
@@ -241,6 +261,7 @@ class ProgressView(TransferSubscriber):
         self.total_rate = Rate()
         self.lock = threading.RLock()
         self.drawn = 0  # lines of the last frame on the screen
+        self.shown: dict[str, str] = {}  # label -> as the frame shows it (within the label column)
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         encoding = (getattr(self.stream, "encoding", None) or "").lower().replace("-", "")
@@ -368,13 +389,14 @@ class ProgressView(TransferSubscriber):
             total = sum(m.total for m in self.models.values())
             done = sum(m.done for m in self.models.values())
             self.total_rate.add(now, sum(m.moved for m in self.models.values()))
-            width = max(40, columns - 1)
+            width = max(20, columns - 1)
             sizes_width = max(len(sizes_text(t, t)) for t in [total, *(m.total for m in self.models.values())])
             elapsed_width = max(ELAPSED_WIDTH, len(duration_text(self._elapsed(now))))
             right = PCT_WIDTH + sizes_width + RATE_WIDTH + elapsed_width + TAIL_WIDTH + 5  # 5 separators
             labels = ["total", *(m.label for m in self.models.values())]
             label_width = min(max(len(text) for text in labels), max(MIN_LABEL, width - right - 1 - MIN_BAR))
             bar_width = max(1, min(MAX_BAR, width - right - label_width - 1))
+            self.shown = short_forms(labels, label_width)
             layout = (label_width, bar_width, sizes_width, elapsed_width, width)
 
             finished = self.finished is not None
@@ -406,7 +428,7 @@ class ProgressView(TransferSubscriber):
         if retry is not None and retry.delay is not None and retry.endpoint is not None:
             # The wait replaces the bar and the figures: the endpoint, the error and the countdown
             # need the room.
-            head = f"{shorten(model.label, label_width):<{label_width}} "
+            head = f"{self.shown.get(model.label, model.label):<{label_width}} "
             return head + fit_note(retry, now, width - len(head))
         if retry is not None:
             tail = "retrying"
@@ -431,7 +453,7 @@ class ProgressView(TransferSubscriber):
     ) -> str:
         label_width, bar_width, sizes_width, elapsed_width, width = layout
         cells = [
-            f"{shorten(label, label_width):<{label_width}}",
+            f"{self.shown.get(label, label):<{label_width}}",
             f"{pct_text(done, total, complete):>{PCT_WIDTH}}",
             bar_text(done, total, bar_width, self.fill, self.empty),
             f"{sizes_text(done, total):>{sizes_width}}",
