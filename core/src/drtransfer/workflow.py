@@ -5,7 +5,7 @@ confirmation, events, ``-1`` and imports around them):
    exit 2, before anything is written);
 2. :func:`prepare_uploads` — per run: inspect the model, select the checkpoint through the plugin host,
    plan, let plugins extend the plan, add ``-w`` deletions. A model that cannot be prepared is reported
-   failed; the others go on;
+   failed; the others go on. The runs' listings are read in parallel threads beforehand;
 3. :func:`execute` — run every prepared plan through the engine at once.
 
 ``-w`` deletes what the plan does not write under each target prefix, except the packages that
