@@ -105,7 +105,8 @@ def test_dry_run_shows_the_next_prefix_and_writes_and_edits_nothing(
 
     assert done.returncode == 0, done.stderr
     target = f"s3://{drfc.upload_bucket}/inc-8"
-    assert f"s3://{drfc.local_bucket}/alpha -> {target} (" in done.stderr
+    source = f"s3://{drfc.local_bucket}/alpha"
+    assert f"    {source} -> {target}\n" in done.stderr or f"    from {source}\n    to   {target}\n" in done.stderr
     assert f"run 0 (alpha): would write {target}/" in done.stdout
     assert f"-> {target}/model/model_11.pb" in done.stdout
     assert "inc-7/" not in done.stdout
