@@ -20,10 +20,8 @@ from drtransfer.errors import ConfigError, DrTransferError, Interrupted
 from drtransfer.jobs import Declined, Notifications
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
-from drtransfer_cli.progress import ProgressView
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-ProgressBars = ProgressView  # the view's old name here, for commands that still use it (progress.py)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

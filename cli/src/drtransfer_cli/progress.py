@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO, cast
 
+from tqdm.std import Bar
+
 from drtransfer.engine import TransferSubscriber
 from drtransfer.operations import DeleteObject, ModelPlan, ModelResult, Operation, OperationResult
 from drtransfer.runconfig import RunConfig
@@ -235,8 +237,9 @@ def pct_text(done: int, total: int, complete: bool) -> str:
 
 
 def bar_text(done: int, total: int, width: int, fill: str, empty: str) -> str:
-    filled = width if total <= 0 else width * max(0, min(done, total)) // total
-    return fill * filled + empty * (width - filled)
+    """tqdm's bar (whole cells only: ``empty`` then ``fill`` as its charset)."""
+    fraction = 1.0 if total <= 0 else max(0, min(done, total)) / total
+    return format(Bar(fraction, width, charset=empty + fill), "")
 
 
 def eta_text(remaining: int, rate: float | None) -> str:

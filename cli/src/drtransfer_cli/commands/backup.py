@@ -13,6 +13,7 @@ import click
 from drtransfer.models.backup import BackupOutcome, BackupRequest, PreparedBackup, backup
 from drtransfer_cli import app, options
 from drtransfer_cli.prefixes import prefix_overrides
+from drtransfer_cli.progress import ProgressView
 
 backup_options = options.compose(
     options.run_selection,
@@ -57,7 +58,7 @@ def run_backup(
 
     progress = None
     if app.wants_progress(no_progress, json_output) and not dry_run:
-        progress = app.ProgressBars({run.key: run.label for run in runs})
+        progress = ProgressView({run.key: run.label for run in runs})
     try:
         report = backup(request, confirm=confirm, subscribers=[progress] if progress else [])
     finally:

@@ -9,6 +9,7 @@ import click
 
 from drtransfer.models.restore import RestoreRequest, restore
 from drtransfer_cli import app, options
+from drtransfer_cli.progress import ProgressView
 
 
 def register(cli: click.Group) -> None:
@@ -74,7 +75,7 @@ def register(cli: click.Group) -> None:
             runs[0], backup_url, prefix, overwrite=overwrite, pretrained=pretrained, checkpoint=checkpoint,
             engine=app.engine_settings(processes, concurrency, part_size),
         )  # fmt: skip
-        progress = app.ProgressBars({runs[0].key: prefix}) if app.wants_progress(no_progress, json_output) else None
+        progress = ProgressView({runs[0].key: prefix}) if app.wants_progress(no_progress, json_output) else None
         try:
             report = restore(request, subscribers=(progress,) if progress else ())
         finally:
