@@ -1,6 +1,8 @@
 """Outage benchmark (issue 14 §4): W1 uploaded with the real ``drtransfer upload`` command, clean and with
-the target SeaweedFS SIGKILLed ``--at`` seconds after the start and restarted on the same port and data
-``--outage`` seconds later, alternating in the same run. Goal: outage total <= clean total + outage + 5 s.
+the target SeaweedFS SIGKILLed ``--at`` seconds into the transfer (after the first object landed there:
+the checks before it, a few seconds on a loaded machine, would otherwise meet a dead server and exit 2)
+and restarted on the same port and data ``--outage`` seconds later, alternating in the same run.
+Goal: outage total <= clean total + outage + 5 s.
 
 Usage (about 5 minutes on 2 cores)::
 
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,8 +53,11 @@ def upload(work: Path, source: SeaweedServer, target: SeaweedServer, bucket: str
     return time.monotonic() - started, done.returncode, "\n".join(done.stderr.splitlines()[-5:])
 
 
-def outage(target: SeaweedServer, at: float, length: float) -> threading.Thread:
+def outage(target: SeaweedServer, bucket: str, at: float, length: float) -> threading.Thread:
     def run() -> None:
+        client = target.client()
+        while client.list_objects_v2(Bucket=bucket, MaxKeys=2).get("KeyCount", 0) < 2:  # beside "warm"
+            time.sleep(0.05)
         time.sleep(at)
         target.kill()
         time.sleep(length)
@@ -69,6 +75,7 @@ def main() -> int:
     parser.add_argument("--outage", type=float, default=20.0, help="seconds the target stays down")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     runs: dict[str, list[float]] = {"clean": [], "outage": []}
     with tempfile.TemporaryDirectory(prefix="drt-outage-") as tmp:
         work = Path(tmp)
@@ -83,7 +90,7 @@ def main() -> int:
                     bucket = f"{mode}-{n}"
                     target.create_bucket(bucket)
                     target.client().put_object(Bucket=bucket, Key="warm", Body=b"x")  # allocate its storage
-                    killer = outage(target, args.at, args.outage) if mode == "outage" else None
+                    killer = outage(target, bucket, args.at, args.outage) if mode == "outage" else None
                     seconds, code, tail = upload(work / f"{mode}-{n}", source, target, bucket)
                     if killer is not None:
                         killer.join()
