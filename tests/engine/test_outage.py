@@ -13,6 +13,7 @@ import pytest
 
 from drtransfer.engine import MiB, run_transfer
 from drtransfer.engine.outage import WAIT_CODES
+from drtransfer.errors import ConfigError
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.operations import ModelResult, Operation
 from tests.conftest import list_multipart_uploads as list_uploads
@@ -137,3 +138,13 @@ def test_target_back_before_the_deadline_everything_succeeds(
         assert len(retried) <= 2 * settings.threads, sorted(retried)
     finally:
         target.stop()
+
+
+def test_stall_deadline_is_tuned_by_drtransfer_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drtransfer_cli.app import engine_settings
+
+    monkeypatch.setenv("DRTRANSFER_ENGINE", "stall_deadline=30")
+    assert engine_settings(None, None, None).stall_deadline == 30.0
+    monkeypatch.setenv("DRTRANSFER_ENGINE", "stall_deadline=0")
+    with pytest.raises(ConfigError, match=r"the stall deadline must be more than 0 seconds"):
+        engine_settings(None, None, None)
