@@ -212,6 +212,7 @@ class Attempts:
             state.copy, state.crc, state.strategy = report.copy, report.crc, report.strategy
             state.parts = {p.number: p for p in report.parts}
             state.done_parts, state.part_attempts = {}, {}
+            state.waits = {-1: state.waits.get(-1, 0)}  # the parts' waits start again with their counts
             for part in report.parts:
                 model.ready.append(self._part_task(state, part))
         elif isinstance(report, PartDone):
@@ -255,7 +256,7 @@ class Attempts:
                     item = (dataclasses.replace(task, task_id=self.dispatch.new_id()), 0)
                 self.models[state.model].ready.appendleft(item)
 
-        error = self._try_again(state, attempts, report, again)
+        error = self._try_again(state, attempts, report, again, number)
         if error is None:
             state.part_attempts[number] = attempts + 1
             return
@@ -291,10 +292,13 @@ class Attempts:
     def abort(self, upload: UploadRef) -> None:
         self.dispatch.urgent(AbortTask(self.dispatch.new_id(), -1, -1, upload))
 
-    def _try_again(self, state: OpState, attempt: int, report: TaskFailed, again: Callable[[], None]) -> str | None:
+    def _try_again(
+        self, state: OpState, attempt: int, report: TaskFailed, again: Callable[[], None], part: int
+    ) -> str | None:
         """Schedule ``again`` (attempt ``attempt + 1``) and tell the subscribers, or return the sentence the
         operation fails with. An outage (``report.reason``) is waited out until the operation has gone
-        ``stall_deadline`` seconds without progress; other retryable failures get ``max_attempts``."""
+        ``stall_deadline`` seconds without progress; other retryable failures get ``max_attempts`` (the
+        waits of ``part``, -1 for the operation itself, do not count)."""
         if not report.retryable:
             return report.error
         if report.reason and report.endpoint:
@@ -303,7 +307,8 @@ class Attempts:
                 return self._stalled(failing)
             delay = self.dispatch.health.retry(report.endpoint, again)
             error, endpoint = report.reason, report.endpoint
-        elif attempt < self.settings.max_attempts:
+            state.waits[part] = state.waits.get(part, 0) + 1
+        elif attempt - state.waits.get(part, 0) < self.settings.max_attempts:
             delay = self.dispatch.backoff(attempt)
             self.dispatch.later(delay, again)
             error, endpoint = report.error, report.endpoint or state.op.target.endpoint
@@ -328,7 +333,7 @@ class Attempts:
                 state.attempt += 1
                 model.ready.append(self._op_task(model, state))
 
-        error = self._try_again(state, state.attempt, report, again)
+        error = self._try_again(state, state.attempt, report, again, -1)
         if error is None:
             state.force_stream = state.force_stream or report.fallback
             return

@@ -84,6 +84,7 @@ class OpState:
     upload: UploadRef | None = None
     parts: dict[int, PartSpec] = field(default_factory=dict)
     part_attempts: dict[int, int] = field(default_factory=dict)
+    waits: dict[int, int] = field(default_factory=dict)  # part number (-1: the operation) -> outage retries
     done_parts: dict[int, PartDone] = field(default_factory=dict)
     verify: Verify | None = None
     copy: bool = False
