@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
+from drtransfer.endpoints import make_s3_client
 from drtransfer.engine import MiB, run_transfer
 from drtransfer.engine.outage import WAIT_CODES
 from drtransfer.errors import ConfigError
@@ -148,3 +150,22 @@ def test_stall_deadline_is_tuned_by_drtransfer_engine(monkeypatch: pytest.Monkey
     monkeypatch.setenv("DRTRANSFER_ENGINE", "stall_deadline=0")
     with pytest.raises(ConfigError, match=r"the stall deadline must be more than 0 seconds"):
         engine_settings(None, None, None)
+
+
+def test_the_engine_client_leaves_a_dead_server_to_the_engine(tmp_path: Path) -> None:
+    """A request to a killed server fails after one attempt (botocore's legacy retries made this minutes of
+    silence per request), with the short reason the engine reports while it waits."""
+    from drtransfer.engine import EngineSettings
+    from drtransfer.engine.outage import outage_reason
+
+    server = SeaweedServer(data_dir=tmp_path / "gone").start()
+    endpoint = server.endpoint("gone")
+    server.kill()
+    settings = EngineSettings(processes=0, connect_timeout=2.0)
+    client = make_s3_client(endpoint, settings.client_settings())
+    sent: list[str] = []
+    client.meta.events.register("before-send.s3", lambda **kwargs: sent.append("sent"))
+    with pytest.raises(botocore.exceptions.EndpointConnectionError) as caught:
+        client.head_bucket(Bucket="b")
+    assert outage_reason(caught.value, "") == "connection refused"
+    assert len(sent) == 1
