@@ -115,6 +115,20 @@ def test_corruption_that_persists_is_reported(
     assert list_uploads(upload_s3, upload_bucket) == []
 
 
+def slow_checkpoints(
+    source: SeaweedServer, bucket: str, proxy: FaultProxy, target: SeaweedServer, count: int = 3
+) -> dict[str, bytes]:
+    """``count`` 12 MiB multipart objects on ``source``, read through ``proxy`` slowly enough that a kill of
+    ``target`` (given a bucket "target") lands mid-transfer."""
+    target.create_bucket("target")
+    client = source.client()
+    data = {f"ckpt-{n}": random_bytes(12 * MiB) for n in range(count)}
+    for key, body in data.items():
+        put_multipart(client, bucket, key, body)
+    proxy.bandwidth = 6 * MiB
+    return data
+
+
 class _KillSwitch(Recorder):
     """Kills the target server once bytes move; flags the first failed operation."""
 
@@ -142,17 +156,13 @@ def test_server_killed_mid_transfer_then_rerun(
 ) -> None:  # fmt: skip
     target = SeaweedServer(data_dir=tmp_path / "target").start()
     try:
-        target.create_bucket("target")
-        client = local_s3.client()
-        data = {f"ckpt-{n}": random_bytes(12 * MiB) for n in range(3)}
-        for key, body in data.items():
-            put_multipart(client, local_bucket, key, body)
-        source_proxy.bandwidth = 6 * MiB  # slow enough that the kill lands mid-transfer
+        data = slow_checkpoints(local_s3, local_bucket, source_proxy, target)
         endpoints = {"src": proxied(local_s3, source_proxy, "src"), "dst": target.endpoint("dst")}
         plan = copy_plan("m", local_s3, "src", local_bucket, sorted(data), "dst", "target", "t/")
         settings = base_settings(
-            *workers, client_max_attempts=2, max_attempts=2, connect_timeout=1.0, read_timeout=5.0, abort_timeout=90.0
-        )
+            *workers, client_max_attempts=2, max_attempts=2, connect_timeout=1.0, read_timeout=5.0, abort_timeout=90.0,
+            stall_deadline=3.0,
+        )  # fmt: skip
         switch = _KillSwitch(target)
         results: list[ModelResult] = []
         runner = threading.Thread(target=lambda: results.extend(run_transfer([plan], endpoints, settings, [switch])))

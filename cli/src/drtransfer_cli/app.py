@@ -147,6 +147,7 @@ ENGINE_ENV = "DRTRANSFER_ENGINE"
 # (retries and timeouts for slow or flaky links; the fault tests and the soak benchmark use it too).
 ENGINE_TUNABLES: dict[str, Callable[[str], Any]] = {
     "max_attempts": int,
+    "stall_deadline": float,
     "client_max_attempts": int,
     "connect_timeout": float,
     "read_timeout": float,

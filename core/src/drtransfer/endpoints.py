@@ -79,6 +79,11 @@ class ClientSettings:
     # the engine adds its own outer retry on top.
     retry_mode: str = "legacy"
     max_attempts: int = 10  # botocore's retries after the first attempt
+    # False: botocore retries HTTP answers only (SlowDown, 5xx); a request that got no answer (refused,
+    # timed out, reset) fails at once, so the caller does the waiting and can report it. In legacy mode
+    # botocore waits rand(0..1) x 2^n s before retry n: ten retries of a dead server are ~8 minutes of
+    # silence per request.
+    retry_connection_errors: bool = True
 
 
 # Checks made before anything is written (buckets, permissions, model inspection): one attempt with
@@ -244,7 +249,7 @@ def make_s3_client(endpoint: Endpoint, settings: ClientSettings | None = None) -
     )
     creds = endpoint.credentials
     session = _new_session()
-    return session.client(
+    client = session.client(
         "s3",
         endpoint_url=endpoint.url,
         region_name=endpoint.region,
@@ -253,3 +258,11 @@ def make_s3_client(endpoint: Endpoint, settings: ClientSettings | None = None) -
         aws_session_token=creds.session_token if creds else None,
         config=config,
     )
+    if not settings.retry_connection_errors:
+        client.meta.events.register_first("needs-retry.s3", _no_retry_without_answer)
+    return client
+
+
+def _no_retry_without_answer(caught_exception: BaseException | None = None, **_: Any) -> bool | None:
+    """botocore's ``needs-retry``: the first handler that answers decides, and ``False`` means no retry."""
+    return False if caught_exception is not None else None

@@ -28,6 +28,7 @@ from drtransfer.engine.buffers import (
 )
 from drtransfer.engine.checksums import clean_etag, is_plain_md5
 from drtransfer.engine.messages import ClientRetried, Progress, Report
+from drtransfer.engine.outage import outage_reason
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.signing import use_content_md5_signing
 from drtransfer.operations import ObjectLocation
@@ -65,12 +66,17 @@ class Cancelled(Exception):
 class TaskError(Exception):
     """A task failed with a user-facing sentence."""
 
-    def __init__(self, sentence: str, *, retryable: bool = True, fallback: bool = False, code: str = "") -> None:
+    def __init__(
+        self, sentence: str, *, retryable: bool = True, fallback: bool = False, code: str = "", reason: str = "",
+        endpoint: str = "",
+    ) -> None:  # fmt: skip
         super().__init__(sentence)
         self.sentence = sentence
         self.retryable = retryable
         self.fallback = fallback
         self.code = code
+        self.reason = reason  # outage.outage_reason: the endpoint is down, silent or throttling
+        self.endpoint = endpoint
 
 
 class Meter:
@@ -149,7 +155,7 @@ class Runtime:
         sentence = str(describe_client_error(error, endpoint=self.endpoints[endpoint], bucket=bucket, action=action))
         code = error_code(error)
         retryable = code not in NON_RETRYABLE and not isinstance(error, botocore.exceptions.NoCredentialsError)
-        return TaskError(sentence, retryable=retryable, code=code)
+        return TaskError(sentence, retryable=retryable, code=code, reason=outage_reason(error, code), endpoint=endpoint)
 
     def describe(self, location: ObjectLocation) -> str:
         return self.endpoints[location.endpoint].describe()
@@ -189,14 +195,14 @@ class Runtime:
         if reason:
             self._current.reasons = [*getattr(self._current, "reasons", []), reason]
 
-    def note_retries(self, response: Any, action: str) -> None:
+    def note_retries(self, response: Any, action: str, endpoint: str = "") -> None:
         """Report the retries botocore made inside one call (``ResponseMetadata.RetryAttempts``)."""
         metadata = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
         count = int((metadata or {}).get("RetryAttempts") or 0)
         where = self.current_task()
         if count and where is not None and where[1] >= 0:
             reasons = tuple(getattr(self._current, "reasons", [])[:count])
-            self.emit(ClientRetried(where[0], where[1], count, action, reasons))
+            self.emit(ClientRetried(where[0], where[1], count, action, reasons, endpoint))
 
     # ---- requests --------------------------------------------------------------------------------
 
@@ -208,11 +214,11 @@ class Runtime:
         try:
             answer = getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
         except botocore.exceptions.ClientError as error:
-            self.note_retries(error.response, action)
+            self.note_retries(error.response, action, endpoint)
             raise self.error(error, endpoint, bucket, action) from None
         except (botocore.exceptions.BotoCoreError, *STREAM_ERRORS) as error:
             raise self.error(error, endpoint, bucket, action) from None
-        self.note_retries(answer, action)
+        self.note_retries(answer, action, endpoint)
         return answer
 
     def quietly(self, endpoint: str, bucket: str, method: str, **kwargs: Any) -> None:
