@@ -9,6 +9,8 @@ secret, and reports the retries botocore made on its own.
 from __future__ import annotations
 
 import contextlib
+import gc
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -52,6 +54,39 @@ NON_RETRYABLE = {
     "EntityTooLarge",
 }
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+
+
+_attempts = threading.local()  # what went wrong in the attempts of this thread's current request
+# The code a BadDigest gets when the Content-MD5 was the source's ETag (see Runtime.call): resending the
+# same bytes cannot help, the object must be read again.
+SOURCE_DIGEST_REFUSED = "BadDigest-source"
+
+
+def _refused_source_digest(response: Any = None, **_: Any) -> None:
+    """First ``needs-retry`` handler of PutObject: a BadDigest of a body sent with the source's MD5 is not
+    retried by botocore (it would send the same wrong bytes up to 10 times, with backoff): it is renamed
+    to :data:`SOURCE_DIGEST_REFUSED` before botocore's retry checker looks at it."""
+    if not getattr(_attempts, "source_digest", False) or not isinstance(response, tuple) or len(response) != 2:
+        return
+    parsed = response[1]
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and error.get("Code") == "BadDigest":
+        error["Code"] = SOURCE_DIGEST_REFUSED
+
+
+def _saw_attempt(response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
+    """botocore's ``needs-retry`` event, seen after every attempt of a request on this thread: keep what
+    went wrong, so a retry can be reported with its reason (``SlowDown``, a reset ...)."""
+    reason = ""
+    if caught_exception is not None:
+        reason = type(caught_exception).__name__
+    elif isinstance(response, tuple) and len(response) == 2:
+        http, parsed = response
+        code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, Mapping) else None
+        status = int(getattr(http, "status_code", 0) or 0)
+        reason = str(code or (status if status >= 400 else ""))
+    if reason:
+        _attempts.reasons = [*getattr(_attempts, "reasons", []), reason]
 
 
 class CancelFlag(Protocol):
@@ -117,12 +152,21 @@ class Runtime:
         self._helpers: ThreadPoolExecutor | None = None
         self.buffers = BufferPool(settings.concurrency * settings.part_size)
         self._current = threading.local()  # (model, op_index) of the task this thread works on
+        if multiprocessing.parent_process() is not None:
+            # A worker process: what it inherited and imported lives as long as it does; the collector
+            # need not walk it again on every collection.
+            gc.freeze()
 
     def client(self, name: str) -> Any:
+        """The process's shared client for endpoint ``name`` (see :func:`make_s3_client`), with the engine's
+        handlers registered once per client (``unique_id``), whichever runtime asked first."""
         with self._lock:
             if name not in self._clients:
                 client = make_s3_client(self.endpoints[name], self.settings.client_settings())
-                client.meta.events.register("needs-retry.s3", self._saw_attempt)
+                client.meta.events.register("needs-retry.s3", _saw_attempt, unique_id="drtransfer-attempts")
+                client.meta.events.register_first(
+                    "needs-retry.s3.PutObject", _refused_source_digest, unique_id="drtransfer-source-digest"
+                )
                 use_content_md5_signing(client)
                 self._clients[name] = client
             return self._clients[name]
@@ -175,36 +219,26 @@ class Runtime:
         where: tuple[int, int] | None = getattr(self._current, "where", None)
         return where
 
-    def _saw_attempt(self, response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
-        """botocore's ``needs-retry`` event, seen after every attempt of a request on this thread: keep
-        what went wrong, so a retry can be reported with its reason (``SlowDown``, a reset ...)."""
-        reason = ""
-        if caught_exception is not None:
-            reason = type(caught_exception).__name__
-        elif isinstance(response, tuple) and len(response) == 2:
-            http, parsed = response
-            code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, Mapping) else None
-            status = int(getattr(http, "status_code", 0) or 0)
-            reason = str(code or (status if status >= 400 else ""))
-        if reason:
-            self._current.reasons = [*getattr(self._current, "reasons", []), reason]
-
     def note_retries(self, response: Any, action: str) -> None:
         """Report the retries botocore made inside one call (``ResponseMetadata.RetryAttempts``)."""
         metadata = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
         count = int((metadata or {}).get("RetryAttempts") or 0)
         where = self.current_task()
         if count and where is not None and where[1] >= 0:
-            reasons = tuple(getattr(self._current, "reasons", [])[:count])
+            reasons = tuple(getattr(_attempts, "reasons", [])[:count])
             self.emit(ClientRetried(where[0], where[1], count, action, reasons))
 
     # ---- requests --------------------------------------------------------------------------------
 
-    def call(self, endpoint: str, bucket: str, action: str, method: str, **kwargs: Any) -> Any:
+    def call(
+        self, endpoint: str, bucket: str, action: str, method: str, *, source_digest: bool = False, **kwargs: Any
+    ) -> Any:
         """``client(endpoint).method(Bucket=bucket, **kwargs)``; a failure is a :class:`TaskError` naming
-        ``action`` ("read s3://bucket/key" ...)."""
+        ``action`` ("read s3://bucket/key" ...). ``source_digest``: the Content-MD5 is the source's ETag, so
+        a BadDigest fails at once with code :data:`SOURCE_DIGEST_REFUSED`."""
         self.check_cancel()
-        self._current.reasons = []
+        _attempts.reasons = []
+        _attempts.source_digest = source_digest
         try:
             answer = getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
         except botocore.exceptions.ClientError as error:

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import threading
+import zlib
 from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -19,6 +20,7 @@ from drtransfer.engine.checksums import (
     clean_etag,
     content_md5,
     crc_function,
+    crc_to_b64,
     is_plain_md5,
     multipart_count,
     multipart_etag,
@@ -28,11 +30,22 @@ from drtransfer.engine.checksums import (
 from drtransfer.engine.housekeeping import abort_upload
 from drtransfer.engine.messages import OpDone, OpMultipart, OpTask, PartDone, PartTask, UploadRef, Verify
 from drtransfer.engine.multipart import create_upload, own_parts, source_parts, target_metadata
-from drtransfer.engine.runtime import Meter, Runtime, TaskError
+from drtransfer.engine.runtime import SOURCE_DIGEST_REFUSED, Meter, Runtime, TaskError
 from drtransfer.engine.strategy import SEQUENTIAL_PARTS_IN_FLIGHT, Strategy
 from drtransfer.operations import CopyObject, ObjectLocation
 
 SEQUENTIAL = "stream-sequential"  # how a STREAM_MULTIPART read in order is reported
+# OpMultipart/PartTask ``crc`` of an md5-N source's parts: verified by the target's part ETags, not hashed
+PART_ETAGS = "part-etags"
+
+
+def put_checksum(data: bytes | bytearray) -> dict[str, str]:
+    """The checksum parameter of a PUT whose body has no known MD5: CRC32C when a C implementation is
+    installed (awscrt, crc32c), else zlib's CRC32; the target refuses a body that does not match."""
+    crc32c = crc_function("crc32c")
+    if crc32c is not None:
+        return {"ChecksumCRC32C": crc_to_b64(crc32c(data, 0))}
+    return {"ChecksumCRC32": crc_to_b64(zlib.crc32(data))}
 
 
 def verify_source_bytes(
@@ -60,22 +73,39 @@ def verify_source_bytes(
 
 
 def stream_small(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpDone:
-    """One GET, checked, then one PUT with Content-MD5."""
+    """One GET, then one PUT the target verifies.
+
+    A plain-MD5 source ETag is sent as the PUT's Content-MD5: the target refuses (``BadDigest``) bytes that
+    differ from the source's, whether the GET or the PUT changed them, so no byte is hashed here. Any other
+    source is checked here (part MD5s of an ``md5-N`` ETag, a stored checksum) and its PUT carries a CRC
+    computed in C (:func:`put_checksum`), which the target checks.
+    """
     source, target = op.source.location, op.target
     response = rt.call(source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key)
     etag = clean_etag(response.get("ETag"))
     data = rt.read_body(response, int(response["ContentLength"]), meter, source)
+    trusted = is_plain_md5(etag)
     try:
-        digest = hashlib.md5(data).digest()
-        verify_source_bytes(rt, source, etag, data, digest)
-        answer = rt.call(
-            target.endpoint, target.bucket, f"write {target.url}", "put_object", Key=target.key, Body=data,
-            ContentMD5=content_md5(digest), ContentType=response.get("ContentType") or "binary/octet-stream",
-            Metadata=target_metadata(response, etag),
-        )  # fmt: skip
+        if trusted:
+            check: dict[str, str] = {"ContentMD5": content_md5(bytes.fromhex(etag))}
+        else:
+            verify_source_bytes(rt, source, etag, data)
+            check = put_checksum(data)
+        try:
+            answer = rt.call(
+                target.endpoint, target.bucket, f"write {target.url}", "put_object", Key=target.key, Body=data,
+                ContentType=response.get("ContentType") or "binary/octet-stream",
+                Metadata=target_metadata(response, etag), source_digest=trusted, **check,
+            )  # fmt: skip
+        except TaskError as error:
+            if error.code == SOURCE_DIGEST_REFUSED:
+                what = f"the target refused the bytes read as not matching the source ETag {etag}"
+                raise rt.mismatch(source, what) from None
+            raise
     finally:
         rt.buffers.give(data)
-    rt.check_written(target, answer.get("ETag"), digest.hex())
+    if trusted:
+        rt.check_written(target, answer.get("ETag"), etag)
     return OpDone(task.task_id, "copied", len(data), Strategy.STREAM.value, clean_etag(answer.get("ETag")))
 
 
@@ -92,6 +122,7 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     crc: str | None = None
     if count:
         parts, verify = source_parts(rt, source, size, count), Verify("md5-parts", etag, size)
+        crc = PART_ETAGS
     elif stored and stored[0] in ("crc32", "crc32c") and crc_function(stored[0]):
         crc = stored[0]
         parts, verify = own_parts(size, rt.settings.part_size), Verify(stored[0], stored[1], size)  # type: ignore[arg-type]
@@ -104,25 +135,34 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
 
 
 def stream_part(rt: Runtime, task: PartTask, meter: Meter) -> PartDone:
-    """One part of a multipart stream: ranged GET, then UploadPart with Content-MD5."""
+    """One part of a multipart stream: ranged GET, then UploadPart.
+
+    Parts of an ``md5-N`` source (``task.crc`` is :data:`PART_ETAGS`) are not hashed here: the target's
+    part ETag is the MD5 of what it stored, and the scheduler completes the upload only when those ETags
+    combine to the source's ETag. A target whose part ETags are not MD5s gets them computed here instead.
+    Other parts carry a client Content-MD5 (and the CRC the scheduler combines, when asked).
+    """
     source, upload, part = task.source, task.upload, task.part
     response = rt.call(
         source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key,
         Range=f"bytes={part.start}-{part.end - 1}",
     )  # fmt: skip
     data = rt.read_body(response, part.size, meter, source)
+    by_etag = task.crc == PART_ETAGS
     try:
-        digest = hashlib.md5(data).digest()
-        crc_of = crc_function(task.crc) if task.crc else None
+        digest = None if by_etag else hashlib.md5(data).digest()
+        crc_of = crc_function(task.crc) if task.crc and not by_etag else None
         crc = crc_of(data, 0) if crc_of else None
         answer = rt.call(
             upload.endpoint, upload.bucket, f"upload part {part.number} of s3://{upload.bucket}/{upload.key}",
             "upload_part", Key=upload.key, UploadId=upload.upload_id, PartNumber=part.number, Body=data,
-            ContentMD5=content_md5(digest),
+            **({} if digest is None else {"ContentMD5": content_md5(digest)}),  # type: ignore[arg-type]
         )  # fmt: skip
+        etag = clean_etag(answer.get("ETag"))
+        if digest is None:
+            digest = bytes.fromhex(etag) if is_plain_md5(etag) else hashlib.md5(data).digest()
     finally:
         rt.buffers.give(data)
-    etag = clean_etag(answer.get("ETag"))
     if is_plain_md5(etag) and etag != digest.hex():
         raise TaskError(f"The target stored part {part.number} of s3://{upload.bucket}/{upload.key} wrongly.")
     return PartDone(task.task_id, part.number, etag, digest, crc, part.size)
