@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import botocore.exceptions
 
@@ -34,6 +34,9 @@ from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.signing import use_content_md5_signing
 from drtransfer.operations import ObjectLocation
 from drtransfer.s3errors import describe_client_error, error_code
+
+if TYPE_CHECKING:
+    from drtransfer.engine.lean import LeanPath
 
 PROGRESS_INTERVAL = 0.2  # seconds between progress reports of one task (plus one at its end)
 # Codes that no retry will fix: fail the operation at once with the sentence.
@@ -126,6 +129,12 @@ class Meter:
         if self._pending >= READ_CHUNK and time.monotonic() - self._last >= PROGRESS_INTERVAL:
             self.flush()
 
+    def rewind(self, count: int) -> None:
+        """Take back ``count`` bytes already reported (a copy that is redone another way)."""
+        self._pending -= count
+        self.total -= count
+        self.flush()
+
     def flush(self) -> None:
         if self._pending and self._model >= 0:
             self._emit(Progress(self._model, self._op, self._pending))
@@ -152,6 +161,7 @@ class Runtime:
         self._helpers: ThreadPoolExecutor | None = None
         self.buffers = BufferPool(settings.concurrency * settings.part_size)
         self._current = threading.local()  # (model, op_index) of the task this thread works on
+        self._lean: LeanPath | None = None
         if multiprocessing.parent_process() is not None:
             # A worker process: what it inherited and imported lives as long as it does; the collector
             # need not walk it again on every collection.
@@ -171,6 +181,17 @@ class Runtime:
                 self._clients[name] = client
             return self._clients[name]
 
+    def lean(self) -> LeanPath | None:
+        """The lean data path (``settings.data_path == "lean"``), else None: botocore moves every body."""
+        if self.settings.data_path != "lean":
+            return None
+        with self._lock:
+            if self._lean is None:
+                from drtransfer.engine.lean import LeanPath  # it builds on this module
+
+                self._lean = LeanPath(self)
+            return self._lean
+
     def helpers(self) -> ThreadPoolExecutor:
         """Threads beside the task threads (the part uploads of a sequential stream)."""
         with self._lock:
@@ -181,6 +202,8 @@ class Runtime:
     def close(self) -> None:
         if self._helpers is not None:
             self._helpers.shutdown(wait=False, cancel_futures=True)
+        if self._lean is not None:
+            self._lean.close()
         self.buffers.clear()
 
     def check_cancel(self) -> None:
@@ -204,6 +227,10 @@ class Runtime:
             f"nothing was written at the target key.",
             fallback=fallback,
         )
+
+    def refused_source(self, source: ObjectLocation, etag: str) -> TaskError:
+        """The target refused bytes sent with the source's ETag as their Content-MD5 (``BadDigest``)."""
+        return self.mismatch(source, f"the target refused the bytes read as not matching the source ETag {etag}")
 
     def check_written(self, target: ObjectLocation, etag: str | None, expected: str) -> None:
         """After a single PUT: a plain-MD5 ETag from the target must be the MD5 of the bytes sent."""

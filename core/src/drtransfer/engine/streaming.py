@@ -11,10 +11,11 @@ import contextlib
 import hashlib
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from drtransfer.engine import lean
 from drtransfer.engine.buffers import READ_CHUNK, READ_ERRORS, as_botocore_error, direct_reader
 from drtransfer.engine.checksums import (
     clean_etag,
@@ -37,6 +38,16 @@ from drtransfer.operations import CopyObject, ObjectLocation
 SEQUENTIAL = "stream-sequential"  # how a STREAM_MULTIPART read in order is reported
 # OpMultipart/PartTask ``crc`` of an md5-N source's parts: verified by the target's part ETags, not hashed
 PART_ETAGS = "part-etags"
+
+
+@contextlib.contextmanager
+def _falling_back(meter: Meter) -> Iterator[None]:
+    """Around a lean copy: on :class:`lean.Unsupported`, take back its progress and go on with botocore."""
+    before = meter.total
+    try:
+        yield
+    except lean.Unsupported:
+        meter.rewind(meter.total - before)
 
 
 def put_checksum(data: bytes | bytearray) -> dict[str, str]:
@@ -81,6 +92,10 @@ def stream_small(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     computed in C (:func:`put_checksum`), which the target checks.
     """
     source, target = op.source.location, op.target
+    path = rt.lean()
+    if path is not None and is_plain_md5(op.source.etag) and path.usable(source.endpoint, target.endpoint):
+        with _falling_back(meter):
+            return lean.copy_small(path, task, op, meter)
     response = rt.call(source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key)
     etag = clean_etag(response.get("ETag"))
     data = rt.read_body(response, int(response["ContentLength"]), meter, source)
@@ -99,8 +114,7 @@ def stream_small(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
             )  # fmt: skip
         except TaskError as error:
             if error.code == SOURCE_DIGEST_REFUSED:
-                what = f"the target refused the bytes read as not matching the source ETag {etag}"
-                raise rt.mismatch(source, what) from None
+                raise rt.refused_source(source, etag) from None
             raise
     finally:
         rt.buffers.give(data)
@@ -113,6 +127,18 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     """A large cross-endpoint copy: parts the scheduler fans out when the source's checksum can be checked
     part by part (its ``md5-N`` ETag, a stored CRC32/CRC32C) or not at all, else a sequential stream."""
     source = op.source.location
+    listed = clean_etag(op.source.etag)
+    if (multipart_count(listed) or 0) > 1 and op.source.size > rt.settings.multipart_threshold:
+        # One HEAD instead of two: part 1's HEAD carries the object's ETag, type and metadata, and the
+        # listing its size; an object changed since the listing shows another ETag and is looked at again.
+        first = rt.source_head(source, PartNumber=1)
+        if clean_etag(first.get("ETag")) == listed:
+            parts = source_parts(rt, source, op.source.size, multipart_count(listed) or 0, int(first["ContentLength"]))
+            upload = create_upload(rt, task.task_id, op.target, first, listed)
+            verify = Verify("md5-parts", listed, op.source.size)
+            return OpMultipart(
+                task.task_id, upload, parts, verify, Strategy.STREAM_MULTIPART.value, copy=False, crc=PART_ETAGS
+            )
     head = rt.source_head(source, ChecksumMode="ENABLED")
     size, etag = int(head["ContentLength"]), clean_etag(head.get("ETag"))
     if size <= rt.settings.multipart_threshold:  # the source shrank since it was listed
@@ -143,12 +169,16 @@ def stream_part(rt: Runtime, task: PartTask, meter: Meter) -> PartDone:
     Other parts carry a client Content-MD5 (and the CRC the scheduler combines, when asked).
     """
     source, upload, part = task.source, task.upload, task.part
+    by_etag = task.crc == PART_ETAGS
+    path = rt.lean()
+    if by_etag and path is not None and path.usable(source.endpoint, upload.endpoint):
+        with _falling_back(meter):
+            return lean.copy_part(path, task, meter)
     response = rt.call(
         source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key,
         Range=f"bytes={part.start}-{part.end - 1}",
     )  # fmt: skip
     data = rt.read_body(response, part.size, meter, source)
-    by_etag = task.crc == PART_ETAGS
     try:
         digest = None if by_etag else hashlib.md5(data).digest()
         crc_of = crc_function(task.crc) if task.crc and not by_etag else None
