@@ -316,3 +316,24 @@ def test_broken_upload_part_copy_falls_back_to_streaming(rclone_s3: str, workers
         assert client.get_object(Bucket="target", Key="t/" + key)["Body"].read() == body
     listed = [o["Key"] for o in client.list_objects_v2(Bucket="target").get("Contents", [])]
     assert sorted(listed) == ["t/big", "t/mid", "t/small"]  # the probe cleaned up after itself
+
+
+def test_a_corrupted_put_of_a_source_without_a_plain_md5_is_refused_by_its_crc(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
+    target_proxy: FaultProxy, workers: tuple[int, str | None], recorder: Recorder,
+) -> None:  # fmt: skip
+    # A small md5-N object is checked here (its part MD5s) and PUT with a CRC the target checks: a byte
+    # flipped on the way to the target is refused, never stored.
+    data = random_bytes(7 * MiB)
+    put_multipart(local_s3.client(), local_bucket, "mp", data)
+    target_proxy.add(Fault("corrupt", "up", "PUT", "/t/mp", offset=3 * MiB))
+    endpoints = {"src": local_s3.endpoint("src"), "dst": proxied(upload_s3, target_proxy, "dst")}
+    plan = copy_plan("m", local_s3, "src", local_bucket, ["mp"], "dst", upload_bucket, "t/")
+
+    [result] = run_transfer([plan], endpoints, base_settings(*workers), [recorder])
+
+    assert target_proxy.fired == [f"corrupt up PUT /{upload_bucket}/t/mp"]
+    assert result.status == "ok", result.error
+    assert strategies(result) == {"t/mp": "stream"}
+    assert_copied(upload_s3, upload_bucket, "t/", {"mp": data})
+    assert len(recorder.retries) == 1, recorder.retries  # refused, then sent again

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import select
 import socket
 import ssl
 import threading
+import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +46,13 @@ from drtransfer.engine.runtime import Meter, Runtime, TaskError
 from drtransfer.engine.strategy import Strategy
 from drtransfer.operations import CopyObject, ObjectLocation
 
+# What botocore's legacy retry handler sends again (its _retry.json: 5xx, throttling, S3's RequestTimeout).
+RETRY_STATUS = {500, 502, 503, 504, 509}
+RETRY_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "RequestThrottled", "PriorRequestNotComplete",
+    "RequestTimeout", "RequestTimeoutException", "InternalError",
+}  # fmt: skip
 MAX_HEAD = 64 * 1024  # response head limit: S3 heads are about 1 KiB
 PIPE_SIZE = READ_CHUNK  # bytes per splice; the pipe is grown to this (Linux's default limit is 1 MiB)
 SPLICE = hasattr(os, "splice")
@@ -54,6 +63,15 @@ _MORE = getattr(os, "SPLICE_F_MORE", 4)
 class Unsupported(Exception):
     """An answer the lean path does not handle (a redirect, part ETags that are not MD5s ...): the task goes
     to the botocore path, which does."""
+
+
+class _Again(Exception):
+    """A request botocore would send again (``reason``: the error code or exception name it reports)."""
+
+    def __init__(self, reason: str, failure: TaskError) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.failure = failure
 
 
 class _Broken(Exception):
@@ -185,6 +203,23 @@ def _tls_context() -> ssl.SSLContext:
 
 
 @dataclass(frozen=True)
+class CopyJob:
+    """GET ``source`` (``range_``: start, end) and send its body as the PUT of ``target`` + ``query``.
+
+    write: names the PUT in sentences ("write s3://…", "upload part 3 of s3://…").
+    put_headers: ``f(get_headers) -> headers`` adds the PUT's headers, or returns None to drop the copy
+        (:class:`Unsupported`).
+    """
+
+    source: ObjectLocation
+    target: ObjectLocation
+    write: str
+    query: str = ""
+    range_: tuple[int, int] | None = None
+    put_headers: Any = None
+
+
+@dataclass(frozen=True)
 class Address:
     """Where one object is: connection, request target and Host header, as the endpoint's client addresses
     it (path style for a custom endpoint URL, virtual-hosted on AWS unless the bucket name forbids it)."""
@@ -301,7 +336,15 @@ class LeanPath:
         error = botocore.exceptions.ClientError(
             {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
         )
-        raise self.rt.error(error, location.endpoint, location.bucket, action)
+        failure = self.rt.error(error, location.endpoint, location.bucket, action)
+        if status in RETRY_STATUS or code in RETRY_CODES:
+            raise _Again(code, failure)
+        raise failure
+
+    def again(self, error: BaseException, location: ObjectLocation, action: str, url: str) -> _Again:
+        """A socket error of a request (not of a body being read), which botocore would send again."""
+        failure = self.broken(error, location, action, url)
+        return _Again(failure.__cause__.__class__.__name__ if failure.__cause__ else type(error).__name__, failure)
 
     def broken(self, error: BaseException, location: ObjectLocation, action: str, url: str) -> TaskError:
         """A socket error as botocore reports it: a stall is a read timeout, a refused connect cannot reach
@@ -313,24 +356,44 @@ class LeanPath:
             translated = botocore.exceptions.EndpointConnectionError(endpoint_url=url, error=error)
         else:
             translated = botocore.exceptions.ConnectionClosedError(endpoint_url=url, error=error)
-        return self.rt.error(translated, location.endpoint, location.bucket, action)
+        failure = self.rt.error(translated, location.endpoint, location.bucket, action)
+        failure.__cause__ = translated
+        return failure
 
     # ---- copies ------------------------------------------------------------------------------------
 
-    def copy(
-        self,
-        source: ObjectLocation,
-        target: ObjectLocation,
-        query: str,
-        meter: Meter,
-        *,
-        range_: tuple[int, int] | None = None,
-        put_headers: Any = None,
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """GET ``source`` and send its body as the PUT of ``target`` + ``query``; returns the GET's and the
-        PUT's response headers. ``put_headers(get_headers) -> headers`` adds the PUT's headers, or returns
-        None to drop the copy (:class:`Unsupported`)."""
-        read, write = f"read {source.url}", f"write {target.url}"
+    def copy(self, job: CopyJob, meter: Meter) -> tuple[dict[str, str], dict[str, str]]:
+        """Run ``job``; returns the GET's and the PUT's response headers.
+
+        Like botocore's legacy retries, a throttled or failed request (``SlowDown``, 5xx, a reset before
+        the answer) is sent again up to ``client_max_attempts`` times with the same random exponential
+        backoff, and reported as the client's retries; a GET body that breaks or stalls is the engine's
+        to retry, as on the botocore path."""
+        reasons: list[str] = []
+        try:
+            for attempt in range(self.rt.settings.client_max_attempts + 1):
+                moved = meter.total
+                try:
+                    return self._copy_once(job, meter)
+                except _Again as again:
+                    meter.rewind(meter.total - moved)
+                    reasons.append(again.reason)
+                    if attempt == self.rt.settings.client_max_attempts:
+                        raise again.failure from None
+                    self._backoff(attempt)
+            raise AssertionError("unreachable")
+        finally:
+            self.rt.client_retried(len(reasons), tuple(reasons), job.write)
+
+    def _backoff(self, attempt: int) -> None:
+        deadline = time.monotonic() + random.random() * 2**attempt  # botocore legacy: rand x 2^(n-1)
+        while (left := deadline - time.monotonic()) > 0:
+            self.rt.check_cancel()
+            time.sleep(min(left, 0.2))
+
+    def _copy_once(self, job: CopyJob, meter: Meter) -> tuple[dict[str, str], dict[str, str]]:
+        source, target, write, query, range_ = job.source, job.target, job.write, job.query, job.range_
+        read = f"read {source.url}"
         source_url = address(self.rt.endpoints[source.endpoint], source.bucket, source.key).url
         target_url = address(self.rt.endpoints[target.endpoint], target.bucket, target.key).url
         ask = {"Range": f"bytes={range_[0]}-{range_[1] - 1}"} if range_ else {}
@@ -342,20 +405,20 @@ class LeanPath:
                 get = self.open(source, "GET", "", ask)
                 got = self.answer(get, source, read, "GetObject")
             except OSError as error:
-                raise self.broken(error, source, read, source_url) from None
+                raise self.again(error, source, read, source_url) from None
             size = int(got.get("content-length", "-1"))
             if range_ and size != range_[1] - range_[0]:
                 raise TaskError(
                     f"Reading {source.url} on the {self.rt.describe(source)} returned a different size than the "
                     f"{range_[1] - range_[0]} bytes announced."
                 )
-            extra = put_headers(got) if put_headers else {}
+            extra = job.put_headers(got) if job.put_headers else {}
             if extra is None or size < 0:
                 raise Unsupported("not a target-verified copy")
             try:
                 put = self.open(target, "PUT", query, {"Content-Length": str(size), **extra})
             except OSError as error:
-                raise self.broken(error, target, write, target_url) from None
+                raise self.again(error, target, write, target_url) from None
             try:
                 self._pump(get, put, size, meter)
             except _Broken as broken:
@@ -365,12 +428,12 @@ class LeanPath:
                 with contextlib.suppress(OSError, ValueError):
                     put.sock.settimeout(1.0)
                     self.answer(put, target, write, "PutObject")
-                raise self.broken(broken.error, target, write, target_url) from None
+                raise self.again(broken.error, target, write, target_url) from None
             try:
                 answered = self.answer(put, target, write, "PutObject")
                 put.read_body(answered)
             except OSError as error:
-                raise self.broken(error, target, write, target_url) from None
+                raise self.again(error, target, write, target_url) from None
             done = True
             return got, answered
         finally:
@@ -487,7 +550,7 @@ def copy_small(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -> Op
         return headers
 
     try:
-        _, answered = lean.copy(source, target, "", meter, put_headers=put_headers)
+        _, answered = lean.copy(CopyJob(source, target, f"write {target.url}", put_headers=put_headers), meter)
     except TaskError as error:
         if error.code == "BadDigest":
             raise rt.refused_source(source, etag) from None
@@ -502,7 +565,8 @@ def copy_part(lean: LeanPath, task: PartTask, meter: Meter) -> PartDone:
     source, upload, part = task.source, task.upload, task.part
     target = ObjectLocation(upload.endpoint, upload.bucket, upload.key)
     query = f"?uploadId={quote(upload.upload_id, safe='-_.~')}&partNumber={part.number}"
-    _, answered = lean.copy(source, target, query, meter, range_=(part.start, part.end))
+    write = f"upload part {part.number} of s3://{upload.bucket}/{upload.key}"
+    _, answered = lean.copy(CopyJob(source, target, write, query, (part.start, part.end)), meter)
     etag = clean_etag(answered.get("etag"))
     if not is_plain_md5(etag):
         lean.disabled.add(upload.endpoint)  # its part ETags prove nothing: hash parts through botocore
@@ -510,4 +574,4 @@ def copy_part(lean: LeanPath, task: PartTask, meter: Meter) -> PartDone:
     return PartDone(task.task_id, part.number, etag, bytes.fromhex(etag), None, part.size)
 
 
-__all__ = ["LeanPath", "Unsupported", "address", "copy_part", "copy_small"]
+__all__ = ["CopyJob", "LeanPath", "Unsupported", "address", "copy_part", "copy_small"]

@@ -250,9 +250,13 @@ class Runtime:
         """Report the retries botocore made inside one call (``ResponseMetadata.RetryAttempts``)."""
         metadata = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
         count = int((metadata or {}).get("RetryAttempts") or 0)
+        self.client_retried(count, tuple(getattr(_attempts, "reasons", [])[:count]), action)
+
+    def client_retried(self, count: int, reasons: tuple[str, ...], action: str) -> None:
+        """Report ``count`` requests sent again within one call of this thread's task (botocore's or the
+        lean data path's own retries)."""
         where = self.current_task()
         if count and where is not None and where[1] >= 0:
-            reasons = tuple(getattr(_attempts, "reasons", [])[:count])
             self.emit(ClientRetried(where[0], where[1], count, action, reasons))
 
     # ---- requests --------------------------------------------------------------------------------
