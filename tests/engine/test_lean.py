@@ -89,3 +89,11 @@ def test_an_endpoint_without_credentials_uses_botocore(local_s3: SeaweedServer) 
 class _Never:
     def is_set(self) -> bool:
         return False
+
+
+def test_the_data_path_is_chosen_with_drtransfer_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drtransfer_cli.app import engine_settings
+
+    assert engine_settings(0, None, None).data_path == "lean"
+    monkeypatch.setenv("DRTRANSFER_ENGINE", "data_path=botocore")
+    assert engine_settings(0, None, None).data_path == "botocore"
