@@ -157,6 +157,7 @@ ENGINE_TUNABLES: dict[str, Callable[[str], Any]] = {
     "multipart_threshold": int,
     "copy_threshold": int,
     "start_method": str,
+    "data_path": str,
 }
 
 

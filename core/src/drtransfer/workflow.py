@@ -89,10 +89,13 @@ def check_targets(
     for run in runs:
         endpoint = target_endpoint(run)
         client = client_for(endpoint)
-        if (endpoint.name, run.upload_bucket) not in checked:
+        first = (endpoint.name, run.upload_bucket) not in checked
+        if first:
             checked.add((endpoint.name, run.upload_bucket))
             _check_bucket(run, endpoint, client)
-        _check_permissions(run, endpoint, client, probe_write=probe_write)
+        # Each prefix is listed; the write check (2 requests) is made once per bucket, under the first
+        # run's prefix: the models of one command share their target's credentials and policy.
+        _check_permissions(run, endpoint, client, probe_write=probe_write and first)
 
 
 def _check_bucket(run: RunConfig, endpoint: Endpoint, client: Any) -> None:

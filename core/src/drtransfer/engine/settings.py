@@ -13,6 +13,7 @@ GiB = 1024 * MiB
 MAX_SINGLE_COPY = 5 * GiB  # S3's limit for CopyObject and for one part
 MIN_PART = 5 * MiB  # S3's smallest non-last part
 MAX_PARTS = 10_000
+DATA_PATHS = ("lean", "botocore")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class EngineSettings:
         interrupted run (the server may be restarting).
     start_method: multiprocessing start method ("spawn", "forkserver", "fork"; None = Python's default).
     dry_run: go through the whole path but swap every write and delete for a "dry-run" result.
+    data_path: "lean" moves the bodies of target-verified copies over the engine's own HTTP connections
+        (``engine/lean.py``), "botocore" moves every body through botocore.
     """
 
     processes: int = os.cpu_count() or 1
@@ -57,6 +60,7 @@ class EngineSettings:
     abort_timeout: float = 30.0
     start_method: str | None = None
     dry_run: bool = False
+    data_path: str = "lean"
 
     def __post_init__(self) -> None:
         problems = []
@@ -74,6 +78,8 @@ class EngineSettings:
             problems.append("the stall deadline must be more than 0 seconds")
         if self.start_method not in (None, "spawn", "forkserver", "fork"):
             problems.append("start method must be spawn, forkserver or fork")
+        if self.data_path not in DATA_PATHS:
+            problems.append(f"data path must be {' or '.join(DATA_PATHS)}")
         if problems:
             raise ConfigError(f"Invalid transfer settings: {'; '.join(problems)}.")
 
