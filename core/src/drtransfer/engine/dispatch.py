@@ -149,4 +149,6 @@ class Dispatcher:
         generation = self.models[model].ops[op_index].generation if model >= 0 and op_index >= 0 else 0
         self.inflight[task.task_id] = Inflight(task, mem, model, op_index, generation)
         self.inflight_mem += mem
+        if model >= 0 and self.models[model].began is None:
+            self.models[model].began = time.monotonic()  # its own clock: queued time is not its time
         self.executor.submit(task)

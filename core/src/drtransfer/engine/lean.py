@@ -378,10 +378,10 @@ class LeanPath:
                     return self._copy_once(job, meter)
                 except _Again as again:
                     meter.rewind(meter.total - moved)
+                    if attempt == self.rt.settings.client_max_attempts:
+                        raise again.failure from None  # the engine's to retry (and report) from here
                     reasons.append(again.reason)
                     endpoint = again.failure.endpoint
-                    if attempt == self.rt.settings.client_max_attempts:
-                        raise again.failure from None
                     self._backoff(attempt)
             raise AssertionError("unreachable")
         finally:

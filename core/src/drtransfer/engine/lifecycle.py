@@ -109,6 +109,7 @@ class ModelState:
     audit: list[Expectation] = field(default_factory=list)
     audit_attempts: int = 0
     failure: str | None = None  # why the model failed when no operation did (clearing or the audit failed)
+    began: float | None = None  # when its first task went out (monotonic)
     result: ModelResult | None = None
 
 
@@ -373,7 +374,7 @@ class Lifecycle:
             operations=results,
             bytes=sum(r.bytes for r in results),
             skipped=sum(1 for r in results if r.status == "skipped"),
-            seconds=time.monotonic() - self.started,
+            seconds=time.monotonic() - (self.started if model.began is None else model.began),
             error=failed[0].error if failed else model.failure,
         )
 
