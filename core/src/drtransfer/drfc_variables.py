@@ -184,6 +184,7 @@ DRTRANSFER_VARIABLES = frozenset(
         "DR_DEEPRACER_ENDPOINT_URL",  # the console's service URL (aws-console importer)
         "DR_DROA_S3_ENDPOINT_URL",  # DRoA's S3 service URL (droa importer)
         "DR_DROA_COGNITO_ENDPOINT_URL",  # DRoA's Cognito service URL (droa importer)
+        "DRTRANSFER_NODE",  # the cluster node that reaches the run's source (--executor ray)
     }
 )
 
