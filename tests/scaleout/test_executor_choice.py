@@ -91,3 +91,11 @@ def test_drtransfer_node_in_a_run_file_places_the_run(
     assert nowhere.result.status == "failed"  # no node named node-z: one sentence, nothing written
     errors = {op.error for op in nowhere.result.operations if op.error} | {nowhere.result.error}
     assert any("No node of the Ray cluster named 'node-z' (DRTRANSFER_NODE) is running" in str(e) for e in errors)
+
+
+def test_the_command_refuses_an_unknown_executor(two_runs: Any) -> None:
+    done = two_runs.run("upload", "--executor", "nope", "--ray-address", "auto", *two_runs.upload_args(), "-f")
+    assert done.returncode == 2
+    assert "Unknown executor 'nope'; known: local, ray." in done.stderr
+    done = two_runs.run("upload", *two_runs.upload_args(), "-f", env=two_runs.env(DRTRANSFER_EXECUTOR="nope"))
+    assert done.returncode == 2 and "Unknown executor 'nope'" in done.stderr
