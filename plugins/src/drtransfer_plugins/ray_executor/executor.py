@@ -1,7 +1,8 @@
 """The parent's side of the ``ray`` executor: actors on every node, tasks placed by model, lost nodes.
 
 Actors are pinned to their node (hard node affinity) and need no CPU of Ray's (``num_cpus=0``: their work
-is network I/O, bounded by the scheduler), ``actors_per_node`` x ``concurrency`` threads each. A task of a
+is network I/O, bounded by the scheduler), ``actors_per_node`` of them per node, each running at most
+``concurrency`` tasks at once (its other calls have threads of their own). A task of a
 model with a node (``placement``) goes to an actor of that node, any other to the actor with the fewest
 tasks anywhere. An actor whose node left (or that died) is lost: its tasks are reported lost and the
 scheduler retries them on the others; a task that no live actor may run fails with one sentence.
@@ -32,6 +33,7 @@ from drtransfer_plugins.ray_executor.node import NodeWorker, public
 log = logging.getLogger("drtransfer.ray")
 DRAIN_WAIT = 0.2  # longest an actor holds a drain call open waiting for a report
 STOP_TIMEOUT = 10.0  # seconds the running tasks get to end at stop
+CONTROL = "control"  # the actors' concurrency group for everything but tasks
 # Resources every Ray node has: not names a run can be placed by.
 STANDARD_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory", "accelerator_type"}
 
@@ -91,6 +93,11 @@ class Actor:
     runs_on: str = ""  # the node id the actor itself reports
 
 
+def control(actor: Actor, method: str) -> Any:
+    """``actor``'s ``method`` on its control threads (the task threads may all be busy)."""
+    return getattr(actor.handle, method).options(concurrency_group=CONTROL)
+
+
 class RayExecutor:
     """An :class:`~drtransfer.engine.executor.Executor` over the actors of a Ray cluster."""
 
@@ -106,12 +113,13 @@ class RayExecutor:
         self, endpoints: Mapping[str, Endpoint], settings: EngineSettings, placement: Mapping[int, str] | None = None
     ) -> None:
         self.placement = dict(placement or {})
-        remote = ray.remote(NodeWorker)
+        # drain, cancel ... on threads of their own, never behind the tasks
+        remote = ray.remote(concurrency_groups={CONTROL: 2})(NodeWorker)  # type: ignore[call-overload]
         for node in live_nodes():
             for _ in range(self.actors_per_node):
                 handle = remote.options(
                     num_cpus=0,
-                    max_concurrency=settings.concurrency + 2,  # the task threads, a drain and a cancel
+                    max_concurrency=settings.concurrency,  # the task threads: run() calls only
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
                 ).remote(public(endpoints), settings, node.label)
                 self.actors.append(Actor(handle, node))
@@ -119,13 +127,13 @@ class RayExecutor:
 
     def _provide_credentials(self, endpoints: Mapping[str, Endpoint]) -> None:
         """Send each actor, through the object store, only the credentials its node could not resolve."""
-        answers = ray.get([actor.handle.where.remote() for actor in self.actors])
+        answers = ray.get([control(actor, "where").remote() for actor in self.actors])
         calls = []
         for actor, (node_id, missing) in zip(self.actors, answers, strict=True):
             actor.runs_on = node_id
             secrets = {name: endpoints[name].credentials for name in missing if endpoints[name].credentials}
             if secrets:
-                calls.append(actor.handle.provide.remote(ray.put(secrets)))
+                calls.append(control(actor, "provide").remote(ray.put(secrets)))
         ray.get(calls)
 
     def submit(self, task: Task) -> None:
@@ -155,7 +163,7 @@ class RayExecutor:
         live = [a for a in self.actors if not a.lost]
         for actor in live:
             if actor.drain is None:
-                actor.drain = actor.handle.drain.remote(min(timeout, DRAIN_WAIT))
+                actor.drain = control(actor, "drain").remote(min(timeout, DRAIN_WAIT))
         out, self.pending = self.pending, []
         refs = {actor.drain: actor for actor in live}
         if refs:
@@ -191,7 +199,7 @@ class RayExecutor:
         if cancel:
             for actor in self.actors:
                 if not actor.lost:
-                    actor.handle.cancel.remote()
+                    control(actor, "cancel").remote()
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and any(a.assigned for a in self.actors if not a.lost):
             drained.extend(self._collect(0.1))
