@@ -60,6 +60,7 @@ def test_each_run_moves_on_its_own_node(
     assert_copied(upload_s3, upload_bucket, "B/", data_b)
     assert executor.ran_on[0] == {ray_cluster.node_id("node-a")}  # as the actors themselves report it
     assert executor.ran_on[1] == {ray_cluster.node_id("node-b")}
+    assert executor.most_at_once and max(executor.most_at_once) <= settings.concurrency  # memory bound per actor
     assert list_uploads(upload_s3, upload_bucket) == []
 
 

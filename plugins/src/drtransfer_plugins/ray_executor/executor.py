@@ -108,6 +108,7 @@ class RayExecutor:
         self.placement: dict[int, str] = {}
         self.pending: list[Report] = []  # reports made here (tasks nobody may run, lost actors)
         self.ran_on: dict[int, set[str]] = {}  # model -> ids of the nodes its tasks ran on (as the actors say)
+        self.most_at_once: list[int] = []  # per live actor at stop: the most tasks it ran at once
 
     def start(
         self, endpoints: Mapping[str, Endpoint], settings: EngineSettings, placement: Mapping[int, str] | None = None
@@ -205,6 +206,9 @@ class RayExecutor:
             drained.extend(self._collect(0.1))
         drained.extend(self.pending)
         self.pending = []
+        live = [a for a in self.actors if not a.lost]
+        with contextlib.suppress(ray.exceptions.RayError):
+            self.most_at_once = ray.get([control(a, "most_at_once").remote() for a in live], timeout=STOP_TIMEOUT)
         for actor in self.actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor.handle)

@@ -44,6 +44,8 @@ class NodeWorker:
         self.cancel_flag = threading.Event()
         self.pending: list[Report] = []
         self.arrived = threading.Condition()
+        self.running = 0
+        self.peak = 0  # the most tasks that ran at once (at most ``concurrency``)
         self.missing = [name for name, endpoint in self.endpoints.items() if not self._resolve(name, endpoint)]
         self.runtime = Runtime(self.endpoints, settings, self.emit, self.cancel_flag)
 
@@ -78,7 +80,17 @@ class NodeWorker:
         if self.cancel_flag.is_set():
             self.emit(TaskFailed(task.task_id, "cancelled", retryable=False, rewind=0))
             return
-        run_task(self.runtime, task)
+        with self.arrived:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            run_task(self.runtime, task)
+        finally:
+            with self.arrived:
+                self.running -= 1
+
+    def most_at_once(self) -> int:
+        return self.peak
 
     def drain(self, wait: float) -> list[Report]:
         """The reports since the last call; waits up to ``wait`` seconds for the first."""
