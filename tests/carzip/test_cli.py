@@ -15,6 +15,7 @@ from drtransfer.locals3 import SeaweedServer
 from tests.carzip.conftest import SageMakerContainers, read_archive
 from tests.conftest import list_tree
 from tests.infra.drfc import DrfcSetup, seed_drfc
+from tests.infra.json_docs import assert_documented
 
 SCALE = 0.01
 RUNS = (("0", "alpha", "alpha.v1"), ("1", "beta", "beta-car"))  # run id, model prefix, upload prefix
@@ -49,6 +50,8 @@ def test_car_zip_writes_every_runs_archive_to_output_without_uploading(setup: Se
         members = read_archive((out / f"{name}.tar.gz").read_bytes())
         assert members["agent/model.pb"] == setup.graph(run_id, 2)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
+    for line in lines:
+        assert_documented("car-zip", line)
     assert [(d["run_id"], d["status"], d["archive"]) for d in lines] == [
         ("0", "ok", "alpha-v1.tar.gz"),
         ("1", "ok", "beta-car.tar.gz"),

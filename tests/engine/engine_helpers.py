@@ -22,6 +22,7 @@ from drtransfer.operations import (
 )
 
 PART = 5 * MiB  # SeaweedFS refuses non-last parts below 5 MiB
+DATA_PATH = ["lean"]  # the data path base_settings uses: set by the `workers` fixture (tests/engine/conftest.py)
 
 
 def base_settings(processes: int, start_method: str | None = None, **overrides: Any) -> EngineSettings:
@@ -34,13 +35,19 @@ def base_settings(processes: int, start_method: str | None = None, **overrides: 
         "start_method": start_method,
         "retry_base_delay": 0.1,
         "retry_max_delay": 1.0,
+        "data_path": DATA_PATH[0],
     }
     values.update(overrides)
     return EngineSettings(**values)
 
 
-# Every engine test runs in-process and with real worker processes (forkserver; spawn where marked).
-WORKERS = [pytest.param((0, None), id="inprocess"), pytest.param((2, "forkserver"), id="2proc")]
+# Every engine test runs in-process and with real worker processes (forkserver; spawn where marked), on the
+# lean data path (the default), and in-process on the botocore data path (DRTRANSFER_ENGINE=data_path=botocore).
+WORKERS = [
+    pytest.param((0, None, "lean"), id="inprocess"),
+    pytest.param((2, "forkserver", "lean"), id="2proc"),
+    pytest.param((0, None, "botocore"), id="inprocess-botocore"),
+]
 
 
 def put_single(client: Any, bucket: str, key: str, data: bytes, **extra: Any) -> None:

@@ -75,7 +75,10 @@ def test_own_parts_cover_the_object_with_at_most_10000_parts() -> None:
     assert len(huge) <= 10_000 and huge[-1].end == 100_000 * 5 * MiB
 
 
-@pytest.mark.parametrize("bad", [{"part_size": MiB}, {"concurrency": 0}, {"processes": -1}, {"start_method": "thread"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"part_size": MiB}, {"concurrency": 0}, {"processes": -1}, {"start_method": "thread"}, {"data_path": "curl"}],
+)
 def test_invalid_settings_are_one_sentence(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=r"^Invalid transfer settings: .*\.$"):
         EngineSettings(**bad)  # type: ignore[arg-type]

@@ -81,13 +81,17 @@ def test_corruption_is_caught_and_retried(
     assert len(source_proxy.fired) == 3 and len(target_proxy.fired) == 1
     assert result.status == "ok", result.error
     assert_copied(upload_s3, upload_bucket, "t/", data)
-    # The three bad downloads are caught by the engine's checks and retried; the bad part upload is refused
-    # by the target (BadDigest, thanks to Content-MD5) and re-sent by botocore's own retry, which the
-    # engine reports as well.
+    # Every bad byte fails its object's verification, which retries the object: "small" (a plain-MD5 ETag,
+    # sent as the PUT's Content-MD5) is refused by the target; "plain" (plain MD5, read in order) fails the
+    # MD5 computed here; a bad part of "big" or "up" (md5-N sources) is stored by the target, whose part
+    # ETags then do not combine to the source's ETag, so the upload is never completed. Nothing is re-sent
+    # unchanged by botocore.
     errors = [error for _, _, error in recorder.retries]
     checks = [error for error in errors if error.startswith("Verification of s3://")]
-    resent = [error for error in errors if "/t/up: the S3 client sent it again after BadDigest." in error]
-    assert (len(checks), len(resent), len(errors)) == (3, 1, 4), errors
+    refused = [error for error in checks if "/small on the src endpoint" in error and "target refused" in error]
+    assert (len(checks), len(refused), len(errors)) == (4, 1, 4), errors
+    for name in ("big", "up"):
+        assert any(f"/{name} failed: the bytes moved do not match its ETag" in error for error in checks), errors
     assert recorder.progress["m"] == sum(len(v) for v in data.values())  # rewinds undid the failed bytes
     assert list_uploads(upload_s3, upload_bucket) == []
 
@@ -113,6 +117,20 @@ def test_corruption_that_persists_is_reported(
         assert op.error and op.error.startswith("Verification of s3://") and op.error.endswith(".")
     assert list_tree(upload_s3, upload_bucket) == {}  # nothing partial or wrong is visible
     assert list_uploads(upload_s3, upload_bucket) == []
+
+
+def slow_checkpoints(
+    source: SeaweedServer, bucket: str, proxy: FaultProxy, target: SeaweedServer, count: int = 3
+) -> dict[str, bytes]:
+    """``count`` 12 MiB multipart objects on ``source``, read through ``proxy`` slowly enough that a kill of
+    ``target`` (given a bucket "target") lands mid-transfer."""
+    target.create_bucket("target")
+    client = source.client()
+    data = {f"ckpt-{n}": random_bytes(12 * MiB) for n in range(count)}
+    for key, body in data.items():
+        put_multipart(client, bucket, key, body)
+    proxy.bandwidth = 6 * MiB
+    return data
 
 
 class _KillSwitch(Recorder):
@@ -142,17 +160,13 @@ def test_server_killed_mid_transfer_then_rerun(
 ) -> None:  # fmt: skip
     target = SeaweedServer(data_dir=tmp_path / "target").start()
     try:
-        target.create_bucket("target")
-        client = local_s3.client()
-        data = {f"ckpt-{n}": random_bytes(12 * MiB) for n in range(3)}
-        for key, body in data.items():
-            put_multipart(client, local_bucket, key, body)
-        source_proxy.bandwidth = 6 * MiB  # slow enough that the kill lands mid-transfer
+        data = slow_checkpoints(local_s3, local_bucket, source_proxy, target)
         endpoints = {"src": proxied(local_s3, source_proxy, "src"), "dst": target.endpoint("dst")}
         plan = copy_plan("m", local_s3, "src", local_bucket, sorted(data), "dst", "target", "t/")
         settings = base_settings(
-            *workers, client_max_attempts=2, max_attempts=2, connect_timeout=1.0, read_timeout=5.0, abort_timeout=90.0
-        )
+            *workers, client_max_attempts=2, max_attempts=2, connect_timeout=1.0, read_timeout=5.0, abort_timeout=90.0,
+            stall_deadline=3.0,
+        )  # fmt: skip
         switch = _KillSwitch(target)
         results: list[ModelResult] = []
         runner = threading.Thread(target=lambda: results.extend(run_transfer([plan], endpoints, settings, [switch])))
@@ -312,3 +326,24 @@ def test_broken_upload_part_copy_falls_back_to_streaming(rclone_s3: str, workers
         assert client.get_object(Bucket="target", Key="t/" + key)["Body"].read() == body
     listed = [o["Key"] for o in client.list_objects_v2(Bucket="target").get("Contents", [])]
     assert sorted(listed) == ["t/big", "t/mid", "t/small"]  # the probe cleaned up after itself
+
+
+def test_a_corrupted_put_of_a_source_without_a_plain_md5_is_refused_by_its_crc(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
+    target_proxy: FaultProxy, workers: tuple[int, str | None], recorder: Recorder,
+) -> None:  # fmt: skip
+    # A small md5-N object is checked here (its part MD5s) and PUT with a CRC the target checks: a byte
+    # flipped on the way to the target is refused, never stored.
+    data = random_bytes(7 * MiB)
+    put_multipart(local_s3.client(), local_bucket, "mp", data)
+    target_proxy.add(Fault("corrupt", "up", "PUT", "/t/mp", offset=3 * MiB))
+    endpoints = {"src": local_s3.endpoint("src"), "dst": proxied(upload_s3, target_proxy, "dst")}
+    plan = copy_plan("m", local_s3, "src", local_bucket, ["mp"], "dst", upload_bucket, "t/")
+
+    [result] = run_transfer([plan], endpoints, base_settings(*workers), [recorder])
+
+    assert target_proxy.fired == [f"corrupt up PUT /{upload_bucket}/t/mp"]
+    assert result.status == "ok", result.error
+    assert strategies(result) == {"t/mp": "stream"}
+    assert_copied(upload_s3, upload_bucket, "t/", {"mp": data})
+    assert len(recorder.retries) == 1, recorder.retries  # refused, then sent again

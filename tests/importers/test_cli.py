@@ -16,6 +16,7 @@ from tests.importers.test_droa_fake import folder, import_
 from tests.infra.console_server import FakeConsole
 from tests.infra.drfc import DrfcSetup, json_lines, seed_drfc
 from tests.infra.droa_server import FakeDroa
+from tests.infra.json_docs import assert_documented
 
 RUNS = (("0", "alpha"), ("1", "beta"))
 
@@ -56,6 +57,8 @@ def test_import_several_runs_into_droa_by_default_and_wait(setup: Setup, droa: F
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = [line["import"] for line in json_lines(done.stdout)]
+    for result in results:
+        assert_documented("import", result)
     assert [(r["run_id"], r["target"], r["model_name"], r["status"]) for r in results] == [
         ("0", "droa", "alpha-up", "ready"),
         ("1", "droa", "beta-up", "ready"),

@@ -22,6 +22,7 @@ from tests.infra.console_server import ConsoleModel, FakeConsole
 from tests.infra.drfc import DrfcSetup, json_lines
 from tests.infra.droa_server import FakeDroa
 from tests.infra.fakehttp import Response
+from tests.infra.json_docs import assert_documented
 from tests.upload.conftest import RUNS, make_drfc
 from tests.upload.test_upload_command import assert_uploaded
 
@@ -67,6 +68,7 @@ def test_upload_i_imports_each_run_into_the_console_under_its_upload_prefix(
     lines = json_lines(done.stdout)
     assert [line["run_id"] for line in lines] == ["0", "1", "2"]
     for line in lines:  # one line per model: the upload result, with the import result beside it
+        assert_documented("upload", line)
         prefix = PREFIXES[line["run_id"]]
         assert (line["status"], line["target"], line["checkpoint"]) == ("ok", f"s3://{bucket}/{prefix}-up",
                                                                         checkpoint_name(LAST))

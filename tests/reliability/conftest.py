@@ -28,9 +28,9 @@ from tests.infra.faultproxy import FaultProxy
 
 RUNS = (("0", "alpha"), ("1", "beta"), ("2", "gamma"))
 COMMIT_KEYS = ("model/deepracer_checkpoints.json", "model/.coach_checkpoint", "model_metadata.json")
-# Fail fast where a test waits for a failure (a dead server): one request attempt, two operation attempts.
+# Fail fast where a test waits for a failure (a dead server): 3 s without progress, two operation attempts.
 FAIL_FAST = (
-    "client_max_attempts=1 max_attempts=2 retry_base_delay=0.2 retry_max_delay=0.5 "
+    "client_max_attempts=1 max_attempts=2 stall_deadline=3 retry_base_delay=0.2 retry_max_delay=0.5 "
     "connect_timeout=2 read_timeout=10 abort_timeout=90"
 )
 # Identities of the guarded server: one without the write permission, one without the list permission, and one

@@ -153,5 +153,11 @@ def test_target_killed_mid_upload_then_rerun(
     proxy.bandwidth = 0
 
     present = check_after_failure(setup, running, code, "upload")
+    # the models it hit failed once the stall deadline (3 s without progress) had passed, the waits before
+    # were reported by -v with their reason
+    failed = failed_models(setup, running).values()
+    assert any(s.startswith("No progress for 3 s: upload endpoint http://127.0.0.1:") for s in failed), failed
+    waits = [line for line in running.stderr_lines() if ": retry " in line]
+    assert any(line.endswith((": connection refused", ": connection lost")) for line in waits), running.stderr
     rerun_completes(setup, present)
     assert list_tree(target, "bucket", "alpha-up/")

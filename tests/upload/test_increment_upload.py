@@ -10,6 +10,7 @@ import pytest
 
 from drtransfer.locals3 import SeaweedServer
 from tests.infra.drfc import DrfcSetup
+from tests.infra.json_docs import assert_documented
 from tests.upload.test_upload_command import assert_uploaded
 
 COMMANDS = [("drtransfer", ["upload"]), ("dr-upload-model", [])]
@@ -63,6 +64,18 @@ def test_increment_uploads_into_the_next_prefix_and_leaves_the_earlier_one(
     assert "run 0 (alpha): DR_UPLOAD_S3_PREFIX is now inc-8" in done.stdout
 
 
+def test_json_names_the_prefix_written_to_the_run_file(
+    drfc: DrfcSetup, earlier_upload: dict[str, tuple[bytes, object, str]]
+) -> None:
+    done = drfc.run("upload", *drfc.upload_args("0"), "-1", "-f", "--json", "--processes", "0")
+
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(text) for text in done.stdout.splitlines()]
+    assert_documented("upload", line)
+    assert (line["status"], line["target"], line["next_upload_prefix"]) == (
+        "ok", f"s3://{drfc.upload_bucket}/inc-8", "inc-8")  # fmt: skip
+
+
 def test_a_failed_upload_leaves_the_run_file_unchanged(
     drfc: DrfcSetup, earlier_upload: dict[str, tuple[bytes, object, str]]
 ) -> None:
@@ -74,6 +87,7 @@ def test_a_failed_upload_leaves_the_run_file_unchanged(
 
     assert done.returncode == 1, done.stderr
     (line,) = [json.loads(text) for text in done.stdout.splitlines()]
+    assert_documented("upload", line)
     assert (line["status"], line["target"]) == ("failed", f"s3://{drfc.upload_bucket}/inc-8")
     assert "next_upload_prefix" not in line
     assert run_file.read_bytes() == before
@@ -91,7 +105,8 @@ def test_dry_run_shows_the_next_prefix_and_writes_and_edits_nothing(
 
     assert done.returncode == 0, done.stderr
     target = f"s3://{drfc.upload_bucket}/inc-8"
-    assert f"s3://{drfc.local_bucket}/alpha -> {target} (" in done.stderr
+    source = f"s3://{drfc.local_bucket}/alpha"
+    assert f"    {source} -> {target}\n" in done.stderr or f"    from {source}\n    to   {target}\n" in done.stderr
     assert f"run 0 (alpha): would write {target}/" in done.stdout
     assert f"-> {target}/model/model_11.pb" in done.stdout
     assert "inc-7/" not in done.stdout

@@ -4,6 +4,7 @@ labelled by experiment; only the container car source, which finds containers by
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.upload.conftest import RUNS, Drfc
@@ -35,6 +36,11 @@ def system_args(drfc: Drfc) -> list[str]:
     return ["--system-env", str(drfc.files.system_env)]
 
 
+def planned_route(stderr: str, source: str, target: str) -> bool:
+    """The plan's "source -> target" line, or its two lines when one would not fit 80 columns."""
+    return f"    {source} -> {target}\n" in stderr or f"    from {source}\n    to   {target}\n" in stderr
+
+
 def test_experiments_sharing_run_id_0_upload_in_one_command(drfc: Drfc) -> None:
     _root, run_files = write_experiments(drfc)
     result = drfc.run("upload", *map(str, run_files), *system_args(drfc), "-f", "-b", "--processes", "2")
@@ -42,7 +48,8 @@ def test_experiments_sharing_run_id_0_upload_in_one_command(drfc: Drfc) -> None:
     for name, prefix in EXPERIMENTS:
         assert_uploaded(drfc, prefix, f"{name}-up", 2)
         assert f"experiment {name} ({prefix}): uploaded s3://{drfc.upload_bucket}/{name}-up/" in result.stdout
-        assert f"  experiment {name} ({prefix}): s3://{drfc.local_bucket}/{prefix} -> " in result.stderr
+        assert f"  experiment {name} ({prefix}): " in result.stderr  # the plan names each run by its experiment
+        assert planned_route(result.stderr, f"s3://{drfc.local_bucket}/{prefix}", f"s3://{drfc.upload_bucket}/{name}-up")
     assert "DR_RUN_ID" not in result.stderr
     assert "3 of 3 model(s) uploaded" in result.stdout
 
@@ -52,10 +59,8 @@ def test_dry_run_of_experiments_sharing_run_id_0_lists_each_by_name(drfc: Drfc) 
     result = drfc.run("upload", *map(str, run_files), *system_args(drfc), "-d", "--processes", "0")
     assert result.returncode == 0, result.stderr
     for name, prefix in EXPERIMENTS:
-        assert (
-            f"  experiment {name} ({prefix}): s3://{drfc.local_bucket}/{prefix} -> "
-            f"s3://{drfc.upload_bucket}/{name}-up (last: " in result.stderr
-        )
+        assert re.search(rf"^  experiment {name} \({prefix}\): [0-9.]+ [KM]iB(?:, |\n    )last: ", result.stderr, re.M)
+        assert planned_route(result.stderr, f"s3://{drfc.local_bucket}/{prefix}", f"s3://{drfc.upload_bucket}/{name}-up")
         assert f"experiment {name} ({prefix}): would write s3://{drfc.upload_bucket}/{name}-up/" in result.stdout
     assert drfc.upload.client().list_objects_v2(Bucket=drfc.upload_bucket).get("KeyCount", 0) == 0
 

@@ -10,6 +10,7 @@ import yaml
 from drtransfer.samples import checkpoint_name
 from tests.conftest import list_tree
 from tests.infra.drfc import DrfcSetup
+from tests.infra.json_docs import assert_documented
 from tests.upload.conftest import RUNS
 
 
@@ -82,18 +83,7 @@ def test_three_runs_upload_in_the_exact_importable_layout(drfc: DrfcSetup) -> No
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["run_id"] for line in lines] == ["0", "1", "2"]
     for line, (_run_id, prefix) in zip(lines, RUNS, strict=True):
-        assert set(line) >= {
-            "run_id",
-            "source",
-            "target",
-            "checkpoint",
-            "objects",
-            "bytes",
-            "skipped",
-            "seconds",
-            "status",
-            "error",
-        }
+        assert_documented("upload", line)
         assert line["status"] == "ok" and line["error"] is None
         assert line["checkpoint"] == checkpoint_name(11)
         assert line["selection"].startswith("last: ")
@@ -103,6 +93,7 @@ def test_three_runs_upload_in_the_exact_importable_layout(drfc: DrfcSetup) -> No
     again = drfc.run("upload", *drfc.upload_args(), "-f", "--processes", "0", "--json")
     assert again.returncode == 0, again.stderr
     for line in map(json.loads, again.stdout.splitlines()):
+        assert_documented("upload", line)
         assert line["skipped"] == line["objects"] and line["bytes"] == 0
 
 

@@ -32,10 +32,9 @@ def test_a_misspelt_variable_is_named_with_its_nearest_drfc_name(drfc: Drfc) -> 
         f"{run_file} line 3: DR_LOCAL_S3_MODLE_PREFIX is not a DRfC variable; did you mean DR_LOCAL_S3_MODEL_PREFIX?"
     )
     assert f"warning: {warning}" in result.stderr
-    assert (
-        f"  run 0 (rl-deepracer-sagemaker): s3://{drfc.local_bucket}/rl-deepracer-sagemaker (default) -> "
-        f"s3://{drfc.upload_bucket}/exp-a-up" in result.stderr
-    )
+    plan = result.stderr[result.stderr.index("  run 0 (rl-deepracer-sagemaker): ") :]
+    source, target = f"s3://{drfc.local_bucket}/rl-deepracer-sagemaker (default)", f"s3://{drfc.upload_bucket}/exp-a-up"
+    assert f"    {source} -> {target}\n" in plan or f"    from {source}\n    to   {target}\n" in plan
 
     as_json = drfc.run("upload", *args, "--json")
     (line,) = [json.loads(text) for text in as_json.stdout.splitlines()]

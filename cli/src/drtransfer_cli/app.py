@@ -1,5 +1,6 @@
 """What every command shares: error handling and exit codes, the plugin host, loading runs, the
-confirmation question, engine settings, progress bars and JSON lines."""
+confirmation question, engine settings, whether to show progress (the view: progress.py) and JSON
+lines."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
-from tqdm import tqdm
 
-from drtransfer.engine import EngineSettings, TransferSubscriber
+from drtransfer.engine import EngineSettings
 from drtransfer.errors import ConfigError, DrTransferError, Interrupted
 from drtransfer.jobs import Declined, Notifications
-from drtransfer.operations import ModelPlan, ModelResult
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
 
@@ -95,9 +94,10 @@ def run_warnings(runs: Sequence[RunConfig]) -> list[str]:
     return list(dict.fromkeys(line for run in runs for line in run.warnings))
 
 
-def notifications(urls: Sequence[str], *, verbose: bool) -> Notifications:
-    """``--notify URL`` and ``-v`` (the log notifier prints every event on stderr)."""
-    return Notifications(urls=tuple(urls), verbose=verbose, log_stream=sys.stderr)
+def notifications(urls: Sequence[str], *, verbose: bool, log_stream: TextIO | None = None) -> Notifications:
+    """``--notify URL`` and ``-v`` (the log notifier prints every event on ``log_stream``, default
+    stderr; the progress view gives one that prints above it)."""
+    return Notifications(urls=tuple(urls), verbose=verbose, log_stream=log_stream or sys.stderr)
 
 
 def warn_notification_failures(lines: Sequence[str], prog: str = "drtransfer") -> None:
@@ -147,6 +147,7 @@ ENGINE_ENV = "DRTRANSFER_ENGINE"
 # (retries and timeouts for slow or flaky links; the fault tests and the soak benchmark use it too).
 ENGINE_TUNABLES: dict[str, Callable[[str], Any]] = {
     "max_attempts": int,
+    "stall_deadline": float,
     "client_max_attempts": int,
     "connect_timeout": float,
     "read_timeout": float,
@@ -156,6 +157,7 @@ ENGINE_TUNABLES: dict[str, Callable[[str], Any]] = {
     "multipart_threshold": int,
     "copy_threshold": int,
     "start_method": str,
+    "data_path": str,
 }
 
 
@@ -198,49 +200,6 @@ def human_bytes(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
-
-
-class ProgressBars(TransferSubscriber):
-    """tqdm bars on stderr: one for the total and one per model; drawn only by the parent."""
-
-    def __init__(self, labels: Mapping[str, str], stream: TextIO | None = None) -> None:
-        self.labels = labels
-        self.stream = stream or sys.stderr
-        self.total: tqdm[Any] | None = None
-        self.bars: dict[str, tqdm[Any]] = {}
-
-    def on_start(self, plans: Sequence[ModelPlan], **kwargs: Any) -> None:
-        bar: dict[str, Any] = {
-            "unit": "B",
-            "unit_scale": True,
-            "unit_divisor": 1024,
-            "file": self.stream,
-            "dynamic_ncols": True,
-            "leave": True,
-        }
-        self.total = tqdm(total=sum(p.total_bytes for p in plans), desc="total", position=0, **bar)
-        for i, plan in enumerate(plans, start=1):
-            self.bars[plan.model_id] = tqdm(
-                total=plan.total_bytes, desc=self.labels.get(plan.model_id, plan.model_id), position=i, **bar
-            )
-
-    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
-        if self.total is not None:
-            self.total.update(delta)
-        if model_id in self.bars:
-            self.bars[model_id].update(delta)
-
-    def on_model_done(self, result: ModelResult, **kwargs: Any) -> None:
-        bar = self.bars.get(result.model_id)
-        if bar is not None:
-            bar.set_postfix_str(result.status)
-            bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        if self.total is not None:
-            self.total.close()
 
 
 def wants_progress(no_progress: bool, json_output: bool) -> bool:

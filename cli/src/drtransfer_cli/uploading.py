@@ -5,7 +5,8 @@ progress and results. The job itself is :func:`drtransfer.jobs.upload`."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from drtransfer.jobs import ImportSpec, JobSubscriber, UploadRequest, upload
 from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operation, OperationResult
 from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import PreparedModel, UploadOutcome
-from drtransfer_cli import app
+from drtransfer_cli import app, progress
 from drtransfer_cli.commands.import_ import report_imports, secret_source, warn
 from drtransfer_cli.prefixes import prefix_overrides
 
@@ -89,20 +90,23 @@ class RetryLog(TransferSubscriber):
     """``-v``: prints each retry and each failed operation on stderr as it happens (the job counts the
     retries per model for ``--json``). ``labels`` maps run keys (the engine's model ids) to labels."""
 
-    def __init__(self, labels: dict[str, str], *, verbose: bool, prog: str) -> None:
+    def __init__(
+        self, labels: dict[str, str], *, verbose: bool, prog: str, echo: Callable[[str], None] | None = None
+    ) -> None:
         self.labels = labels
         self.verbose = verbose
         self.prog = prog
+        self.echo = echo or (lambda line: click.echo(line, err=True))  # the progress view prints above itself
 
     def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
         if self.verbose:
             label = self.labels.get(model_id, model_id)
-            click.echo(f"{self.prog}: {label}: retry {attempt} of {operation.target.url}: {error}", err=True)
+            self.echo(f"{self.prog}: {label}: retry {attempt} of {operation.target.url}: {error}")
 
     def on_operation(self, model_id: str, result: OperationResult, **kwargs: Any) -> None:
         if self.verbose and result.status == "failed":
             label = self.labels.get(model_id, model_id)
-            click.echo(f"{self.prog}: {label}: {result.operation.target.url} failed: {result.error}", err=True)
+            self.echo(f"{self.prog}: {label}: {result.operation.target.url} failed: {result.error}")
 
 
 def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int:
@@ -137,6 +141,10 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         increment=flags.increment,
         reward_function=flags.reward_function,
     )
+    labels = {run.key: run.label for run in runs}
+    view = None
+    if app.wants_progress(flags.no_progress, flags.json_output) and not flags.dry_run:
+        view = progress.ProgressView(progress.short_labels(runs))
     request = UploadRequest(
         runs=runs,
         checkpoint=flags.checkpoint,
@@ -154,15 +162,15 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         )
         if importing
         else None,
-        notifications=app.notifications(flags.notify_urls, verbose=flags.verbose),
+        notifications=app.notifications(
+            flags.notify_urls, verbose=flags.verbose, log_stream=progress.above(view) if view else None
+        ),
     )
-    labels = {run.key: run.label for run in runs}
-    progress = None
-    if app.wants_progress(flags.no_progress, flags.json_output) and not flags.dry_run:
-        progress = app.ProgressBars(labels)
-    subscribers: list[TransferSubscriber] = [RetryLog(labels, verbose=flags.verbose, prog=wording.prog)]
-    if progress:
-        subscribers.insert(0, progress)
+    retry_log = RetryLog(labels, verbose=flags.verbose, prog=wording.prog, echo=view.echo if view else None)
+    clock = progress.ModelClock()
+    subscribers: list[TransferSubscriber] = [retry_log, clock]
+    if view:
+        subscribers.insert(0, view)
     if flags.dry_run:
         subscribers.append(DryRunBanner(wording))
 
@@ -174,9 +182,9 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
     try:
         report_ = upload(request, host=host, confirm=confirm, subscribers=subscribers)
     finally:
-        if progress:
-            progress.close()
-    report(report_.outcomes, flags, report_.seconds)
+        if view:
+            view.close()
+    report(report_.outcomes, flags, report_.seconds, own_seconds=clock.seconds)
     if not flags.json_output:  # with --json each model's line carries its import result
         if flags.dry_run:
             for item in report_.imports:
@@ -187,25 +195,40 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
     return app.EXIT_OK if report_.ok else app.EXIT_FAILED
 
 
-def ready_lines(prepared: Sequence[PreparedModel], wording: Wording, *, dry_run: bool) -> list[str]:
+def ready_lines(
+    prepared: Sequence[PreparedModel], wording: Wording, *, dry_run: bool, columns: int | None = None
+) -> list[str]:
+    """The plan, a few lines a model that fit the terminal (80 columns without one): the label with the
+    size and the checkpoint, then source -> target (on two lines when one is too long)."""
+    width = (columns or progress.terminal_columns(sys.stderr)) - 1
     lines = [wording.ready.format(count=len(prepared))]
     for item in prepared:
-        if item.ok and item.selection is not None:
-            lines.append(
-                f"  {item.run.label}: {source_text(item.run)} -> {item.run.target_url} ({item.selection.explanation})"
-            )
+        if item.ok and item.selection is not None and item.plan is not None:
+            head = f"  {item.run.label}: {app.human_bytes(item.plan.total_bytes)}"
+            lines += [f"{head}, {item.selection.explanation}"]
+            if len(lines[-1]) > width:  # the checkpoint on a line of its own rather than cut in two
+                lines[-1:] = [head, *wrap(f"    {item.selection.explanation}", width)]
         else:
-            lines.append(
-                f"  {item.run.label}: {source_text(item.run)} -> {item.run.target_url}: cannot upload: {item.error}"
-            )
+            lines += wrap(f"  {item.run.label}: cannot upload: {item.error}", width)
+        route = f"    {source_text(item.run)} -> {item.run.target_url}"
+        if len(route) > width:
+            route = f"    from {source_text(item.run)}\n    to   {item.run.target_url}"
+        lines += route.split("\n")
         if item.run.increment is not None:
             step = item.run.increment
             when = "left unchanged (dry run)" if dry_run else "written after a successful upload"
-            lines.append(
-                f"  {item.run.label}: -1: DR_UPLOAD_S3_PREFIX {step.old_value} -> {step.new_value} in {step.run_file}, "
-                f"{when}"
+            lines += wrap(
+                f"    -1: DR_UPLOAD_S3_PREFIX {step.old_value} -> {step.new_value} in {step.run_file}, {when}", width
             )
     return lines
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of ``width`` columns, continued under its first word; URLs and paths are never cut."""
+    indent = " " * max(4, len(text) - len(text.lstrip()))
+    return textwrap.wrap(
+        text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    ) or [text]
 
 
 def source_text(run: RunConfig) -> str:
@@ -279,7 +302,14 @@ def outcome_json(outcome: UploadOutcome) -> dict[str, object]:
     return data
 
 
-def report(outcomes: Sequence[UploadOutcome], request: UploadFlags, seconds: float) -> None:
+def report(
+    outcomes: Sequence[UploadOutcome],
+    request: UploadFlags,
+    seconds: float,
+    *,
+    own_seconds: Mapping[str, float] | None = None,
+) -> None:
+    """The results; ``own_seconds`` (by model id) is each model's own time, else the engine's."""
     for outcome in outcomes:
         if request.json_output:
             app.print_json(outcome_json(outcome))
@@ -298,7 +328,8 @@ def report(outcomes: Sequence[UploadOutcome], request: UploadFlags, seconds: flo
         if result.status == "ok":
             click.echo(
                 f"{run.label}: uploaded {run.target_url}/ ({app.human_bytes(result.bytes)} in "
-                f"{result.seconds:.1f} s, {result.skipped} object(s) already there{wiped})"
+                f"{(own_seconds or {}).get(result.model_id, result.seconds):.1f} s, "
+                f"{result.skipped} object(s) already there{wiped})"
             )
         else:
             click.echo(f"{run.label}: FAILED: {result.error}", err=True)

@@ -872,3 +872,78 @@ def _replace_atomically(path: Path, data: bytes) -> None:
                 f"its permissions (or edit it by hand)."
             ) from None
         raise
+
+
+# ---- backups and pretrained models (drtransfer backup / restore) ------------------------------------------
+
+BACKUP_BASE = "backups"
+
+
+@dataclass(frozen=True)
+class BackupLocation:
+    """Where a run's full backups go: ``s3://bucket/base/<model prefix>/`` on ``endpoint``."""
+
+    endpoint: Endpoint
+    bucket: str
+    base: str
+
+    def prefix_for(self, model_prefix: str) -> str:
+        return f"{self.base}/{model_prefix.strip('/')}" if self.base else model_prefix.strip("/")
+
+    def url(self, model_prefix: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix_for(model_prefix)}"
+
+
+def backup_location(
+    run: RunConfig, *, environ: Mapping[str, str] | None = None, bucket: str | None = None
+) -> BackupLocation:
+    """The run's backup location. Each ``DR_BACKUP_S3_*`` variable defaults to its upload counterpart:
+    bucket ``DR_BACKUP_S3_BUCKET`` (``DR_UPLOAD_S3_BUCKET``), endpoint ``DR_BACKUP_S3_ENDPOINT_URL``
+    (``DR_UPLOAD_S3_ENDPOINT_URL``; ``aws`` for AWS S3 itself), profile ``DR_BACKUP_S3_PROFILE``
+    (``DR_UPLOAD_S3_PROFILE``); ``DR_BACKUP_S3_PREFIX`` (``backups``) is the base the model prefix goes
+    under, so runs sharing a system.env never share a backup. ``bucket`` (a backup URL's) replaces the
+    variables' bucket."""
+    values = run.values
+    where = f"{run.label} ({run.run_file or 'the activated DRfC environment'})"
+    bucket = bucket or values.get("DR_BACKUP_S3_BUCKET") or values.get("DR_UPLOAD_S3_BUCKET", "")
+    if bucket in PLACEHOLDERS:
+        raise ConfigError(
+            f"No backup bucket defined for {where}: set DR_BACKUP_S3_BUCKET (or DR_UPLOAD_S3_BUCKET) in system.env "
+            f"or the run file."
+        )
+    url = values.get("DR_BACKUP_S3_ENDPOINT_URL") or values.get("DR_UPLOAD_S3_ENDPOINT_URL") or None
+    variable = "DR_BACKUP_S3_ENDPOINT_URL" if values.get("DR_BACKUP_S3_ENDPOINT_URL") else "DR_UPLOAD_S3_ENDPOINT_URL"
+    if url is not None and url.lower() == "aws":
+        url = None
+    if url is not None:
+        _check_url(url, variable, where)
+    profile = values.get("DR_BACKUP_S3_PROFILE") or values.get("DR_UPLOAD_S3_PROFILE") or "default"
+    keys = resolve_credentials("backup", profile=profile, environ=environ, profile_variable="DR_BACKUP_S3_PROFILE")
+    endpoint = Endpoint("backup", url, run.region, keys, profile=profile, url_variable=variable if url else None)
+    base = _prefix(values.get("DR_BACKUP_S3_PREFIX") or BACKUP_BASE)
+    return BackupLocation(endpoint, bucket, base)
+
+
+def set_run_variables(run_file: Path, assignments: Mapping[str, str]) -> None:
+    """Set ``NAME=value`` for each of ``assignments`` in ``run_file`` at once, atomically (as ``-1``
+    writes): the line that takes effect (the last one) gets the new value, a name the file lacks gets a
+    line at the end; every other byte stays as it was."""
+    target = run_file.resolve()
+    if not target.is_file():
+        raise ConfigError(f"The run file {run_file} does not exist; check the path.")
+    text = read_text(target)
+    parsed = parse_env_text(text, run_file, {}, {})
+    appended = []
+    # Replace from the bottom up, so earlier lines keep their positions.
+    found = []
+    for name, value in assignments.items():
+        current = parsed.last(name)
+        if current is None:
+            appended.append(f"{name}={value}")
+        else:
+            found.append((current.line, current.start, current.raw, value))
+    for line, start, raw, value in sorted(found, reverse=True):
+        text = _replaced(text, line, start, raw, value)
+    if appended:
+        text = text + ("" if text.endswith("\n") or not text else "\n") + "\n".join(appended) + "\n"
+    _replace_atomically(target, text.encode("utf-8"))

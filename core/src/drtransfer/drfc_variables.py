@@ -185,6 +185,10 @@ DRTRANSFER_VARIABLES = frozenset(
         "DR_DEEPRACER_ENDPOINT_URL",  # the console's service URL (aws-console importer)
         "DR_DROA_S3_ENDPOINT_URL",  # DRoA's S3 service URL (droa importer)
         "DR_DROA_COGNITO_ENDPOINT_URL",  # DRoA's Cognito service URL (droa importer)
+        "DR_BACKUP_S3_BUCKET",  # drtransfer backup: the backup bucket (default DR_UPLOAD_S3_BUCKET)
+        "DR_BACKUP_S3_PREFIX",  # drtransfer backup: the base prefix of backups (default backups)
+        "DR_BACKUP_S3_ENDPOINT_URL",  # drtransfer backup: the backup endpoint (default DR_UPLOAD_S3_ENDPOINT_URL)
+        "DR_BACKUP_S3_PROFILE",  # drtransfer backup: the backup profile (default DR_UPLOAD_S3_PROFILE)
     }
 )
 

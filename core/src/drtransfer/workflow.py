@@ -5,7 +5,7 @@ confirmation, events, ``-1`` and imports around them):
    exit 2, before anything is written);
 2. :func:`prepare_uploads` — per run: inspect the model, select the checkpoint through the plugin host,
    plan, let plugins extend the plan, add ``-w`` deletions. A model that cannot be prepared is reported
-   failed; the others go on;
+   failed; the others go on. The runs' listings are read in parallel threads beforehand;
 3. :func:`execute` — run every prepared plan through the engine at once.
 
 ``-w`` deletes what the plan does not write under each target prefix, except the packages that
@@ -14,8 +14,10 @@ confirmation, events, ``-1`` and imports around them):
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,10 +90,13 @@ def check_targets(
     for run in runs:
         endpoint = target_endpoint(run)
         client = client_for(endpoint)
-        if (endpoint.name, run.upload_bucket) not in checked:
+        first = (endpoint.name, run.upload_bucket) not in checked
+        if first:
             checked.add((endpoint.name, run.upload_bucket))
             _check_bucket(run, endpoint, client)
-        _check_permissions(run, endpoint, client, probe_write=probe_write)
+        # Each prefix is listed; the write check (2 requests) is made once per bucket, under the first
+        # run's prefix: the models of one command share their target's credentials and policy.
+        _check_permissions(run, endpoint, client, probe_write=probe_write and first)
 
 
 def _check_bucket(run: RunConfig, endpoint: Endpoint, client: Any) -> None:
@@ -239,6 +244,71 @@ def check_wipe_roots(runs: Sequence[RunConfig]) -> None:
                     )
 
 
+@dataclass
+class _Inspection:
+    """What one run's listings gave (or the error they raised), read ahead in a thread; planning raises
+    the error at the step that would have read it, so messages and their order stay those of a
+    sequential run."""
+
+    inventory: ModelInventory | None = None
+    existing: dict[str, int] | None = None  # -w: the objects under the target prefix
+    error: DrTransferError | None = None
+    target_error: DrTransferError | None = None
+
+    def result(self) -> ModelInventory:
+        if self.error is not None:
+            raise self.error
+        assert self.inventory is not None
+        return self.inventory
+
+    def target(self) -> dict[str, int]:
+        if self.target_error is not None:
+            raise self.target_error
+        assert self.existing is not None
+        return self.existing
+
+
+INSPECT_THREADS = 8  # listings wait on the network: 8 runs are inspected in the time of about one
+
+
+def shared_clients(client_for: ClientFactory) -> ClientFactory:
+    """``client_for`` creating one client per endpoint (boto3 clients are thread-safe): creating one
+    costs more CPU than the few requests a run's inspection makes."""
+    clients: dict[Endpoint, Any] = {}
+    lock = threading.Lock()
+
+    def client(endpoint: Endpoint) -> Any:
+        with lock:
+            if endpoint not in clients:
+                clients[endpoint] = client_for(endpoint)
+            return clients[endpoint]
+
+    return client
+
+
+def _inspect(run: RunConfig, client_for: ClientFactory, wipe: bool) -> _Inspection:
+    found = _Inspection()
+    try:
+        found.inventory = inspect_model(run, client_for(run.local))
+    except DrTransferError as error:
+        found.error = error
+        return found
+    if wipe:
+        try:
+            found.existing = list_target(run, client_for(target_endpoint(run)))
+        except DrTransferError as error:
+            found.target_error = error
+    return found
+
+
+def inspect_runs(runs: Sequence[RunConfig], client_for: ClientFactory, *, wipe: bool) -> list[_Inspection]:
+    """Every run's model listing (and, for ``-w``, its target listing), in threads, in the runs' order."""
+    if len(runs) <= 1:
+        return [_inspect(run, client_for, wipe) for run in runs]
+    with ThreadPoolExecutor(max_workers=min(INSPECT_THREADS, len(runs)), thread_name_prefix="inspect") as pool:
+        return list(pool.map(lambda run: _inspect(run, client_for, wipe), runs))
+
+
 def prepare_uploads(
     runs: Sequence[RunConfig],
     host: PluginHost,
@@ -248,22 +318,25 @@ def prepare_uploads(
     client_for: ClientFactory = default_client_factory,
 ) -> list[PreparedModel]:
     """Inspect, select and plan every run. ConfigErrors (unknown expression, unreachable endpoint,
-    refused credentials, missing bucket, empty wipe prefix) propagate; model errors stay per model."""
+    refused credentials, missing bucket, empty wipe prefix) propagate; model errors stay per model.
+    The listings are read in parallel (:func:`inspect_runs`); plugins are called one run at a time."""
     if wipe:
         check_wipe_roots(runs)
+    client_for = shared_clients(client_for)
+    inspections = inspect_runs(runs, client_for, wipe=wipe)
     prepared = []
-    for run in runs:
+    for run, inspection in zip(runs, inspections, strict=True):
         item = PreparedModel(run)
         prepared.append(item)
         try:
-            item.inventory = inspect_model(run, client_for(run.local))
+            item.inventory = inspection.result()
             item.selection = host.select_checkpoint(checkpoint, item.inventory, run)
             target = ObjectLocation(target_endpoint(run).name, run.upload_bucket, run.upload_prefix.strip("/"))
             plan = plan_model(item.inventory, item.selection, target, endpoint_url=training_endpoint_url(run))
             host.extend_plan(plan, item.inventory, run)
             if wipe:
                 client = client_for(target_endpoint(run))
-                existing = list_target(run, client)
+                existing = inspection.target()
                 planned = plan.target_keys()
                 unplanned = (key for key in existing if key not in planned)
                 item.kept = own_packages(run, client, unplanned, [p.value.suffix for p in host.packagers()])

@@ -17,6 +17,7 @@ from drtransfer.importing import ImportOptions, ImportResult, SecretSource
 from drtransfer.jobs import ImportRequest, import_models
 from drtransfer.runconfig import RunConfig
 from drtransfer_cli import app, options
+from drtransfer_cli.progress import ProgressView
 
 import_switches = options.compose(
     click.option("--to", "import_target", metavar="TARGET",
@@ -75,7 +76,7 @@ def run_import(kwargs: dict[str, Any]) -> int:
                          all_experiments=kwargs["all_experiments"], require_target=False)
     progress = None
     if app.wants_progress(kwargs["no_progress"], kwargs["json_output"]):
-        progress = app.ProgressBars({run.key: run.label for run in runs})
+        progress = ProgressView({run.key: run.label for run in runs})
     request = ImportRequest(
         runs=runs,
         target=kwargs["import_target"],

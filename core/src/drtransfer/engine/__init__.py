@@ -30,7 +30,14 @@ class TransferSubscriber:
         """``delta`` bytes of ``model_id`` moved (negative when a retry rewinds)."""
 
     def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
-        """An operation (or one of its parts) failed and will be tried again as ``attempt``."""
+        """An operation (or one of its parts) failed and will be tried again as ``attempt``.
+
+        ``error`` is a few words when the endpoint is down, silent or throttling ("connection refused",
+        "read timeout", "SlowDown": the engine waits for it, up to ``stall_deadline`` without progress),
+        else the failure's sentence. Keyword arguments: ``delay``, seconds (float) until the next try
+        (0.0 for a retry the S3 client already made; a success on the endpoint may start it sooner);
+        ``endpoint``, the URL of the endpoint the failure came from (e.g. ``http://127.0.0.1:9000``).
+        """
 
     def on_operation(self, model_id: str, result: OperationResult, **kwargs: Any) -> None:
         """One operation finished (copied, put, deleted, skipped, failed or dry-run)."""

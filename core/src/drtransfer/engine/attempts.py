@@ -8,8 +8,10 @@ with the source's and a ``CompleteTask`` is sent, or the upload is aborted and t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from drtransfer.endpoints import Endpoint
 from drtransfer.engine.checksums import combine_crcs, crc_to_b64, is_plain_md5, multipart_count, multipart_etag
@@ -35,6 +37,7 @@ from drtransfer.engine.messages import (
     UploadRef,
     Verify,
 )
+from drtransfer.engine.outage import Failing, operation_endpoints
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.strategy import Strategy, buffered_bytes, choose_strategy
 from drtransfer.operations import CopyObject, DeleteObject, Operation, OperationResult, OperationStatus
@@ -91,8 +94,37 @@ class Attempts:
                     self.probes[key] = None
                     self.dispatch.urgent(ProbeTask(self.dispatch.new_id(), key[0], key[1], root.key))
                 return None
-        state.attempt += 1
-        return self._op_task(model, state)
+        return self._begin(model, state)
+
+    def _begin(self, model: ModelState, state: OpState) -> Item | None:
+        """The operation's first attempt, or None: held back while one of its endpoints is failing (woken
+        by the first success there), failed when that has lasted past the stall deadline."""
+        failing = self.dispatch.health.since(operation_endpoints(state.op))
+        now = time.monotonic()
+        if failing is None:
+            state.progress_at = now
+            state.attempt += 1
+            return self._op_task(model, state)
+        state.progress_at = failing.since  # it has been waiting as long as its endpoint
+        if now - failing.since >= self.settings.stall_deadline:
+            self.finish(state, "failed", error=self._stalled(failing))
+            return None
+
+        def go() -> None:
+            if state.result is None and (item := self._begin(model, state)) is not None:
+                model.ready.append(item)
+
+        self.dispatch.health.hold(operation_endpoints(state.op), go)
+        return None
+
+    def _stalled(self, failing: Failing) -> str:
+        """The one sentence of an operation given up on after the stall deadline."""
+        where = self.endpoints[failing.name].describe()
+        return f"No progress for {self.settings.stall_deadline:g} s: {where}: {failing.reason}."
+
+    def _url(self, name: str) -> str:
+        endpoint = self.endpoints[name]
+        return endpoint.url or f"https://s3.{endpoint.region}.amazonaws.com"
 
     def _probe_key(self, op: Operation) -> ProbeKey | None:
         """The bucket whose UploadPartCopy must be probed before ``op`` runs, if its strategy uses it."""
@@ -136,6 +168,7 @@ class Attempts:
         self.probes[key] = works
         for state in self.probe_waiters.pop(key, []):
             model = self.models[state.model]
+            state.progress_at = time.monotonic()
             state.attempt += 1
             model.ready.append(self._op_task(model, state))
 
@@ -145,14 +178,19 @@ class Attempts:
         if report.model >= 0:
             state = self.models[report.model].ops[report.op_index]
             state.counted += report.delta
+            if self.dispatch.health.since(operation_endpoints(state.op)) is None:
+                # bytes read again while an endpoint is failing (a part's GET before its PUT is refused)
+                # would be rewound: only bytes moved while every endpoint answers are progress
+                state.progress_at = time.monotonic()
             self.notify("on_progress", self._model_id(state), report.delta)
 
     def on_client_retried(self, report: ClientRetried) -> None:
         state = self.models[report.model].ops[report.op_index]
-        for n in range(report.count):  # botocore's attempts 2..n+1 of one request
+        url = self._url(report.endpoint or state.op.target.endpoint)
+        for n in range(report.count):  # botocore's attempts 2..n+1 of one request (already made: no delay)
             reason = f" after {report.reasons[n]}" if n < len(report.reasons) else ""
             error = f"{report.action}: the S3 client sent it again{reason}."
-            self.notify("on_retry", self._model_id(state), state.op, n + 2, error)
+            self.notify("on_retry", self._model_id(state), state.op, n + 2, error, delay=0.0, endpoint=url)
 
     def on_report(self, state: OpState, task: Task, report: Report) -> None:
         """A report of the operation's current attempt."""
@@ -161,20 +199,24 @@ class Attempts:
             if report.error == "cancelled":
                 return
             self._rewind(state, report.rewind)
-            if isinstance(task, PartTask) and not report.fallback:
-                self._part_failed(state, task, report)
+            alone = not report.fallback if isinstance(task, PartTask) else bool(report.reason)
+            if isinstance(task, PartTask | CompleteTask) and alone:
+                self._part_failed(state, task, report)  # the upload and its other parts stay
             else:
-                self._failed(state, report.error, report.retryable, report.fallback)
+                self._failed(state, report)
         elif isinstance(report, OpDone):
             self.finish(state, report.status, report.bytes, report.strategy, etag=report.etag)
         elif isinstance(report, OpMultipart):
             state.upload, state.verify = report.upload, report.verify
+            state.progress_at = time.monotonic()
             state.copy, state.crc, state.strategy = report.copy, report.crc, report.strategy
             state.parts = {p.number: p for p in report.parts}
             state.done_parts, state.part_attempts = {}, {}
+            state.waits = {-1: state.waits.get(-1, 0)}  # the parts' waits start again with their counts
             for part in report.parts:
                 model.ready.append(self._part_task(state, part))
         elif isinstance(report, PartDone):
+            state.progress_at = time.monotonic()
             state.done_parts[report.number] = report
             if len(state.done_parts) == len(state.parts):
                 self._parts_complete(state)
@@ -200,28 +242,32 @@ class Attempts:
         )
         return task, 0 if state.copy else part.size
 
-    def _part_failed(self, state: OpState, task: PartTask, report: TaskFailed) -> None:
-        number = task.part.number
+    def _part_failed(self, state: OpState, task: PartTask | CompleteTask, report: TaskFailed) -> None:
+        """A part (or the Complete, when its endpoint is down) is tried again on its own."""
+        number = task.part.number if isinstance(task, PartTask) else 0
         attempts = state.part_attempts.get(number, 1)
-        if report.retryable and attempts < self.settings.max_attempts:
+        generation = state.generation
+
+        def again() -> None:
+            if state.generation == generation and state.result is None:
+                if isinstance(task, PartTask):
+                    item = self._part_task(state, task.part)
+                else:
+                    item = (dataclasses.replace(task, task_id=self.dispatch.new_id()), 0)
+                self.models[state.model].ready.appendleft(item)
+
+        error = self._try_again(state, attempts, report, again, number)
+        if error is None:
             state.part_attempts[number] = attempts + 1
-            self.notify("on_retry", self._model_id(state), state.op, attempts + 1, report.error)
-            generation = state.generation
-
-            def again() -> None:
-                if state.generation == generation and state.result is None:
-                    self.models[state.model].ready.appendleft(self._part_task(state, task.part))
-
-            self.dispatch.later(self.dispatch.backoff(attempts), again)
             return
-        self._failed(state, report.error, retryable=False, fallback=False)
+        self._failed(state, TaskFailed(report.task_id, error, retryable=False, rewind=0))
 
     def _parts_complete(self, state: OpState) -> None:
         assert state.verify is not None and state.upload is not None and isinstance(state.op, CopyObject)
         ordered = [state.done_parts[n] for n in sorted(state.parts)]
         problem = verify_parts(state.verify, ordered, state.op.source.location.url)
         if problem:
-            self._failed(state, problem, retryable=True, fallback=state.copy)
+            self._failed(state, TaskFailed(0, problem, retryable=True, rewind=0, fallback=state.copy))
             return
         expected_etag = None if state.copy else multipart_etag(p.md5 or b"" for p in ordered)
         task = CompleteTask(
@@ -246,24 +292,50 @@ class Attempts:
     def abort(self, upload: UploadRef) -> None:
         self.dispatch.urgent(AbortTask(self.dispatch.new_id(), -1, -1, upload))
 
-    def _failed(self, state: OpState, error: str, retryable: bool, fallback: bool) -> None:
+    def _try_again(
+        self, state: OpState, attempt: int, report: TaskFailed, again: Callable[[], None], part: int
+    ) -> str | None:
+        """Schedule ``again`` (attempt ``attempt + 1``) and tell the subscribers, or return the sentence the
+        operation fails with. An outage (``report.reason``) is waited out until the operation has gone
+        ``stall_deadline`` seconds without progress; other retryable failures get ``max_attempts`` (the
+        waits of ``part``, -1 for the operation itself, do not count)."""
+        if not report.retryable:
+            return report.error
+        if report.reason and report.endpoint:
+            failing = self.dispatch.health.failed(report.endpoint, report.reason)
+            if time.monotonic() - state.progress_at >= self.settings.stall_deadline:
+                return self._stalled(failing)
+            delay = self.dispatch.health.retry(report.endpoint, again)
+            error, endpoint = report.reason, report.endpoint
+            state.waits[part] = state.waits.get(part, 0) + 1
+        elif attempt - state.waits.get(part, 0) < self.settings.max_attempts:
+            delay = self.dispatch.backoff(attempt)
+            self.dispatch.later(delay, again)
+            error, endpoint = report.error, report.endpoint or state.op.target.endpoint
+        else:
+            return report.error
+        url = self._url(endpoint)
+        self.notify("on_retry", self._model_id(state), state.op, attempt + 1, error, delay=delay, endpoint=url)
+        return None
+
+    def _failed(self, state: OpState, report: TaskFailed) -> None:
+        """The operation's attempt failed: its upload is aborted, and it starts again or fails."""
         if state.upload is not None:
             self.abort(state.upload)
             state.upload = None
         self._rewind(state, state.counted)
         state.generation += 1  # reports still coming for this attempt are stale now
-        if retryable and state.attempt < self.settings.max_attempts:
-            state.force_stream = state.force_stream or fallback
-            self.notify("on_retry", self._model_id(state), state.op, state.attempt + 1, error)
-            generation = state.generation
+        generation = state.generation
 
-            def again() -> None:
-                if state.generation == generation and state.result is None:
-                    model = self.models[state.model]
-                    state.attempt += 1
-                    model.ready.append(self._op_task(model, state))
+        def again() -> None:
+            if state.generation == generation and state.result is None:
+                model = self.models[state.model]
+                state.attempt += 1
+                model.ready.append(self._op_task(model, state))
 
-            self.dispatch.later(self.dispatch.backoff(state.attempt), again)
+        error = self._try_again(state, state.attempt, report, again, -1)
+        if error is None:
+            state.force_stream = state.force_stream or report.fallback
             return
         self.finish(state, "failed", error=error)
 

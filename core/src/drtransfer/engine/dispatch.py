@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from drtransfer.engine.executor import Executor
 from drtransfer.engine.lifecycle import ModelState
 from drtransfer.engine.messages import AbortTask, ProbeTask, Report, Task
+from drtransfer.engine.outage import EndpointHealth
 from drtransfer.engine.settings import EngineSettings
 
 Item = tuple[Task, int]  # a task and the bytes it buffers in a worker
@@ -54,8 +55,10 @@ class Dispatcher:
         self.inflight_mem = 0
         self.max_tasks = settings.threads * 2
         self.mem_budget = settings.threads * settings.part_size
-        self.timers: list[tuple[float, int, Callable[[], None]]] = []
+        self.timers: list[tuple[float, int]] = []  # (due, timer id); a fired or woken timer's entry stays
+        self.actions: dict[int, Callable[[], None]] = {}  # timer id -> what it runs, until it runs
         self.rr = 0
+        self.health = EndpointHealth(self, settings.stall_deadline, settings.retry_base_delay, settings.retry_max_delay)
 
     def new_id(self) -> int:
         return next(self.ids)
@@ -64,8 +67,19 @@ class Dispatcher:
         """Send ``task`` before any model's task (it buffers nothing)."""
         self.control.append((task, 0))
 
-    def later(self, delay: float, action: Callable[[], None]) -> None:
-        heapq.heappush(self.timers, (time.monotonic() + delay, next(self.ids), action))
+    def later(self, delay: float, action: Callable[[], None]) -> int:
+        """Run ``action`` in ``delay`` seconds (or when woken); the timer's id."""
+        timer = next(self.ids)
+        self.actions[timer] = action
+        heapq.heappush(self.timers, (time.monotonic() + delay, timer))
+        return timer
+
+    def wake(self, timer: int) -> int:
+        """Run timer ``timer`` at the next round instead of at its time; 1 if it was still waiting."""
+        if timer not in self.actions:
+            return 0
+        heapq.heappush(self.timers, (0.0, timer))
+        return 1
 
     def backoff(self, attempt: int) -> float:
         """Seconds before attempt ``attempt + 1``: exponential, with jitter, within the settings' bounds."""
@@ -75,14 +89,16 @@ class Dispatcher:
     @property
     def idle(self) -> bool:
         """Nothing in flight, queued for control or waiting on a timer."""
-        return not self.inflight and not self.control and not self.timers
+        return not self.inflight and not self.control and not self.actions
 
     def run(self, done: Callable[[], bool], handle: Callable[[Report], None]) -> None:
         """Dispatch, wait for reports and hand each to ``handle`` until ``done()``."""
         while not done():
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
-                heapq.heappop(self.timers)[2]()
+                action = self.actions.pop(heapq.heappop(self.timers)[1], None)
+                if action is not None:
+                    action()
             self._fill()
             wait = LOOP_WAIT
             if self.timers:

@@ -33,6 +33,7 @@ from drtransfer.engine.messages import (
     Report,
     TargetState,
     Task,
+    TaskFailed,
     UploadRef,
     Verify,
 )
@@ -79,9 +80,11 @@ class OpState:
     generation: int = 0  # bumped when an attempt is given up: its late reports are stale
     force_stream: bool = False
     counted: int = 0  # progress bytes reported for the current attempt
+    progress_at: float = 0.0  # monotonic time of its start or last progress: the stall deadline runs from it
     upload: UploadRef | None = None
     parts: dict[int, PartSpec] = field(default_factory=dict)
     part_attempts: dict[int, int] = field(default_factory=dict)
+    waits: dict[int, int] = field(default_factory=dict)  # part number (-1: the operation) -> outage retries
     done_parts: dict[int, PartDone] = field(default_factory=dict)
     verify: Verify | None = None
     copy: bool = False
@@ -193,11 +196,10 @@ class Lifecycle:
             if report.swept:
                 log.info("%s: aborted %d unfinished upload(s) of an earlier run", model.plan.model_id, report.swept)
         else:
-            error, retryable = _failure(report)
+            error, _ = _failure(report)
             attempts = self.prepare_attempts.get(task.model, 1)
-            if retryable and attempts < self.settings.max_attempts:
+            if self._again(attempts, report, lambda: self._queue_prepare(model)):
                 self.prepare_attempts[task.model] = attempts + 1
-                self.dispatch.later(self.dispatch.backoff(attempts), lambda: self._queue_prepare(model))
                 return
             log.warning("%s: %s", model.plan.model_id, error)  # ops will HEAD each target instead
         self.prepares_left -= 1
@@ -257,12 +259,9 @@ class Lifecycle:
             else:
                 self._finish(model)
             return
-        error, retryable = _failure(report)
+        error, _ = _failure(report)
         model.remove_attempts += 1
-        if retryable and model.remove_attempts < self.settings.max_attempts:
-            self.dispatch.later(
-                self.dispatch.backoff(model.remove_attempts), lambda: self._queue_remove(model, task.targets)
-            )
+        if self._again(model.remove_attempts, report, lambda: self._queue_remove(model, task.targets)):
             return
         if model.phase is Phase.CLEAR:
             model.failure = (
@@ -321,16 +320,34 @@ class Lifecycle:
         if isinstance(report, AuditDone):
             model.failure = audit(model.audit, dict(report.found))
         else:
-            error, retryable = _failure(report)
+            error, _ = _failure(report)
             model.audit_attempts += 1
-            if retryable and model.audit_attempts < self.settings.max_attempts:
-                self.dispatch.later(self.dispatch.backoff(model.audit_attempts), lambda: self._queue_audit(model))
+            if self._again(model.audit_attempts, report, lambda: self._queue_audit(model)):
                 return
             model.failure = (
                 f"{error.rstrip('.')}; the upload under {model.plan.target_root.url} could not be checked, "
                 f"run the command again."
             )
         self._conclude(model)
+
+    # ---- retries -----------------------------------------------------------------------------------
+
+    def _again(self, attempts: int, report: Report, action: Callable[[], None]) -> bool:
+        """Schedule ``action`` when a failed prepare, remove or audit may be tried again: through an outage
+        of its endpoint until the stall deadline, after other retryable failures ``max_attempts`` times."""
+        _, retryable = _failure(report)
+        if not retryable:
+            return False
+        if isinstance(report, TaskFailed) and report.reason and report.endpoint:
+            failing = self.dispatch.health.failed(report.endpoint, report.reason)
+            if time.monotonic() - failing.since >= self.settings.stall_deadline:
+                return False
+            self.dispatch.health.retry(report.endpoint, action)
+            return True
+        if attempts < self.settings.max_attempts:
+            self.dispatch.later(self.dispatch.backoff(attempts), action)
+            return True
+        return False
 
     # ---- the end -----------------------------------------------------------------------------------
 

@@ -188,6 +188,7 @@ class ClientRetried:
     count: int
     action: str  # "write s3://bucket/key" ...
     reasons: tuple[str, ...]  # what each failed attempt got (SlowDown, a reset ...), where botocore said
+    endpoint: str = ""  # the endpoint's name
 
 
 @dataclass(frozen=True)
@@ -275,13 +276,17 @@ class AuditDone:
 
 @dataclass(frozen=True)
 class TaskFailed:
-    """A task failed. ``rewind``: progress bytes it had reported; ``fallback``: stream next time."""
+    """A task failed. ``rewind``: progress bytes it had reported; ``fallback``: stream next time;
+    ``reason``: a few words when the endpoint named ``endpoint`` is down, silent or throttling ("connection
+    refused", "read timeout", "SlowDown"): the scheduler then waits for it up to the stall deadline."""
 
     task_id: int
     error: str
     retryable: bool
     rewind: int
     fallback: bool = False
+    reason: str = ""
+    endpoint: str = ""
 
 
 @dataclass(frozen=True)

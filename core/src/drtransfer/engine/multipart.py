@@ -24,11 +24,15 @@ def own_parts(size: int, part_size: int) -> tuple[PartSpec, ...]:
     )
 
 
-def source_parts(rt: Runtime, source: ObjectLocation, size: int, count: int) -> tuple[PartSpec, ...]:
-    """The part layout of a multipart source (``md5-N``), so our parts' MD5s combine to its ETag."""
+def source_parts(
+    rt: Runtime, source: ObjectLocation, size: int, count: int, first: int | None = None
+) -> tuple[PartSpec, ...]:
+    """The part layout of a multipart source (``md5-N``), so our parts' MD5s combine to its ETag
+    (``first``: the size of part 1, when a ``HeadObject PartNumber=1`` already told)."""
     if count == 1:
         return (PartSpec(1, 0, size),)
-    first = int(rt.source_head(source, PartNumber=1)["ContentLength"])
+    if first is None:
+        first = int(rt.source_head(source, PartNumber=1)["ContentLength"])
     if first > 0 and (count - 1) * first < size <= count * first:
         return tuple(PartSpec(n + 1, n * first, min((n + 1) * first, size)) for n in range(count))
     sizes = [int(rt.source_head(source, PartNumber=n)["ContentLength"]) for n in range(1, count + 1)]

@@ -9,11 +9,13 @@ secret, and reports the retries botocore made on its own.
 from __future__ import annotations
 
 import contextlib
+import gc
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import botocore.exceptions
 
@@ -28,10 +30,14 @@ from drtransfer.engine.buffers import (
 )
 from drtransfer.engine.checksums import clean_etag, is_plain_md5
 from drtransfer.engine.messages import ClientRetried, Progress, Report
+from drtransfer.engine.outage import outage_reason
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.signing import use_content_md5_signing
 from drtransfer.operations import ObjectLocation
 from drtransfer.s3errors import describe_client_error, error_code
+
+if TYPE_CHECKING:
+    from drtransfer.engine.lean import LeanPath
 
 PROGRESS_INTERVAL = 0.2  # seconds between progress reports of one task (plus one at its end)
 # Codes that no retry will fix: fail the operation at once with the sentence.
@@ -54,6 +60,39 @@ NON_RETRYABLE = {
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 
 
+_attempts = threading.local()  # what went wrong in the attempts of this thread's current request
+# The code a BadDigest gets when the Content-MD5 was the source's ETag (see Runtime.call): resending the
+# same bytes cannot help, the object must be read again.
+SOURCE_DIGEST_REFUSED = "BadDigest-source"
+
+
+def _refused_source_digest(response: Any = None, **_: Any) -> None:
+    """First ``needs-retry`` handler of PutObject: a BadDigest of a body sent with the source's MD5 is not
+    retried by botocore (it would send the same wrong bytes up to 10 times, with backoff): it is renamed
+    to :data:`SOURCE_DIGEST_REFUSED` before botocore's retry checker looks at it."""
+    if not getattr(_attempts, "source_digest", False) or not isinstance(response, tuple) or len(response) != 2:
+        return
+    parsed = response[1]
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and error.get("Code") == "BadDigest":
+        error["Code"] = SOURCE_DIGEST_REFUSED
+
+
+def _saw_attempt(response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
+    """botocore's ``needs-retry`` event, seen after every attempt of a request on this thread: keep what
+    went wrong, so a retry can be reported with its reason (``SlowDown``, a reset ...)."""
+    reason = ""
+    if caught_exception is not None:
+        reason = type(caught_exception).__name__
+    elif isinstance(response, tuple) and len(response) == 2:
+        http, parsed = response
+        code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, Mapping) else None
+        status = int(getattr(http, "status_code", 0) or 0)
+        reason = str(code or (status if status >= 400 else ""))
+    if reason:
+        _attempts.reasons = [*getattr(_attempts, "reasons", []), reason]
+
+
 class CancelFlag(Protocol):
     def is_set(self) -> bool: ...
 
@@ -65,12 +104,17 @@ class Cancelled(Exception):
 class TaskError(Exception):
     """A task failed with a user-facing sentence."""
 
-    def __init__(self, sentence: str, *, retryable: bool = True, fallback: bool = False, code: str = "") -> None:
+    def __init__(
+        self, sentence: str, *, retryable: bool = True, fallback: bool = False, code: str = "", reason: str = "",
+        endpoint: str = "",
+    ) -> None:  # fmt: skip
         super().__init__(sentence)
         self.sentence = sentence
         self.retryable = retryable
         self.fallback = fallback
         self.code = code
+        self.reason = reason  # outage.outage_reason: the endpoint is down, silent or throttling
+        self.endpoint = endpoint
 
 
 class Meter:
@@ -90,6 +134,12 @@ class Meter:
         self.total += count
         if self._pending >= READ_CHUNK and time.monotonic() - self._last >= PROGRESS_INTERVAL:
             self.flush()
+
+    def rewind(self, count: int) -> None:
+        """Take back ``count`` bytes already reported (a copy that is redone another way)."""
+        self._pending -= count
+        self.total -= count
+        self.flush()
 
     def flush(self) -> None:
         if self._pending and self._model >= 0:
@@ -117,15 +167,36 @@ class Runtime:
         self._helpers: ThreadPoolExecutor | None = None
         self.buffers = BufferPool(settings.concurrency * settings.part_size)
         self._current = threading.local()  # (model, op_index) of the task this thread works on
+        self._lean: LeanPath | None = None
+        if multiprocessing.parent_process() is not None:
+            # A worker process: what it inherited and imported lives as long as it does; the collector
+            # need not walk it again on every collection.
+            gc.freeze()
 
     def client(self, name: str) -> Any:
+        """The process's shared client for endpoint ``name`` (see :func:`make_s3_client`), with the engine's
+        handlers registered once per client (``unique_id``), whichever runtime asked first."""
         with self._lock:
             if name not in self._clients:
                 client = make_s3_client(self.endpoints[name], self.settings.client_settings())
-                client.meta.events.register("needs-retry.s3", self._saw_attempt)
+                client.meta.events.register("needs-retry.s3", _saw_attempt, unique_id="drtransfer-attempts")
+                client.meta.events.register_first(
+                    "needs-retry.s3.PutObject", _refused_source_digest, unique_id="drtransfer-source-digest"
+                )
                 use_content_md5_signing(client)
                 self._clients[name] = client
             return self._clients[name]
+
+    def lean(self) -> LeanPath | None:
+        """The lean data path (``settings.data_path == "lean"``), else None: botocore moves every body."""
+        if self.settings.data_path != "lean":
+            return None
+        with self._lock:
+            if self._lean is None:
+                from drtransfer.engine.lean import LeanPath  # it builds on this module
+
+                self._lean = LeanPath(self)
+            return self._lean
 
     def helpers(self) -> ThreadPoolExecutor:
         """Threads beside the task threads (the part uploads of a sequential stream)."""
@@ -137,6 +208,8 @@ class Runtime:
     def close(self) -> None:
         if self._helpers is not None:
             self._helpers.shutdown(wait=False, cancel_futures=True)
+        if self._lean is not None:
+            self._lean.close()
         self.buffers.clear()
 
     def check_cancel(self) -> None:
@@ -149,7 +222,7 @@ class Runtime:
         sentence = str(describe_client_error(error, endpoint=self.endpoints[endpoint], bucket=bucket, action=action))
         code = error_code(error)
         retryable = code not in NON_RETRYABLE and not isinstance(error, botocore.exceptions.NoCredentialsError)
-        return TaskError(sentence, retryable=retryable, code=code)
+        return TaskError(sentence, retryable=retryable, code=code, reason=outage_reason(error, code), endpoint=endpoint)
 
     def describe(self, location: ObjectLocation) -> str:
         return self.endpoints[location.endpoint].describe()
@@ -160,6 +233,10 @@ class Runtime:
             f"nothing was written at the target key.",
             fallback=fallback,
         )
+
+    def refused_source(self, source: ObjectLocation, etag: str) -> TaskError:
+        """The target refused bytes sent with the source's ETag as their Content-MD5 (``BadDigest``)."""
+        return self.mismatch(source, f"the target refused the bytes read as not matching the source ETag {etag}")
 
     def check_written(self, target: ObjectLocation, etag: str | None, expected: str) -> None:
         """After a single PUT: a plain-MD5 ETag from the target must be the MD5 of the bytes sent."""
@@ -175,44 +252,38 @@ class Runtime:
         where: tuple[int, int] | None = getattr(self._current, "where", None)
         return where
 
-    def _saw_attempt(self, response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
-        """botocore's ``needs-retry`` event, seen after every attempt of a request on this thread: keep
-        what went wrong, so a retry can be reported with its reason (``SlowDown``, a reset ...)."""
-        reason = ""
-        if caught_exception is not None:
-            reason = type(caught_exception).__name__
-        elif isinstance(response, tuple) and len(response) == 2:
-            http, parsed = response
-            code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, Mapping) else None
-            status = int(getattr(http, "status_code", 0) or 0)
-            reason = str(code or (status if status >= 400 else ""))
-        if reason:
-            self._current.reasons = [*getattr(self._current, "reasons", []), reason]
-
-    def note_retries(self, response: Any, action: str) -> None:
+    def note_retries(self, response: Any, action: str, endpoint: str = "") -> None:
         """Report the retries botocore made inside one call (``ResponseMetadata.RetryAttempts``)."""
         metadata = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
         count = int((metadata or {}).get("RetryAttempts") or 0)
+        self.client_retried(count, tuple(getattr(_attempts, "reasons", [])[:count]), action, endpoint)
+
+    def client_retried(self, count: int, reasons: tuple[str, ...], action: str, endpoint: str = "") -> None:
+        """Report ``count`` requests sent again within one call of this thread's task (botocore's or the
+        lean data path's own retries)."""
         where = self.current_task()
         if count and where is not None and where[1] >= 0:
-            reasons = tuple(getattr(self._current, "reasons", [])[:count])
-            self.emit(ClientRetried(where[0], where[1], count, action, reasons))
+            self.emit(ClientRetried(where[0], where[1], count, action, reasons, endpoint))
 
     # ---- requests --------------------------------------------------------------------------------
 
-    def call(self, endpoint: str, bucket: str, action: str, method: str, **kwargs: Any) -> Any:
+    def call(
+        self, endpoint: str, bucket: str, action: str, method: str, *, source_digest: bool = False, **kwargs: Any
+    ) -> Any:
         """``client(endpoint).method(Bucket=bucket, **kwargs)``; a failure is a :class:`TaskError` naming
-        ``action`` ("read s3://bucket/key" ...)."""
+        ``action`` ("read s3://bucket/key" ...). ``source_digest``: the Content-MD5 is the source's ETag, so
+        a BadDigest fails at once with code :data:`SOURCE_DIGEST_REFUSED`."""
         self.check_cancel()
-        self._current.reasons = []
+        _attempts.reasons = []
+        _attempts.source_digest = source_digest
         try:
             answer = getattr(self.client(endpoint), method)(Bucket=bucket, **kwargs)
         except botocore.exceptions.ClientError as error:
-            self.note_retries(error.response, action)
+            self.note_retries(error.response, action, endpoint)
             raise self.error(error, endpoint, bucket, action) from None
         except (botocore.exceptions.BotoCoreError, *STREAM_ERRORS) as error:
             raise self.error(error, endpoint, bucket, action) from None
-        self.note_retries(answer, action)
+        self.note_retries(answer, action, endpoint)
         return answer
 
     def quietly(self, endpoint: str, bucket: str, method: str, **kwargs: Any) -> None:

@@ -39,6 +39,7 @@ from drtransfer.engine.messages import (
     UploadStarted,
     WorkersLost,
 )
+from drtransfer.engine.outage import task_endpoints
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.errors import Interrupted, TransferError
 from drtransfer.operations import ModelPlan, ModelResult
@@ -70,10 +71,10 @@ class Scheduler:
             self.models, self.endpoints, settings, self.dispatch, self.lifecycle, self.notify, self.open_uploads
         )
 
-    def notify(self, method: str, *args: Any) -> None:
+    def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
         for subscriber in self.subscribers:
             try:
-                getattr(subscriber, method)(*args)
+                getattr(subscriber, method)(*args, **kwargs)
             except Exception:  # a subscriber must never break a transfer
                 log.exception("transfer subscriber %r failed in %s", subscriber, method)
 
@@ -128,6 +129,8 @@ class Scheduler:
         if entry is None:
             return  # a task we gave up on (lost worker)
         task = entry.task
+        if not isinstance(report, TaskFailed) and not (isinstance(report, AbortDone) and not report.ok):
+            self.dispatch.health.ok(task_endpoints(task))  # wakes what waits for these endpoints
         if isinstance(task, PrepareTask):
             self.lifecycle.on_prepare(task, report)
         elif isinstance(task, ProbeTask):

@@ -13,6 +13,7 @@ GiB = 1024 * MiB
 MAX_SINGLE_COPY = 5 * GiB  # S3's limit for CopyObject and for one part
 MIN_PART = 5 * MiB  # S3's smallest non-last part
 MAX_PARTS = 10_000
+DATA_PATHS = ("lean", "botocore")
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,23 @@ class EngineSettings:
         part layout so their ETag can be checked).
     multipart_threshold: objects above this are streamed cross-endpoint as ranged GETs + UploadParts.
     copy_threshold: same-endpoint objects above this use UploadPartCopy (always above 5 GiB).
-    max_attempts: outer attempts per operation and per part (on top of botocore's own retries).
-    client_max_attempts: botocore "legacy" retry attempts per request.
+    max_attempts: engine attempts per operation and per part after failures that are not an outage
+        (a verification failure, an unexpected error ...).
+    stall_deadline: seconds an operation (or part) may go without progress while its endpoint is down,
+        silent or throttling (connection refused, timeouts, resets, 5xx, SlowDown); it is retried until
+        then, and fails with one sentence naming the endpoint after it.
+    client_max_attempts: botocore "legacy" retries per request for HTTP answers only (SlowDown, 5xx,
+        BadDigest ...); errors with no answer are never retried inside botocore but by the engine,
+        which reports each wait (0 = no botocore retry at all).
     connect_timeout, read_timeout: seconds, per request.
-    retry_base_delay, retry_max_delay: exponential backoff (with jitter) between outer attempts.
+    retry_base_delay, retry_max_delay: exponential backoff (with jitter) between engine attempts; the
+        cap stays low so a server that is back is seen within seconds.
     abort_timeout: how long to keep trying to abort multipart uploads at the end of a failed or
         interrupted run (the server may be restarting).
     start_method: multiprocessing start method ("spawn", "forkserver", "fork"; None = Python's default).
     dry_run: go through the whole path but swap every write and delete for a "dry-run" result.
+    data_path: "lean" moves the bodies of target-verified copies over the engine's own HTTP connections
+        (``engine/lean.py``), "botocore" moves every body through botocore.
     """
 
     processes: int = os.cpu_count() or 1
@@ -41,14 +51,16 @@ class EngineSettings:
     multipart_threshold: int = 16 * MiB
     copy_threshold: int = 5 * GiB
     max_attempts: int = 5
-    client_max_attempts: int = 10
+    stall_deadline: float = 120.0
+    client_max_attempts: int = 3
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     retry_base_delay: float = 0.5
-    retry_max_delay: float = 20.0
+    retry_max_delay: float = 4.0
     abort_timeout: float = 30.0
     start_method: str | None = None
     dry_run: bool = False
+    data_path: str = "lean"
 
     def __post_init__(self) -> None:
         problems = []
@@ -60,10 +72,14 @@ class EngineSettings:
             problems.append("part size must be between 5 MiB and 5 GiB")
         if self.multipart_threshold < 0 or self.copy_threshold < 0:
             problems.append("thresholds must not be negative")
-        if self.max_attempts < 1 or self.client_max_attempts < 1:
-            problems.append("attempts must be at least 1")
+        if self.max_attempts < 1 or self.client_max_attempts < 0:
+            problems.append("attempts must be at least 1 (client attempts at least 0)")
+        if self.stall_deadline <= 0:
+            problems.append("the stall deadline must be more than 0 seconds")
         if self.start_method not in (None, "spawn", "forkserver", "fork"):
             problems.append("start method must be spawn, forkserver or fork")
+        if self.data_path not in DATA_PATHS:
+            problems.append(f"data path must be {' or '.join(DATA_PATHS)}")
         if problems:
             raise ConfigError(f"Invalid transfer settings: {'; '.join(problems)}.")
 
@@ -80,4 +96,5 @@ class EngineSettings:
             read_timeout=self.read_timeout,
             retry_mode="legacy",
             max_attempts=self.client_max_attempts,
+            retry_connection_errors=False,  # the engine waits for an endpoint that is down, and says so
         )

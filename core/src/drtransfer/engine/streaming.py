@@ -10,15 +10,18 @@ import base64
 import contextlib
 import hashlib
 import threading
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from drtransfer.engine import lean
 from drtransfer.engine.buffers import READ_CHUNK, READ_ERRORS, as_botocore_error, direct_reader
 from drtransfer.engine.checksums import (
     clean_etag,
     content_md5,
     crc_function,
+    crc_to_b64,
     is_plain_md5,
     multipart_count,
     multipart_etag,
@@ -28,11 +31,32 @@ from drtransfer.engine.checksums import (
 from drtransfer.engine.housekeeping import abort_upload
 from drtransfer.engine.messages import OpDone, OpMultipart, OpTask, PartDone, PartTask, UploadRef, Verify
 from drtransfer.engine.multipart import create_upload, own_parts, source_parts, target_metadata
-from drtransfer.engine.runtime import Meter, Runtime, TaskError
+from drtransfer.engine.runtime import SOURCE_DIGEST_REFUSED, Meter, Runtime, TaskError
 from drtransfer.engine.strategy import SEQUENTIAL_PARTS_IN_FLIGHT, Strategy
 from drtransfer.operations import CopyObject, ObjectLocation
 
 SEQUENTIAL = "stream-sequential"  # how a STREAM_MULTIPART read in order is reported
+# OpMultipart/PartTask ``crc`` of an md5-N source's parts: verified by the target's part ETags, not hashed
+PART_ETAGS = "part-etags"
+
+
+@contextlib.contextmanager
+def _falling_back(meter: Meter) -> Iterator[None]:
+    """Around a lean copy: on :class:`lean.Unsupported`, take back its progress and go on with botocore."""
+    before = meter.total
+    try:
+        yield
+    except lean.Unsupported:
+        meter.rewind(meter.total - before)
+
+
+def put_checksum(data: bytes | bytearray) -> dict[str, str]:
+    """The checksum parameter of a PUT whose body has no known MD5: CRC32C when a C implementation is
+    installed (awscrt, crc32c), else zlib's CRC32; the target refuses a body that does not match."""
+    crc32c = crc_function("crc32c")
+    if crc32c is not None:
+        return {"ChecksumCRC32C": crc_to_b64(crc32c(data, 0))}
+    return {"ChecksumCRC32": crc_to_b64(zlib.crc32(data))}
 
 
 def verify_source_bytes(
@@ -60,22 +84,42 @@ def verify_source_bytes(
 
 
 def stream_small(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpDone:
-    """One GET, checked, then one PUT with Content-MD5."""
+    """One GET, then one PUT the target verifies.
+
+    A plain-MD5 source ETag is sent as the PUT's Content-MD5: the target refuses (``BadDigest``) bytes that
+    differ from the source's, whether the GET or the PUT changed them, so no byte is hashed here. Any other
+    source is checked here (part MD5s of an ``md5-N`` ETag, a stored checksum) and its PUT carries a CRC
+    computed in C (:func:`put_checksum`), which the target checks.
+    """
     source, target = op.source.location, op.target
+    path = rt.lean()
+    if path is not None and is_plain_md5(op.source.etag) and path.usable(source.endpoint, target.endpoint):
+        with _falling_back(meter):
+            return lean.copy_small(path, task, op, meter)
     response = rt.call(source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key)
     etag = clean_etag(response.get("ETag"))
     data = rt.read_body(response, int(response["ContentLength"]), meter, source)
+    trusted = is_plain_md5(etag)
     try:
-        digest = hashlib.md5(data).digest()
-        verify_source_bytes(rt, source, etag, data, digest)
-        answer = rt.call(
-            target.endpoint, target.bucket, f"write {target.url}", "put_object", Key=target.key, Body=data,
-            ContentMD5=content_md5(digest), ContentType=response.get("ContentType") or "binary/octet-stream",
-            Metadata=target_metadata(response, etag),
-        )  # fmt: skip
+        if trusted:
+            check: dict[str, str] = {"ContentMD5": content_md5(bytes.fromhex(etag))}
+        else:
+            verify_source_bytes(rt, source, etag, data)
+            check = put_checksum(data)
+        try:
+            answer = rt.call(
+                target.endpoint, target.bucket, f"write {target.url}", "put_object", Key=target.key, Body=data,
+                ContentType=response.get("ContentType") or "binary/octet-stream",
+                Metadata=target_metadata(response, etag), source_digest=trusted, **check,
+            )  # fmt: skip
+        except TaskError as error:
+            if error.code == SOURCE_DIGEST_REFUSED:
+                raise rt.refused_source(source, etag) from None
+            raise
     finally:
         rt.buffers.give(data)
-    rt.check_written(target, answer.get("ETag"), digest.hex())
+    if trusted:
+        rt.check_written(target, answer.get("ETag"), etag)
     return OpDone(task.task_id, "copied", len(data), Strategy.STREAM.value, clean_etag(answer.get("ETag")))
 
 
@@ -83,6 +127,18 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     """A large cross-endpoint copy: parts the scheduler fans out when the source's checksum can be checked
     part by part (its ``md5-N`` ETag, a stored CRC32/CRC32C) or not at all, else a sequential stream."""
     source = op.source.location
+    listed = clean_etag(op.source.etag)
+    if (multipart_count(listed) or 0) > 1 and op.source.size > rt.settings.multipart_threshold:
+        # One HEAD instead of two: part 1's HEAD carries the object's ETag, type and metadata, and the
+        # listing its size; an object changed since the listing shows another ETag and is looked at again.
+        first = rt.source_head(source, PartNumber=1)
+        if clean_etag(first.get("ETag")) == listed:
+            parts = source_parts(rt, source, op.source.size, multipart_count(listed) or 0, int(first["ContentLength"]))
+            upload = create_upload(rt, task.task_id, op.target, first, listed)
+            verify = Verify("md5-parts", listed, op.source.size)
+            return OpMultipart(
+                task.task_id, upload, parts, verify, Strategy.STREAM_MULTIPART.value, copy=False, crc=PART_ETAGS
+            )
     head = rt.source_head(source, ChecksumMode="ENABLED")
     size, etag = int(head["ContentLength"]), clean_etag(head.get("ETag"))
     if size <= rt.settings.multipart_threshold:  # the source shrank since it was listed
@@ -92,6 +148,7 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     crc: str | None = None
     if count:
         parts, verify = source_parts(rt, source, size, count), Verify("md5-parts", etag, size)
+        crc = PART_ETAGS
     elif stored and stored[0] in ("crc32", "crc32c") and crc_function(stored[0]):
         crc = stored[0]
         parts, verify = own_parts(size, rt.settings.part_size), Verify(stored[0], stored[1], size)  # type: ignore[arg-type]
@@ -104,25 +161,38 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
 
 
 def stream_part(rt: Runtime, task: PartTask, meter: Meter) -> PartDone:
-    """One part of a multipart stream: ranged GET, then UploadPart with Content-MD5."""
+    """One part of a multipart stream: ranged GET, then UploadPart.
+
+    Parts of an ``md5-N`` source (``task.crc`` is :data:`PART_ETAGS`) are not hashed here: the target's
+    part ETag is the MD5 of what it stored, and the scheduler completes the upload only when those ETags
+    combine to the source's ETag. A target whose part ETags are not MD5s gets them computed here instead.
+    Other parts carry a client Content-MD5 (and the CRC the scheduler combines, when asked).
+    """
     source, upload, part = task.source, task.upload, task.part
+    by_etag = task.crc == PART_ETAGS
+    path = rt.lean()
+    if by_etag and path is not None and path.usable(source.endpoint, upload.endpoint):
+        with _falling_back(meter):
+            return lean.copy_part(path, task, meter)
     response = rt.call(
         source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key,
         Range=f"bytes={part.start}-{part.end - 1}",
     )  # fmt: skip
     data = rt.read_body(response, part.size, meter, source)
     try:
-        digest = hashlib.md5(data).digest()
-        crc_of = crc_function(task.crc) if task.crc else None
+        digest = None if by_etag else hashlib.md5(data).digest()
+        crc_of = crc_function(task.crc) if task.crc and not by_etag else None
         crc = crc_of(data, 0) if crc_of else None
         answer = rt.call(
             upload.endpoint, upload.bucket, f"upload part {part.number} of s3://{upload.bucket}/{upload.key}",
             "upload_part", Key=upload.key, UploadId=upload.upload_id, PartNumber=part.number, Body=data,
-            ContentMD5=content_md5(digest),
+            **({} if digest is None else {"ContentMD5": content_md5(digest)}),  # type: ignore[arg-type]
         )  # fmt: skip
+        etag = clean_etag(answer.get("ETag"))
+        if digest is None:
+            digest = bytes.fromhex(etag) if is_plain_md5(etag) else hashlib.md5(data).digest()
     finally:
         rt.buffers.give(data)
-    etag = clean_etag(answer.get("ETag"))
     if is_plain_md5(etag) and etag != digest.hex():
         raise TaskError(f"The target stored part {part.number} of s3://{upload.bucket}/{upload.key} wrongly.")
     return PartDone(task.task_id, part.number, etag, digest, crc, part.size)

@@ -48,7 +48,11 @@ def run_task(rt: Runtime, task: Task) -> None:
         rt.emit(TaskFailed(task.task_id, "cancelled", retryable=False, rewind=meter.total))
     except TaskError as error:
         meter.flush()
-        rt.emit(TaskFailed(task.task_id, error.sentence, error.retryable, meter.total, error.fallback))
+        rt.emit(
+            TaskFailed(
+                task.task_id, error.sentence, error.retryable, meter.total, error.fallback, error.reason, error.endpoint
+            )
+        )
     except Exception as error:  # a bug or an unexpected library error: report, never kill the worker
         meter.flush()
         sentence = f"Unexpected error: {type(error).__name__}: {error}."

@@ -1,0 +1,579 @@
+"""The lean data path: GET, PUT and UploadPart bodies of target-verified copies without botocore.
+
+botocore costs about 2.4 ms of CPU per request and copies every body through urllib3; its hashing is gone
+(see streaming.py), so the rest of a copy's client CPU is mostly its request machinery. Here each worker
+thread keeps persistent HTTP/1.1 connections per host, requests are signed by botocore's own SigV4 signer
+(``UNSIGNED-PAYLOAD``: every body is verified by the target, see below) with the credentials botocore
+resolved, and a body goes from the GET socket to the PUT socket through a pipe with ``os.splice`` on plain
+HTTP (the bytes never enter the process) or through one reused buffer with ``recv_into`` on TLS.
+
+Only copies that the target verifies go this way: a source with a plain-MD5 ETag (sent as Content-MD5,
+a mismatch is refused with ``BadDigest``) and the parts of an ``md5-N`` source (the part ETags the target
+reports must combine to the source ETag before the upload is completed). Everything else, the control
+plane (listing, HEAD, multipart create/complete/abort), redirects and proxies stay on botocore; any
+answer this module does not handle (:class:`Unsupported`) sends the task to the botocore path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+from xml.etree import ElementTree
+
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
+import botocore.exceptions
+import botocore.httpsession
+
+from drtransfer.endpoints import Endpoint
+from drtransfer.engine.buffers import READ_CHUNK
+from drtransfer.engine.checksums import clean_etag, content_md5, is_plain_md5
+from drtransfer.engine.messages import OpDone, OpTask, PartDone, PartTask
+from drtransfer.engine.multipart import target_metadata
+from drtransfer.engine.runtime import Meter, Runtime, TaskError
+from drtransfer.engine.strategy import Strategy
+from drtransfer.operations import CopyObject, ObjectLocation
+
+# What botocore's legacy retry handler sends again (its _retry.json: 5xx, throttling, S3's RequestTimeout).
+RETRY_STATUS = {500, 502, 503, 504, 509}
+RETRY_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "RequestThrottled", "PriorRequestNotComplete",
+    "RequestTimeout", "RequestTimeoutException", "InternalError",
+}  # fmt: skip
+MAX_HEAD = 64 * 1024  # response head limit: S3 heads are about 1 KiB
+PIPE_SIZE = READ_CHUNK  # bytes per splice; the pipe is grown to this (Linux's default limit is 1 MiB)
+SPLICE = hasattr(os, "splice")
+_FLAGS = (getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)) if SPLICE else 0
+_MORE = getattr(os, "SPLICE_F_MORE", 4)
+
+
+class Unsupported(Exception):
+    """An answer the lean path does not handle (a redirect, part ETags that are not MD5s ...): the task goes
+    to the botocore path, which does."""
+
+
+class _Again(Exception):
+    """A request botocore would send again (``reason``: the error code or exception name it reports)."""
+
+    def __init__(self, reason: str, failure: TaskError) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.failure = failure
+
+
+class _Broken(Exception):
+    """A socket error on one side of a body transfer (``side``: "source" or "target")."""
+
+    def __init__(self, side: str, error: BaseException) -> None:
+        super().__init__(side, error)
+        self.side = side
+        self.error = error
+
+
+class _UnsignedPayload(botocore.auth.S3SigV4Auth):  # type: ignore[misc]
+    """botocore's S3 SigV4 signer with ``UNSIGNED-PAYLOAD``: the target verifies every body we send."""
+
+    def payload(self, request: Any) -> str:
+        return str(botocore.auth.UNSIGNED_PAYLOAD)
+
+
+class Conn:
+    """One persistent HTTP/1.1 connection. The socket keeps Python's timeout (non-blocking underneath), so
+    a silent peer raises ``TimeoutError`` after ``read_timeout`` in every read, write and splice."""
+
+    def __init__(self, scheme: str, host: str, port: int, connect_timeout: float, read_timeout: float) -> None:
+        sock = socket.create_connection((host, port), timeout=connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tls = scheme == "https"
+        if self.tls:
+            sock = _tls_context().wrap_socket(sock, server_hostname=host)
+        sock.settimeout(read_timeout)
+        self.sock = sock
+        self.timeout = read_timeout
+        self.pending = bytearray()  # bytes received after the last response head
+        self.reusable = True
+
+    def close(self) -> None:
+        self.reusable = False
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def dropped(self) -> bool:
+        """True when the server closed the idle connection (readable with nothing asked: EOF or garbage)."""
+        if self.pending:
+            return True
+        try:
+            ready, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(ready)
+
+    def send_head(self, method: str, target: str, headers: Mapping[str, str]) -> None:
+        lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers.items())]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def read_head(self) -> tuple[int, dict[str, str]]:
+        """Status and headers (names in lower case) of the next response; 100 Continue is skipped."""
+        while True:
+            end = self.pending.find(b"\r\n\r\n")
+            while end < 0:
+                if len(self.pending) > MAX_HEAD:
+                    raise ConnectionError("the response head is too long")
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionResetError("the server closed the connection")
+                self.pending += chunk
+                end = self.pending.find(b"\r\n\r\n", max(0, len(self.pending) - len(chunk) - 3))
+            head = bytes(self.pending[:end]).decode("latin-1")
+            del self.pending[: end + 4]
+            status_line, *lines = head.split("\r\n")
+            status = int(status_line.split(" ", 2)[1])
+            if status != 100:
+                break
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("connection", "").lower() == "close" or status_line.startswith("HTTP/1.0"):
+            self.reusable = False
+        return status, headers
+
+    def read_body(self, headers: Mapping[str, str]) -> bytes:
+        """A small body (an answer or an error document) read whole."""
+        if "content-length" in headers:
+            return self._exactly(int(headers["content-length"]))
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            out = bytearray()
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                out += self._exactly(size)
+                self._line()
+                if not size:
+                    return bytes(out)
+        self.reusable = False  # delimited by the end of the connection
+        out = bytearray(self.pending)
+        self.pending.clear()
+        while chunk := self.sock.recv(65536):
+            out += chunk
+        return bytes(out)
+
+    def _fill(self, count: int) -> None:
+        while len(self.pending) < count:
+            chunk = self.sock.recv(max(65536, count - len(self.pending)))
+            if not chunk:
+                raise ConnectionResetError("the server closed the connection")
+            self.pending += chunk
+
+    def _exactly(self, count: int) -> bytes:
+        self._fill(count)
+        out = bytes(self.pending[:count])
+        del self.pending[:count]
+        return out
+
+    def _line(self) -> bytes:
+        while (end := self.pending.find(b"\r\n")) < 0:
+            self._fill(len(self.pending) + 1)
+        line = bytes(self.pending[:end])
+        del self.pending[: end + 2]
+        return line
+
+
+_tls: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Verified TLS with the CA bundle botocore uses (certifi when installed)."""
+    global _tls
+    if _tls is None:
+        _tls = ssl.create_default_context(cafile=botocore.httpsession.get_cert_path(True))
+    return _tls
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """GET ``source`` (``range_``: start, end) and send its body as the PUT of ``target`` + ``query``.
+
+    write: names the PUT in sentences ("write s3://…", "upload part 3 of s3://…").
+    put_headers: ``f(get_headers) -> headers`` adds the PUT's headers, or returns None to drop the copy
+        (:class:`Unsupported`).
+    """
+
+    source: ObjectLocation
+    target: ObjectLocation
+    write: str
+    query: str = ""
+    range_: tuple[int, int] | None = None
+    put_headers: Any = None
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where one object is: connection, request target and Host header, as the endpoint's client addresses
+    it (path style for a custom endpoint URL, virtual-hosted on AWS unless the bucket name forbids it)."""
+
+    scheme: str
+    host: str
+    port: int
+    netloc: str
+    path: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.netloc}{self.path}"
+
+
+def address(endpoint: Endpoint, bucket: str, key: str) -> Address:
+    quoted = quote(key, safe="/~")
+    if endpoint.url:
+        parts = urlsplit(endpoint.url)
+        scheme, base = parts.scheme or "http", parts.path.rstrip("/")
+        host, netloc = parts.hostname or "", parts.netloc
+        path = f"{base}/{bucket}/{quoted}"
+    else:
+        scheme, netloc = "https", f"s3.{endpoint.region}.amazonaws.com"
+        if "." not in bucket and bucket == bucket.lower():
+            netloc, path = f"{bucket}.{netloc}", f"/{quoted}"
+        else:
+            path = f"/{bucket}/{quoted}"
+        host, parts = netloc, urlsplit(f"https://{netloc}")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return Address(scheme, host, port, netloc, path)
+
+
+class LeanPath:
+    """The lean data path of one :class:`Runtime`: connections per thread, a signer per endpoint."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[Conn] = []
+        self._signers: dict[str, _UnsignedPayload] = {}
+        self.disabled: set[str] = set()  # endpoints sent to botocore after an Unsupported answer
+
+    def usable(self, *names: str) -> bool:
+        """True when every endpoint can be reached directly: static credentials and no proxy."""
+        for name in names:
+            endpoint = self.rt.endpoints[name]
+            if name in self.disabled or endpoint.credentials is None:
+                return False
+            scheme = urlsplit(endpoint.url).scheme if endpoint.url else "https"
+            host = urlsplit(endpoint.url).hostname if endpoint.url else "amazonaws.com"
+            if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host or ""):
+                return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+
+    # ---- connections and requests ------------------------------------------------------------------
+
+    def _conn(self, where: Address, method: str) -> Conn:
+        """This thread's connection to the host for ``method``: a copy's GET and PUT may go to one server."""
+        conns: dict[tuple[str, str, str, int], Conn] = self._local.__dict__.setdefault("conns", {})
+        key = (method, where.scheme, where.host, where.port)
+        conn = conns.get(key)
+        if conn is not None and (not conn.reusable or conn.dropped()):
+            conn.close()
+            conn = None
+        if conn is None:
+            settings = self.rt.settings
+            conn = Conn(where.scheme, where.host, where.port, settings.connect_timeout, settings.read_timeout)
+            conns[key] = conn
+            with self._lock:
+                self._conns = [c for c in self._conns if c.reusable]
+                self._conns.append(conn)
+        return conn
+
+    def _signed(self, name: str, method: str, where: Address, query: str, headers: dict[str, str]) -> dict[str, str]:
+        signer = self._signers.get(name)
+        if signer is None:
+            endpoint = self.rt.endpoints[name]
+            assert endpoint.credentials is not None
+            creds = endpoint.credentials
+            credentials = botocore.credentials.Credentials(creds.access_key, creds.secret_key, creds.session_token)
+            signer = self._signers.setdefault(name, _UnsignedPayload(credentials, "s3", endpoint.region))
+        request = botocore.awsrequest.AWSRequest(
+            method=method, url=where.url + query, headers={"Host": where.netloc, **headers}
+        )
+        signer.add_auth(request)
+        return dict(request.headers.items())
+
+    def open(self, location: ObjectLocation, method: str, query: str, headers: dict[str, str]) -> Conn:
+        """Connect (or reuse this thread's connection) and send the signed request head."""
+        where = address(self.rt.endpoints[location.endpoint], location.bucket, location.key)
+        signed = self._signed(location.endpoint, method, where, query, headers)
+        conn = self._conn(where, method)
+        conn.send_head(method, where.path + query, signed)
+        return conn
+
+    def answer(self, conn: Conn, location: ObjectLocation, action: str, operation: str) -> dict[str, str]:
+        """Read the response head; an error status is a :class:`TaskError` (botocore's sentence for its
+        code), a redirect is :class:`Unsupported`."""
+        status, headers = conn.read_head()
+        if status < 300:
+            return headers
+        body = conn.read_body(headers) if status != 304 else b""
+        if 300 <= status < 400:
+            raise Unsupported(f"redirect {status}")
+        code, message = _error_code(body, status)
+        error = botocore.exceptions.ClientError(
+            {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+        )
+        failure = self.rt.error(error, location.endpoint, location.bucket, action)
+        if status in RETRY_STATUS or code in RETRY_CODES:
+            raise _Again(code, failure)
+        raise failure
+
+    def unanswered(self, error: BaseException, location: ObjectLocation, action: str, url: str) -> TaskError:
+        """A socket error of a request (not of a body being read): not sent again here. As on the botocore
+        path (outage.py), a request that got no answer is the engine's to wait for and report."""
+        return self.broken(error, location, action, url)
+
+    def broken(self, error: BaseException, location: ObjectLocation, action: str, url: str) -> TaskError:
+        """A socket error as botocore reports it: a stall is a read timeout, a refused connect cannot reach
+        the endpoint, anything else broke the connection."""
+        translated: BaseException
+        if isinstance(error, TimeoutError):
+            translated = botocore.exceptions.ReadTimeoutError(endpoint_url=url, error=error)
+        elif isinstance(error, ConnectionRefusedError | socket.gaierror):
+            translated = botocore.exceptions.EndpointConnectionError(endpoint_url=url, error=error)
+        else:
+            translated = botocore.exceptions.ConnectionClosedError(endpoint_url=url, error=error)
+        failure = self.rt.error(translated, location.endpoint, location.bucket, action)
+        failure.__cause__ = translated
+        return failure
+
+    # ---- copies ------------------------------------------------------------------------------------
+
+    def copy(self, job: CopyJob, meter: Meter) -> tuple[dict[str, str], dict[str, str]]:
+        """Run ``job``; returns the GET's and the PUT's response headers.
+
+        As on the botocore path, a throttled or failed answer (``SlowDown``, 5xx) is sent again up to
+        ``client_max_attempts`` times with botocore's legacy random exponential backoff and reported as
+        the client's retries; a request without an answer (refused, reset, stalled) and a GET body that
+        breaks or stalls are the engine's to retry, so it can wait for the endpoint and say so."""
+        reasons: list[str] = []
+        endpoint = ""  # of the last answer that asked for a retry
+        try:
+            for attempt in range(self.rt.settings.client_max_attempts + 1):
+                moved = meter.total
+                try:
+                    return self._copy_once(job, meter)
+                except _Again as again:
+                    meter.rewind(meter.total - moved)
+                    reasons.append(again.reason)
+                    endpoint = again.failure.endpoint
+                    if attempt == self.rt.settings.client_max_attempts:
+                        raise again.failure from None
+                    self._backoff(attempt)
+            raise AssertionError("unreachable")
+        finally:
+            self.rt.client_retried(len(reasons), tuple(reasons), job.write, endpoint)
+
+    def _backoff(self, attempt: int) -> None:
+        deadline = time.monotonic() + random.random() * 2**attempt  # botocore legacy: rand x 2^(n-1)
+        while (left := deadline - time.monotonic()) > 0:
+            self.rt.check_cancel()
+            time.sleep(min(left, 0.2))
+
+    def _copy_once(self, job: CopyJob, meter: Meter) -> tuple[dict[str, str], dict[str, str]]:
+        source, target, write, query, range_ = job.source, job.target, job.write, job.query, job.range_
+        read = f"read {source.url}"
+        source_url = address(self.rt.endpoints[source.endpoint], source.bucket, source.key).url
+        target_url = address(self.rt.endpoints[target.endpoint], target.bucket, target.key).url
+        ask = {"Range": f"bytes={range_[0]}-{range_[1] - 1}"} if range_ else {}
+        get: Conn | None = None
+        put: Conn | None = None
+        done = False
+        try:
+            try:
+                get = self.open(source, "GET", "", ask)
+                got = self.answer(get, source, read, "GetObject")
+            except OSError as error:
+                raise self.unanswered(error, source, read, source_url) from None
+            size = int(got.get("content-length", "-1"))
+            if range_ and size != range_[1] - range_[0]:
+                raise TaskError(
+                    f"Reading {source.url} on the {self.rt.describe(source)} returned a different size than the "
+                    f"{range_[1] - range_[0]} bytes announced."
+                )
+            extra = job.put_headers(got) if job.put_headers else {}
+            if extra is None or size < 0:
+                raise Unsupported("not a target-verified copy")
+            try:
+                put = self.open(target, "PUT", query, {"Content-Length": str(size), **extra})
+            except OSError as error:
+                raise self.unanswered(error, target, write, target_url) from None
+            try:
+                self._pump(get, put, size, meter)
+            except _Broken as broken:
+                if broken.side == "source":
+                    raise self.broken(broken.error, source, read, source_url) from None
+                # the target may have answered (refused) before taking the whole body
+                with contextlib.suppress(OSError, ValueError):
+                    put.sock.settimeout(1.0)
+                    self.answer(put, target, write, "PutObject")
+                raise self.unanswered(broken.error, target, write, target_url) from None
+            try:
+                answered = self.answer(put, target, write, "PutObject")
+                put.read_body(answered)
+            except OSError as error:
+                raise self.unanswered(error, target, write, target_url) from None
+            done = True
+            return got, answered
+        finally:
+            for conn in (get, put):
+                if conn is not None and not (done and conn.reusable):
+                    conn.close()  # a body may be half read or sent: never reuse it
+
+    def _pump(self, src: Conn, dst: Conn, size: int, meter: Meter) -> None:
+        """Move ``size`` body bytes from ``src`` to ``dst``: first what came with the response head, then
+        by splice (plain HTTP) or through this thread's buffer (TLS)."""
+        if src.pending:
+            head = bytes(src.pending[:size])
+            del src.pending[:size]
+            _side("target", dst.sock.sendall, head)
+            size -= len(head)
+            meter.add(len(head))
+        if SPLICE and not src.tls and not dst.tls:
+            self._splice(src, dst, size, meter)
+            return
+        buffer: bytearray = self._local.__dict__.setdefault("buffer", bytearray(READ_CHUNK))
+        view = memoryview(buffer)
+        try:
+            while size:
+                self.rt.check_cancel()
+                count = _side("source", src.sock.recv_into, view[: min(size, len(buffer))])
+                if not count:
+                    raise _Broken("source", ConnectionResetError("the source closed the connection"))
+                _side("target", dst.sock.sendall, view[:count])
+                size -= count
+                meter.add(count)
+        finally:
+            view.release()
+
+    def _splice(self, src: Conn, dst: Conn, size: int, meter: Meter) -> None:
+        pipe: tuple[int, int] | None = getattr(self._local, "pipe", None)
+        if pipe is None:
+            pipe = os.pipe()
+            with contextlib.suppress(OSError, AttributeError):
+                import fcntl
+
+                fcntl.fcntl(pipe[1], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            self._local.pipe = pipe
+        out, into = pipe
+        src_fd, dst_fd = src.sock.fileno(), dst.sock.fileno()
+        clean = False
+        try:
+            while size:
+                self.rt.check_cancel()
+                count = _splice_some(src_fd, into, min(size, PIPE_SIZE), select.POLLIN, src.timeout, "source")
+                if not count:
+                    raise _Broken("source", ConnectionResetError("the source closed the connection"))
+                left = count
+                while left:
+                    left -= _splice_some(out, dst_fd, left, select.POLLOUT, dst.timeout, "target", dst_fd)
+                size -= count
+                meter.add(count)
+            clean = True
+        finally:
+            if not clean:  # bytes may be left in the pipe: never reuse it
+                self._local.pipe = None
+                for fd in pipe:
+                    os.close(fd)
+
+
+def _splice_some(src: int, dst: int, count: int, event: int, timeout: float, side: str, wait_fd: int = -1) -> int:
+    """One splice of at most ``count`` bytes, waiting up to ``timeout`` for the socket to be ready."""
+    fd = src if wait_fd < 0 else wait_fd
+    while True:
+        try:
+            return os.splice(src, dst, count, flags=_FLAGS | (_MORE if side == "target" else 0))
+        except BlockingIOError:
+            poller = select.poll()
+            poller.register(fd, event)
+            if not poller.poll(timeout * 1000):
+                raise _Broken(side, TimeoutError("the server did not answer in time")) from None
+        except OSError as error:
+            raise _Broken(side, error) from None
+
+
+def _side(side: str, function: Any, data: Any) -> int:
+    try:
+        return int(function(data) or 0)
+    except OSError as error:
+        raise _Broken(side, error) from None
+
+
+def _error_code(body: bytes, status: int) -> tuple[str, str]:
+    try:
+        root = ElementTree.fromstring(body)
+        return root.findtext("Code") or str(status), root.findtext("Message") or ""
+    except ElementTree.ParseError:
+        return str(status), ""
+
+
+# ---- the copies the worker runs through it ---------------------------------------------------------
+
+
+def copy_small(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -> OpDone:
+    """One GET spliced into one PUT whose Content-MD5 is the source's plain-MD5 ETag."""
+    rt, source, target = lean.rt, op.source.location, op.target
+    etag = ""
+
+    def put_headers(got: Mapping[str, str]) -> dict[str, str] | None:
+        nonlocal etag
+        etag = clean_etag(got.get("etag"))
+        if not is_plain_md5(etag):
+            return None
+        metadata = {k[len("x-amz-meta-") :]: v for k, v in got.items() if k.startswith("x-amz-meta-")}
+        headers = {
+            "Content-MD5": content_md5(bytes.fromhex(etag)),
+            "Content-Type": got.get("content-type") or "binary/octet-stream",
+        }
+        headers.update({f"x-amz-meta-{k}": v for k, v in target_metadata({"Metadata": metadata}, etag).items()})
+        return headers
+
+    try:
+        _, answered = lean.copy(CopyJob(source, target, f"write {target.url}", put_headers=put_headers), meter)
+    except TaskError as error:
+        if error.code == "BadDigest":
+            raise rt.refused_source(source, etag) from None
+        raise
+    rt.check_written(target, answered.get("etag"), etag)
+    return OpDone(task.task_id, "copied", meter.total, Strategy.STREAM.value, clean_etag(answered.get("etag")))
+
+
+def copy_part(lean: LeanPath, task: PartTask, meter: Meter) -> PartDone:
+    """A ranged GET spliced into an UploadPart; the target's part ETag (its MD5 of what it stored) is what
+    the scheduler combines and compares with the source's ``md5-N`` ETag."""
+    source, upload, part = task.source, task.upload, task.part
+    target = ObjectLocation(upload.endpoint, upload.bucket, upload.key)
+    query = f"?uploadId={quote(upload.upload_id, safe='-_.~')}&partNumber={part.number}"
+    write = f"upload part {part.number} of s3://{upload.bucket}/{upload.key}"
+    _, answered = lean.copy(CopyJob(source, target, write, query, (part.start, part.end)), meter)
+    etag = clean_etag(answered.get("etag"))
+    if not is_plain_md5(etag):
+        lean.disabled.add(upload.endpoint)  # its part ETags prove nothing: hash parts through botocore
+        raise Unsupported("part ETags are not MD5s")
+    return PartDone(task.task_id, part.number, etag, bytes.fromhex(etag), None, part.size)
+
+
+__all__ = ["CopyJob", "LeanPath", "Unsupported", "address", "copy_part", "copy_small"]

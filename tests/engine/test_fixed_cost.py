@@ -1,0 +1,67 @@
+"""The fixed cost of a command: one S3 client per endpoint per process, one write check per target bucket."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import Any, cast
+
+from drtransfer.endpoints import PREFLIGHT_SETTINGS, make_s3_client
+from drtransfer.locals3 import SeaweedServer
+from drtransfer.runconfig import RunConfig
+from drtransfer.workflow import check_targets
+from tests.conftest import list_multipart_uploads
+
+
+def test_one_client_per_endpoint_and_settings_per_process(upload_s3: SeaweedServer) -> None:
+    endpoint = upload_s3.endpoint("upload")
+    client = make_s3_client(endpoint, PREFLIGHT_SETTINGS)
+    assert make_s3_client(upload_s3.endpoint("upload"), PREFLIGHT_SETTINGS) is client
+    assert make_s3_client(endpoint) is not client  # other timeouts and retries: another client
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked worker must not share the parent's pooled connections
+        os.close(read)
+        os.write(write, b"1" if make_s3_client(endpoint, PREFLIGHT_SETTINGS) is not client else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+
+
+class CountingClient:
+    """A real client that counts the requests made through it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+        if not callable(method) or name == "meta":
+            return method
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def test_the_write_check_is_made_once_per_target_bucket(upload_s3: SeaweedServer, upload_bucket: str) -> None:
+    endpoint = upload_s3.endpoint("upload")
+    counting = CountingClient(make_s3_client(endpoint, PREFLIGHT_SETTINGS))
+    runs = [
+        cast(RunConfig, SimpleNamespace(upload=endpoint, upload_bucket=upload_bucket, upload_prefix=f"m{n}", label=n))
+        for n in range(4)
+    ]
+
+    check_targets(runs, lambda _: counting)
+
+    # one HeadBucket and one write check (start and abort an upload) for the bucket, a listing per prefix
+    assert sorted(counting.calls) == sorted(
+        ["head_bucket", "create_multipart_upload", "abort_multipart_upload"] + ["list_objects_v2"] * 4
+    )
+    assert list_multipart_uploads(upload_s3, upload_bucket) == []
