@@ -25,7 +25,7 @@ from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.registry import Registry
 from tests.plugins.factory import make_inventory
 
-BUILTINS = {"aws-console", "carzip", "checkpoints", "droa", "notify"}
+BUILTINS = {"aws-console", "carzip", "checkpoints", "droa", "notify", "ray"}
 
 
 def host_with(*plugins: tuple[str, object]) -> PluginHost:
@@ -58,7 +58,8 @@ def test_a_factory_not_a_global() -> None:
 
 def test_without_entry_points_only_core_answers() -> None:
     host = get_plugin_manager(load_entrypoints=False)
-    assert host.plugin_names() == ["drtransfer.default_selection"]
+    assert host.plugin_names() == ["drtransfer.default_selection", "drtransfer.engine.builtin"]
+    assert host.executors().names() == ["local"]
     model = make_inventory((1, 2))
     assert host.select_checkpoint("last", model, model.run).checkpoint.number == 2
     with pytest.raises(ConfigError, match=r"Unknown checkpoint expression 'best'; known expressions: last: "):

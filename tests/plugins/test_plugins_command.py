@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from drtransfer_cli.main import cli
 
-BUILTINS = ("aws-console", "carzip", "checkpoints", "droa", "notify")
+BUILTINS = ("aws-console", "carzip", "checkpoints", "droa", "notify", "ray")
 
 
 @pytest.fixture
@@ -48,6 +48,7 @@ def test_plugins_json(runner: CliRunner) -> None:
         "builtin": True,
         "enabled": True,
         "checkpoint_expressions": [],
+        "executors": [],
     }
     assert records["example"]["hooks"] == [
         "drtransfer_checkpoint_expressions",

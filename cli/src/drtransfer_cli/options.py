@@ -103,6 +103,21 @@ engine_options = compose(
     click.option("--part-size", type=ByteSize(), help="Multipart part size (default 8MB)."),
 )
 
+# Where the engine's tasks run (upload only): a plugin's executor, e.g. a Ray cluster.
+executor_options = compose(
+    click.option(
+        "--executor",
+        metavar="NAME",
+        help="Where the transfer's tasks run: local (default) or an executor plugin such as ray "
+        "(also DRTRANSFER_EXECUTOR; see drtransfer plugins).",
+    ),
+    click.option(
+        "--ray-address",
+        metavar="ADDRESS|auto",
+        help="The Ray cluster to join with --executor ray (also RAY_ADDRESS; default: auto).",
+    ),
+)
+
 output_options = compose(
     click.option("--json", "json_output", is_flag=True, help="One JSON object per model per line on stdout."),
     click.option("--no-progress", is_flag=True, help="No progress bars."),

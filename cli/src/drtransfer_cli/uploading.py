@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from drtransfer.engine import TransferSubscriber
+from drtransfer.engine.executor import ExecutorChoice
 from drtransfer.errors import ConfigError
 from drtransfer.jobs import ImportSpec, JobSubscriber, UploadRequest, upload
 from drtransfer.operations import CopyObject, DeleteObject, ModelResult, Operation, OperationResult
@@ -68,6 +69,8 @@ class UploadFlags:
     processes: int | None = None
     concurrency: int | None = None
     part_size: int | None = None
+    executor: str | None = None
+    ray_address: str | None = None
     json_output: bool = False
     no_progress: bool = False
     verbose: bool = False
@@ -148,6 +151,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         wipe=flags.wipe,
         dry_run=flags.dry_run,
         engine=app.engine_settings(flags.processes, flags.concurrency, flags.part_size, dry_run=flags.dry_run),
+        executor=ExecutorChoice.resolve(flags.executor, flags.ray_address),
         imports=ImportSpec(
             target=flags.import_target,
             name=flags.import_name,

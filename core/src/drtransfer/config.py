@@ -108,6 +108,8 @@ from drtransfer.envfile import EnvFile, parse_env_text, read_env_file, read_text
 from drtransfer.errors import ConfigError
 from drtransfer.runconfig import PrefixIncrement, RunConfig, base_label, label_head
 
+NODE_VARIABLE = "DRTRANSFER_NODE"  # where a run's source is reachable on a cluster (docs/scale-out.md)
+
 log = logging.getLogger(__name__)
 
 LOCALHOST_MINIO = "http://localhost:9000"
@@ -662,6 +664,7 @@ def _build_run(
         experiment=_experiment_name(source),
         warnings=warnings,
         source_default=source_default,
+        node=values.get(NODE_VARIABLE, "").strip() or None,
     )
 
 

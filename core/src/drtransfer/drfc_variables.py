@@ -179,6 +179,7 @@ FORMER_TEMPLATE_VARIABLES = frozenset(
 # The DR_* names deepracer-transfer and its built-in plugins read beyond DRfC's.
 DRTRANSFER_VARIABLES = frozenset(
     {
+        "DRTRANSFER_NODE",  # the cluster node that reaches the run's source (--executor ray)
         "DR_UPLOAD_S3_ENDPOINT_URL",  # an S3-compatible upload target (drtransfer.config)
         "DR_UPLOAD_S3_ROLE",  # the console import's role ARN (aws-console importer)
         "DR_DEEPRACER_ENDPOINT_URL",  # the console's service URL (aws-console importer)

@@ -12,8 +12,9 @@ Call semantics, per group:
   answer wins; core's ``last`` fallback is registered ``trylast``); ``drtransfer_checkpoint_expressions``
   is called implementation by implementation, so each form is attributed to its plugin (no wrappers);
 - planning: ``drtransfer_extend_plan`` is a broadcast that mutates the plan it is given;
-- registration: ``drtransfer_register_*`` are broadcasts, each implementation is called on its own so
-  that a duplicate or a failure names the plugin (wrapper implementations are refused);
+- registration: ``drtransfer_register_*`` (importers, packagers, notifiers, executors) are broadcasts, each
+  implementation is called on its own so that a duplicate or a failure names the plugin (wrapper
+  implementations are refused);
 - notification: ``drtransfer_notify`` is a broadcast whose implementations are called one by one,
   isolated from each other and from the transfer (wrapper implementations are refused).
 """
@@ -28,6 +29,7 @@ from drtransfer import PROJECT_NAME
 
 if TYPE_CHECKING:
     from drtransfer.checkpoints import Selection
+    from drtransfer.engine.executor import ExecutorFactory
     from drtransfer.events import Event
     from drtransfer.importing import Importer
     from drtransfer.inventory import ModelInventory
@@ -139,4 +141,21 @@ def drtransfer_notify(event: Event) -> None:
     failure is reported once at the end of the command.
 
     :param event: a typed event; ``event.name`` and ``event.properties()`` describe it.
+    """
+
+
+# ---- executors -------------------------------------------------------------------------------------
+
+
+@hookspec
+def drtransfer_register_executors(register: Registry[ExecutorFactory]) -> None:
+    """Register executors, where the engine's worker tasks run: call ``register(name, factory, description)``.
+
+    ``factory`` implements :class:`drtransfer.engine.executor.ExecutorFactory`; ``name`` is what
+    ``--executor`` (or ``DRTRANSFER_EXECUTOR``) takes. Core registers ``local`` (processes on this
+    machine). The factory runs in the parent; the executor it builds runs
+    :func:`drtransfer.engine.worker.run_task` wherever it likes and reports back (see
+    :mod:`drtransfer.engine.executor`).
+
+    :param register: the registry of executors; call it, do not keep it.
     """

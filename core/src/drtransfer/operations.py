@@ -84,6 +84,7 @@ class ModelPlan:
 
     ``fresh_target``: the root is new (a random prefix) and may be write-only, as DRoA's upload bucket is
     for its Cognito users (PutObject and multipart only): the engine neither sweeps, lists nor HEADs it.
+    ``node``: the cluster node that reaches the model's source (an executor on one machine ignores it).
     """
 
     model_id: str
@@ -91,6 +92,7 @@ class ModelPlan:
     operations: list[Operation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     fresh_target: bool = False
+    node: str | None = None  # the cluster node its tasks must run on (the run's DRTRANSFER_NODE)
 
     @property
     def total_bytes(self) -> int:

@@ -51,7 +51,7 @@ def plan_model(
     (:func:`training_endpoint_url`; None for AWS S3)."""
     run = model.run
     root = ObjectLocation(target.endpoint, target.bucket, target.key.strip("/") + "/")
-    plan = ModelPlan(model_id=run.key, target_root=root, notes=[selection.explanation])
+    plan = ModelPlan(model_id=run.key, target_root=root, notes=[selection.explanation], node=run.node)
 
     def copy(source: SourceObject, relative: str, commit: bool = False) -> None:
         plan.add(CopyObject(source, _target(target, relative), commit=commit))

@@ -26,6 +26,7 @@ from drtransfer.registry import Registry
 
 if TYPE_CHECKING:
     from drtransfer.checkpoints import Selection
+    from drtransfer.engine.executor import ExecutorFactory
     from drtransfer.events import Event
     from drtransfer.importing import Importer
     from drtransfer.inventory import ModelInventory
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from drtransfer.runconfig import RunConfig
 
 DISABLE_ENV = "DRTRANSFER_DISABLE_PLUGINS"
-CORE_PLUGINS = ("drtransfer.default_selection",)
+CORE_PLUGINS = ("drtransfer.default_selection", "drtransfer.engine.builtin")
 """Core's own plugins, registered by module name after every entry point; they cannot be disabled."""
 
 BUILTIN_DISTRIBUTIONS = frozenset({PROJECT_NAME, "drtransfer-plugins"})
@@ -46,6 +47,7 @@ ISOLATED_HOOKS = (
     "drtransfer_register_importers",
     "drtransfer_register_packagers",
     "drtransfer_register_notifiers",
+    "drtransfer_register_executors",
 )
 """Hooks whose implementations the host calls one by one (isolation, attribution): no wrappers."""
 
@@ -170,6 +172,9 @@ class PluginHost:
 
     def notifier_kinds(self) -> Registry[NotifierFactory]:
         return self._registry("notifier", "drtransfer_register_notifiers")
+
+    def executors(self) -> Registry[ExecutorFactory]:
+        return self._registry("executor", "drtransfer_register_executors")
 
     # ---- notification ----
     def notify_implementations(self) -> list[tuple[str, Callable[[Event], None]]]:

@@ -49,6 +49,9 @@ class RunConfig:
     messages); left empty, they default to the run id and to :func:`base_label`. ``experiment`` is the
     experiment name (``experiments/NAME/run.env``), None for other run files.
 
+    ``node`` is ``DRTRANSFER_NODE``: the name of the cluster node (a Ray node resource or label) that
+    reaches the run's source; on a cluster the run's tasks run there only (None: anywhere).
+
     ``warnings`` are the sentences about the files read (``DR_*`` names that DRfC does not know);
     ``source_default`` is True when ``model_prefix`` is DRfC's default because no file, exported variable
     or flag set ``DR_LOCAL_S3_MODEL_PREFIX``.
@@ -75,6 +78,7 @@ class RunConfig:
     label: str = ""
     warnings: tuple[str, ...] = ()
     source_default: bool = False
+    node: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key:

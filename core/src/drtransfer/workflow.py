@@ -24,6 +24,7 @@ from typing import Any
 from drtransfer.checkpoints import Selection
 from drtransfer.endpoints import PREFLIGHT_SETTINGS, Endpoint, make_s3_client
 from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
+from drtransfer.engine.executor import Executor
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.inventory import ModelInventory, inspect_model
 from drtransfer.operations import ModelPlan, ModelResult, ObjectLocation
@@ -352,11 +353,14 @@ def execute(
     prepared: Sequence[PreparedModel],
     settings: EngineSettings,
     subscribers: Sequence[TransferSubscriber] = (),
+    executor: Executor | None = None,
 ) -> list[UploadOutcome]:
-    """Run every ready plan at once; models that failed preparation get a failed result."""
+    """Run every ready plan at once (on ``executor``; None: the local one); models that failed
+    preparation get a failed result."""
     ready = [p for p in prepared if p.plan is not None]
     plans = [p.plan for p in ready if p.plan is not None]
-    results = run_transfer(plans, endpoint_map([p.run for p in ready]), settings, subscribers) if plans else []
+    endpoints = endpoint_map([p.run for p in ready])
+    results = run_transfer(plans, endpoints, settings, subscribers, executor) if plans else []
     by_model = {id(p): r for p, r in zip(ready, results, strict=True)}
     outcomes = []
     for item in prepared:

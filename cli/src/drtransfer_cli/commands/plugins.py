@@ -11,15 +11,17 @@ from drtransfer.plugins import PluginHost, PluginInfo
 from drtransfer_cli import app
 
 
-def plugin_record(info: PluginInfo, expressions: list[str]) -> dict[str, Any]:
+def plugin_record(info: PluginInfo, expressions: list[str], executors: list[str] | None = None) -> dict[str, Any]:
     """The JSON object of one plugin (``--json`` prints one per line)."""
     record = dataclasses.asdict(info)
     record["checkpoint_expressions"] = expressions
+    record["executors"] = executors or []
     return record
 
 
 def _human(host: PluginHost) -> list[str]:
     expressions = host.checkpoint_expressions_by_plugin()
+    executors = executors_by_plugin(host)
     lines = []
     for info in host.describe():
         kind = "built-in" if info.builtin else "third-party"
@@ -28,7 +30,16 @@ def _human(host: PluginHost) -> list[str]:
         if info.hooks:
             lines.append(f"    hooks: {', '.join(info.hooks)}")
         lines.extend(f"    --checkpoint {form}" for form in expressions.get(info.name, []))
+        lines.extend(f"    --executor {name}: {text}" for name, text in executors.get(info.name, []))
     return lines
+
+
+def executors_by_plugin(host: PluginHost) -> dict[str, list[tuple[str, str]]]:
+    """Plugin name -> the executors it registers (name, description)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for entry in host.executors():
+        out.setdefault(entry.plugin, []).append((entry.name, entry.description))
+    return out
 
 
 def register(cli: click.Group) -> None:
@@ -51,8 +62,10 @@ def register(cli: click.Group) -> None:
         host = app.build_host(disabled_plugins)
         if json_output:
             expressions = host.checkpoint_expressions_by_plugin()
+            executors = executors_by_plugin(host)
             for info in host.describe():
-                app.print_json(plugin_record(info, expressions.get(info.name, [])))
+                names = [name for name, _ in executors.get(info.name, [])]
+                app.print_json(plugin_record(info, expressions.get(info.name, []), names))
             return
         for line in _human(host):
             click.echo(line)

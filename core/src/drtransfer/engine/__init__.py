@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drtransfer.endpoints import Endpoint
+from drtransfer.engine.executor import Executor
 from drtransfer.engine.settings import EngineSettings, GiB, MiB
 from drtransfer.operations import ModelPlan, ModelResult, Operation, OperationResult
 
@@ -50,16 +51,18 @@ def run_transfer(
     endpoints: Mapping[str, Endpoint],
     settings: EngineSettings | None = None,
     subscribers: Sequence[TransferSubscriber] = (),
+    executor: Executor | None = None,
 ) -> list[ModelResult]:
     """Execute ``plans`` and return one result per plan, in the same order.
 
     Raises :class:`drtransfer.errors.ConfigError` when an operation names an endpoint that is not in
     ``endpoints``, and :class:`drtransfer.errors.Interrupted` on Ctrl-C / SIGTERM after aborting every
-    multipart upload it started.
+    multipart upload it started. ``executor`` runs the worker tasks (None: processes on this machine;
+    see :mod:`drtransfer.engine.executor`).
     """
     from drtransfer.engine.scheduler import run
 
-    return run(plans, endpoints, settings or EngineSettings(), subscribers)
+    return run(plans, endpoints, settings or EngineSettings(), subscribers, executor)
 
 
 __all__ = ["EngineSettings", "GiB", "MiB", "TransferSubscriber", "run_transfer"]

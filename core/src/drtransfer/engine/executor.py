@@ -15,11 +15,18 @@ The contract:
   :class:`~drtransfer.engine.messages.WorkersLost`, and the scheduler gives up on every task in flight and
   tries again. Progress, retries and started uploads are reported along the way.
 - The executor keeps no task order and no memory bound: the scheduler bounds what is in flight.
+- ``placement`` (model index -> node name, from each run's ``DRTRANSFER_NODE``) says where a model's
+  tasks must run; an executor with a single machine ignores it.
+
+Executors are registered through the ``drtransfer_register_executors`` hook as an
+:class:`ExecutorFactory` under a name (``--executor NAME``); ``local`` is core's own.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from drtransfer.endpoints import Endpoint
@@ -28,8 +35,11 @@ from drtransfer.engine.settings import EngineSettings
 
 
 class Executor(Protocol):
-    def start(self, endpoints: Mapping[str, Endpoint], settings: EngineSettings) -> None:
-        """Start the workers (``settings.processes`` x ``settings.concurrency`` task slots)."""
+    def start(
+        self, endpoints: Mapping[str, Endpoint], settings: EngineSettings, placement: Mapping[int, str] | None = None
+    ) -> None:
+        """Start the workers (``settings.processes`` x ``settings.concurrency`` task slots); ``placement``
+        maps a model index to the node its tasks must run on (models without one run anywhere)."""
 
     def submit(self, task: Task) -> None:
         """Queue ``task`` for the next free worker; never blocks."""
@@ -43,4 +53,32 @@ class Executor(Protocol):
         return the reports that still arrived."""
 
 
-__all__ = ["Executor"]
+EXECUTOR_ENV = "DRTRANSFER_EXECUTOR"
+ADDRESS_ENV = "RAY_ADDRESS"
+
+
+@dataclass(frozen=True)
+class ExecutorChoice:
+    """``--executor NAME`` and ``--ray-address ADDRESS`` (or ``DRTRANSFER_EXECUTOR`` / ``RAY_ADDRESS``)."""
+
+    name: str = "local"
+    address: str | None = None  # of the cluster: an address, "auto", or None (the executor's default)
+
+    @classmethod
+    def resolve(
+        cls, name: str | None = None, address: str | None = None, environ: Mapping[str, str] | None = None
+    ) -> ExecutorChoice:
+        """Flags win over the environment; nothing given is the local executor."""
+        env = os.environ if environ is None else environ
+        chosen = name or env.get(EXECUTOR_ENV, "").strip() or "local"
+        return cls(chosen, address or env.get(ADDRESS_ENV, "").strip() or None)
+
+
+class ExecutorFactory(Protocol):
+    """What a plugin registers: builds an executor for one engine run, and the settings the scheduler
+    must use with it (``processes`` = the workers it runs, so the scheduler keeps all of them busy)."""
+
+    def __call__(self, choice: ExecutorChoice, settings: EngineSettings) -> tuple[Executor, EngineSettings]: ...
+
+
+__all__ = ["ADDRESS_ENV", "EXECUTOR_ENV", "Executor", "ExecutorChoice", "ExecutorFactory"]

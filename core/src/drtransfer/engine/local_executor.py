@@ -1,10 +1,13 @@
 """The built-in :class:`~drtransfer.engine.executor.Executor`: P worker processes x ``concurrency`` threads
 on this machine, or ``concurrency`` threads in this process with ``processes=0``.
 
-Both shapes run the same :func:`serve` loop: threads take tasks from one shared task queue and put
-reports on one result queue. Processes are started with the configured multiprocessing context
-(``spawn`` and ``forkserver`` work: the target is an importable function and its arguments are plain
-data); they ignore SIGINT, the parent decides when to stop them.
+Both shapes run the same :func:`serve` loop: threads take tasks from an in-process inbox and emit reports.
+Each worker process has pipes of its own (tasks in, reports out) and nothing else shared with its
+siblings but a lock-free cancel flag: a worker killed while it holds a lock (a shared queue's read lock, a
+pipe's write lock) can then block nobody, and the parent knows which tasks it had (they are reported lost,
+the others keep running). Processes are started with the configured multiprocessing context (``spawn``
+and ``forkserver`` work: the target is an importable function and its arguments are plain data); they
+ignore SIGINT, the parent decides when to stop them.
 """
 
 from __future__ import annotations
@@ -12,17 +15,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine.messages import Report, Task, WorkersLost, WorkerStopped
+from drtransfer.engine.executor import Executor, ExecutorChoice
+from drtransfer.engine.messages import Report, Task, UploadStarted, WorkersLost, WorkerStopped
 from drtransfer.engine.runtime import Runtime
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.worker import run_task
@@ -30,6 +36,20 @@ from drtransfer.engine.worker import run_task
 STOP = None  # sentinel: one per thread
 HEALTH_INTERVAL = 1.0  # seconds between looks for dead worker processes
 STOP_TIMEOUT = 10.0  # seconds the workers get to stop before they are killed
+
+
+class SharedFlag:
+    """A cancel flag shared with worker processes: one byte read without a lock (a multiprocessing
+    Event takes a lock in ``is_set``, and a worker killed holding it would hang every other one)."""
+
+    def __init__(self, context: Any) -> None:
+        self._value = context.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
 
 
 def _limit_malloc_arenas() -> None:
@@ -42,19 +62,19 @@ def _limit_malloc_arenas() -> None:
         libc.mallopt(m_mmap_threshold, 256 * 1024)  # buffers above this go straight back to the OS
 
 
-def serve(task_queue: Any, result_queue: Any, cancel: Any, runtime: Runtime, threads: int) -> None:
+def serve(inbox: Any, emit: Callable[[Report], None], cancel: Any, runtime: Runtime, threads: int) -> None:
     """Run ``threads`` worker threads until each has seen a STOP sentinel or ``cancel`` is set."""
 
     def loop() -> None:
         while not cancel.is_set():
             try:
-                task: Task | None = task_queue.get(timeout=0.2)
+                task: Task | None = inbox.get(timeout=0.2)
             except queue.Empty:
                 continue
             if task is STOP:
                 break
             run_task(runtime, task)
-        result_queue.put(WorkerStopped(os.getpid()))
+        emit(WorkerStopped(os.getpid()))
 
     workers = [threading.Thread(target=loop, name=f"drtransfer-worker-{n}", daemon=True) for n in range(threads)]
     for worker in workers:
@@ -65,44 +85,80 @@ def serve(task_queue: Any, result_queue: Any, cancel: Any, runtime: Runtime, thr
 
 
 def worker_main(
-    task_queue: Any, result_queue: Any, cancel: Any, endpoints: Mapping[str, Endpoint], settings: EngineSettings
+    tasks: Any, results: Any, cancel: Any, endpoints: Mapping[str, Endpoint], settings: EngineSettings
 ) -> None:
-    """Entry point of a worker process."""
+    """Entry point of a worker process: ``tasks`` and ``results`` are its own ends of its two pipes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which cancels us
     _limit_malloc_arenas()
-    runtime = Runtime(endpoints, settings, result_queue.put, cancel)
-    try:
-        serve(task_queue, result_queue, cancel, runtime, settings.concurrency)
-    finally:
-        if cancel.is_set():
-            result_queue.cancel_join_thread()  # the parent may no longer read: do not hang on exit
+    inbox: queue.Queue[Task | None] = queue.Queue()
+    send_lock = threading.Lock()
+
+    def emit(report: Report) -> None:
+        with send_lock, contextlib.suppress(OSError):  # the parent is gone: nobody to tell
+            results.send(report)
+
+    def pump() -> None:
+        """Move tasks from the pipe to the inbox; the parent closing the pipe stops every thread."""
+        while True:
+            try:
+                task = tasks.recv()
+            except (EOFError, OSError):
+                break
+            inbox.put(task)
+        for _ in range(settings.concurrency):
+            inbox.put(STOP)
+
+    threading.Thread(target=pump, name="drtransfer-inbox", daemon=True).start()
+    runtime = Runtime(endpoints, settings, emit, cancel)
+    serve(inbox, emit, cancel, runtime, settings.concurrency)
+
+
+@dataclass
+class WorkerProcess:
+    """One worker process, the parent's ends of its pipes and the tasks it was given that did not end."""
+
+    process: Any
+    tasks: Any
+    results: Any
+    assigned: set[int] = field(default_factory=set)
+    lost: bool = False
+
+
+def ends_task(report: Report) -> bool:
+    """True for the one report that ends a task (the result or its failure)."""
+    return getattr(report, "task_id", None) is not None and not isinstance(report, UploadStarted)
 
 
 class LocalExecutor:
-    """Worker processes (or threads) fed through one task queue; dead processes are replaced."""
+    """Worker processes (or threads) on this machine; each task goes to the process with the fewest;
+    dead processes are replaced and only their tasks are reported lost."""
 
     def __init__(self) -> None:
         self.settings = EngineSettings()
         self.endpoints: dict[str, Endpoint] = {}
-        self.processes: list[Any] = []
+        self.workers: list[WorkerProcess] = []
         self.threads: list[threading.Thread] = []
-        self.tasks: Any = None
-        self.results: Any = None
+        self.inbox: Any = None  # processes=0: the in-process task queue
+        self.results: queue.Queue[Report] = queue.Queue()  # processes=0, and reports read from the pipes
         self.cancel_event: Any = None
+        self.started = False
         self._last_health = time.monotonic()
 
-    def start(self, endpoints: Mapping[str, Endpoint], settings: EngineSettings) -> None:
+    def start(
+        self, endpoints: Mapping[str, Endpoint], settings: EngineSettings, placement: Mapping[int, str] | None = None
+    ) -> None:
+        del placement  # one machine: every task runs here
         self.settings = settings
         self.endpoints = dict(endpoints)
         self._last_health = time.monotonic()
+        self.started = True
         if settings.processes == 0:
-            self.tasks = queue.Queue()
-            self.results = queue.Queue()
+            self.inbox = queue.Queue()
             self.cancel_event = threading.Event()
             runtime = Runtime(self.endpoints, settings, self.results.put, self.cancel_event)
             thread = threading.Thread(
                 target=serve,
-                args=(self.tasks, self.results, self.cancel_event, runtime, settings.concurrency),
+                args=(self.inbox, self.results.put, self.cancel_event, runtime, settings.concurrency),
                 name="drtransfer-pool",
                 daemon=True,
             )
@@ -110,26 +166,39 @@ class LocalExecutor:
             self.threads.append(thread)
             return
         self.context = multiprocessing.get_context(settings.start_method)
-        self.tasks = self.context.Queue()
-        self.results = self.context.Queue()
-        self.cancel_event = self.context.Event()
+        self.cancel_event = SharedFlag(self.context)
         for _ in range(settings.processes):
             self._spawn()
 
     def _spawn(self) -> None:
+        task_reader, task_writer = self.context.Pipe(duplex=False)
+        result_reader, result_writer = self.context.Pipe(duplex=False)
         process = self.context.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(self.tasks, self.results, self.cancel_event, self.endpoints, self.settings),
+            args=(task_reader, result_writer, self.cancel_event, self.endpoints, self.settings),
             name="drtransfer-worker",
             daemon=True,
         )
         process.start()
-        self.processes.append(process)
+        task_reader.close()  # the child's ends: closed here, so a dead child reads as end-of-file
+        result_writer.close()
+        self.workers.append(WorkerProcess(process, task_writer, result_reader))
 
     def submit(self, task: Task) -> None:
-        self.tasks.put(task)
+        if self.inbox is not None:
+            self.inbox.put(task)
+            return
+        worker = min([w for w in self.workers if not w.lost] or self.workers, key=lambda w: len(w.assigned))
+        worker.assigned.add(task.task_id)
+        try:
+            worker.tasks.send(task)
+        except OSError:  # it died: the health check reports its tasks lost
+            worker.lost = True
 
     def reports(self, timeout: float) -> Iterator[Report]:
+        if self.workers:
+            self._read_pipes(timeout)
+            timeout = 0
         report = self._get(timeout)
         while report is not None:
             yield report
@@ -139,50 +208,98 @@ class LocalExecutor:
             self._last_health = now
             lost = self._replace_dead()
             if lost:
-                yield WorkersLost(lost)
+                yield WorkersLost(len(lost), tuple(sorted(task for w in lost for task in w.assigned)))
+
+    def _read_pipes(self, timeout: float) -> None:
+        """Move every report waiting in a worker's pipe to :attr:`results` (waits up to ``timeout``)."""
+        readers = {w.results: w for w in self.workers if not w.lost}
+        for ready in multiprocessing.connection.wait(list(readers), timeout):
+            self._drain(readers[ready])
+
+    def _drain(self, worker: WorkerProcess) -> None:
+        while not worker.lost:
+            try:
+                if not worker.results.poll():
+                    return
+                report: Report = worker.results.recv()
+            except Exception:  # end of file, or half a message from a killed process
+                worker.lost = True
+                return
+            if ends_task(report):
+                worker.assigned.discard(report.task_id)  # type: ignore[union-attr]
+            self.results.put(report)
 
     def _get(self, timeout: float) -> Report | None:
         try:
-            report: Report = self.results.get(timeout=timeout)
+            return self.results.get(timeout=timeout) if timeout else self.results.get_nowait()
         except queue.Empty:
             return None
-        return report
 
-    def _replace_dead(self) -> int:
-        """Restart worker processes that died (killed, out of memory); how many were replaced."""
-        dead = [p for p in self.processes if not p.is_alive()]
-        for process in dead:
-            self.processes.remove(process)
+    def _replace_dead(self) -> list[WorkerProcess]:
+        """Restart worker processes that died (killed, out of memory); the ones replaced."""
+        dead = []
+        for worker in list(self.workers):
+            if worker.process.is_alive() and not worker.lost:
+                continue
+            self._drain(worker)  # what it sent before it died still counts
+            dead.append(worker)
+            self.workers.remove(worker)
+            self._close(worker)
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join(5)
             self._spawn()
-        return len(dead)
+        return dead
+
+    def _close(self, worker: WorkerProcess) -> None:
+        for end in (worker.tasks, worker.results):
+            with contextlib.suppress(OSError):
+                end.close()
 
     def stop(self, *, cancel: bool) -> list[Report]:
         drained: list[Report] = []
-        if self.tasks is None:  # never started
+        if not self.started:
             return drained
         if cancel:
             self.cancel_event.set()
-        else:
-            for _ in range(self.settings.threads):
-                self.tasks.put(STOP)
+        elif self.inbox is not None:
+            for _ in range(self.settings.concurrency):
+                self.inbox.put(STOP)
+        for worker in self.workers:  # end of file on its task pipe: its threads stop once their task is done
+            with contextlib.suppress(OSError):
+                worker.tasks.close()
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and (
-            any(p.is_alive() for p in self.processes) or any(t.is_alive() for t in self.threads)
+            any(w.process.is_alive() for w in self.workers) or any(t.is_alive() for t in self.threads)
         ):
-            report = self._get(0.05)
-            if report is not None:
-                drained.append(report)
-        for process in self.processes:
-            if process.is_alive():
-                process.kill()
-            process.join(5)
-        while (report := self._get(0)) is not None:
-            drained.append(report)
-        if self.processes:
-            for q in (self.tasks, self.results):
-                q.cancel_join_thread()
-                q.close()
+            drained.extend(self.reports_now(0.05))
+        for worker in self.workers:
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join(5)
+            self._drain(worker)
+        drained.extend(self.reports_now(0))
+        for worker in self.workers:
+            self._close(worker)
         return drained
 
+    def reports_now(self, timeout: float) -> list[Report]:
+        """What arrived within ``timeout`` (no health check)."""
+        if self.workers:
+            self._read_pipes(timeout)
+            timeout = 0
+        out = []
+        while (report := self._get(timeout)) is not None:
+            out.append(report)
+            timeout = 0
+        return out
 
-__all__ = ["LocalExecutor", "serve", "worker_main"]
+
+def local_executor(choice: ExecutorChoice, settings: EngineSettings) -> tuple[Executor, EngineSettings]:
+    """The ``local`` executor's factory (``--executor local``, the default); a cluster address (a
+    ``RAY_ADDRESS`` left in the environment) means nothing to it."""
+    del choice
+    return LocalExecutor(), settings
+
+
+__all__ = ["LocalExecutor", "SharedFlag", "local_executor", "serve", "worker_main"]

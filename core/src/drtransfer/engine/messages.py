@@ -298,10 +298,11 @@ class WorkerStopped:
 
 @dataclass(frozen=True)
 class WorkersLost:
-    """``count`` workers died (killed, out of memory) and were replaced; the tasks they ran will not
-    report."""
+    """``count`` workers died (killed, out of memory, their node left) and were replaced; the tasks they
+    ran will not report. ``task_ids``: those tasks, when the executor knows them (None: any in flight)."""
 
     count: int
+    task_ids: tuple[int, ...] | None = None
 
 
 Report = (

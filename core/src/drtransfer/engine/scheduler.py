@@ -62,6 +62,7 @@ class Scheduler:
         self.subscribers = list(subscribers)
         self.models = [new_model(i, plan, self.endpoints) for i, plan in enumerate(self.plans)]
         self.executor: Executor = executor if executor is not None else LocalExecutor()
+        self.placement = {i: plan.node for i, plan in enumerate(self.plans) if plan.node}
         self.open_uploads: dict[str, UploadRef] = {}
         self.worker_deaths = 0
         self.dispatch = Dispatcher(self.executor, settings, self.models, self._model_item)
@@ -82,7 +83,7 @@ class Scheduler:
         interrupted = False
         with sigterm_raises():
             try:
-                self.executor.start(self.endpoints, self.settings)
+                self.executor.start(self.endpoints, self.settings, self.placement)
                 self.lifecycle.start()
                 self.dispatch.run(self._all_done, self._handle)
             except (KeyboardInterrupt, Terminated):
@@ -119,7 +120,7 @@ class Scheduler:
             self.open_uploads[report.upload.upload_id] = report.upload
             return
         if isinstance(report, WorkersLost):
-            self._workers_lost(report.count)
+            self._workers_lost(report.count, report.task_ids)
             return
         task_id = getattr(report, "task_id", None)
         if task_id is None:
@@ -150,14 +151,14 @@ class Scheduler:
                 return
             self.attempts.on_report(state, task, report)
 
-    def _workers_lost(self, count: int) -> None:
+    def _workers_lost(self, count: int, task_ids: tuple[int, ...] | None) -> None:
         self.worker_deaths += count
         if self.worker_deaths > 2 * max(1, self.settings.processes):
             raise TransferError(
                 "Worker processes keep dying (see the messages above); with the spawn or forkserver "
                 "start method, the main script must guard its code with if __name__ == '__main__'."
             )
-        for task_id in list(self.dispatch.inflight):
+        for task_id in list(self.dispatch.inflight) if task_ids is None else task_ids:
             self._handle(TaskFailed(task_id, "A worker process died; the task is retried.", retryable=True, rewind=0))
 
     # ---- the end -------------------------------------------------------------------------------------
@@ -176,4 +177,5 @@ def run(
     subscribers: Sequence[Any],
     executor: Executor | None = None,
 ) -> list[ModelResult]:
+    """Run ``plans`` on ``executor`` (None: the local one)."""
     return Scheduler(plans, endpoints, settings, subscribers, executor).run()

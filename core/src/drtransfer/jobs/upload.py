@@ -20,6 +20,7 @@ from typing import Any
 
 from drtransfer.config import apply_increment
 from drtransfer.engine import EngineSettings, TransferSubscriber
+from drtransfer.engine.executor import ExecutorChoice, ExecutorFactory
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
 from drtransfer.importing import ImportOptions, ImportResult, PreparedImport, SecretSource, prepare_imports
@@ -58,6 +59,7 @@ class UploadRequest:
     wipe: bool = False
     dry_run: bool = False
     engine: EngineSettings = field(default_factory=EngineSettings)
+    executor: ExecutorChoice = field(default_factory=ExecutorChoice)  # where the engine's tasks run
     imports: ImportSpec | None = None
     notifications: Notifications = field(default_factory=Notifications)
     command: str = "upload"  # the name events carry
@@ -105,6 +107,7 @@ def upload(
     runs = list(request.runs)
     if not runs:
         raise ConfigError("No run to upload; give run files, experiments or an activated DRfC environment.")
+    make_executor = host.executors().get(request.executor.name)  # an unknown name: before anything runs
     if request.imports is not None and len(host.importers()) == 0:
         raise ConfigError(
             "No importer installed: -i/-I need an import plugin (aws-console or droa from drtransfer-plugins); "
@@ -115,7 +118,7 @@ def upload(
         check_targets(runs, probe_write=not request.dry_run)
         targets = [(run.upload.url or "aws", run.target_url) for run in runs if run.upload is not None]
         with target_locks([] if request.dry_run else targets):
-            outcomes, imports = _prepare_and_transfer(request, host, runs, sink, confirm, subscribers)
+            outcomes, imports = _prepare_and_transfer(request, host, runs, sink, confirm, subscribers, make_executor)
         if not request.dry_run:
             _increment(outcomes)
         import_results = _submit_imports(imports, outcomes, request, sink)
@@ -131,6 +134,7 @@ def _prepare_and_transfer(
     sink: EventSink,
     confirm: Confirm,
     subscribers: Sequence[TransferSubscriber],
+    make_executor: ExecutorFactory,
 ) -> tuple[list[UploadOutcome], list[PreparedImport]]:
     prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe)
     imports = _prepare_imports(request, host, prepared)
@@ -150,7 +154,8 @@ def _prepare_and_transfer(
                 )
             )
     retries = _RetryCount()
-    outcomes = execute(prepared, request.engine, [*subscribers, retries])
+    executor, settings = make_executor(request.executor, request.engine)
+    outcomes = execute(prepared, settings, [*subscribers, retries], executor)
     for outcome in outcomes:
         outcome.extra["retries"] = retries.counts.get(outcome.prepared.run.key, 0)
     return outcomes, imports
