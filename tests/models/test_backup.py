@@ -103,7 +103,10 @@ def _kill_mid_backup_then_rerun(
         tmp_path / "drfc", local_s3, target, local_bucket, "bucket", RUNS, checkpoints=(1, 2, 3, 4, 5, 6), best=2,
         scale=0.12, environ={"DRTRANSFER_STATE_DIR": str(tmp_path / "state")},
     )  # fmt: skip
-    fail_fast = "client_max_attempts=1 max_attempts=2 retry_base_delay=0.2 retry_max_delay=0.5 connect_timeout=2"
+    fail_fast = (  # a dead target fails its models after 3 s without progress (the default waits 120 s)
+        "client_max_attempts=1 max_attempts=2 retry_base_delay=0.2 retry_max_delay=0.5 connect_timeout=2 "
+        "stall_deadline=3"
+    )
     running = drfc.popen("backup", *drfc.upload_args(), "-f", "--json", "--processes", "1", "--concurrency", "2",
                          env=drfc.env(DRTRANSFER_ENGINE=fail_fast + " abort_timeout=5"))  # fmt: skip
     client = target.client()
