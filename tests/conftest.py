@@ -33,6 +33,16 @@ FIXTURES = Path(__file__).resolve().parents[1] / "core" / "src" / "drtransfer" /
 _counter = itertools.count()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With ``-n N --dist loadgroup`` (``./dev test``), the tests that share one expensive session resource
+    run in one worker each: the Ray cluster (tests/scaleout) and the Docker Engine's containers."""
+    for item in items:
+        if "tests/scaleout/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+        elif item.get_closest_marker("docker"):
+            item.add_marker(pytest.mark.xdist_group("docker"))
+
+
 def start_seaweed(directory: Path, **kwargs: Any) -> SeaweedServer:
     return SeaweedServer(data_dir=directory, **kwargs).start()
 

@@ -186,13 +186,22 @@ class SeaweedServer:
             except OSError:
                 time.sleep(0.2)
                 continue
-            # The gateway answers before the filer can store anything: wait for a real request to work.
+            # The gateway answers before the filer can store anything, and a restarted server lists its
+            # buckets before its volumes serve their data: wait for a real read to work.
             try:
-                self.client().list_buckets()
+                self._read_something()
                 return True
             except Exception:
                 time.sleep(0.2)
         return False
+
+    def _read_something(self) -> None:
+        """List every bucket and read one byte of its first object (a server restarted on its data)."""
+        client = self.client()
+        for bucket in client.list_buckets().get("Buckets", []):
+            listed = client.list_objects_v2(Bucket=bucket["Name"], MaxKeys=1).get("Contents", [])
+            if listed and listed[0]["Size"]:
+                client.get_object(Bucket=bucket["Name"], Key=listed[0]["Key"], Range="bytes=0-0")["Body"].read()
 
     def kill(self) -> None:
         """SIGKILL, as a crash would; :meth:`start` brings it back on the same ports and data."""

@@ -3,21 +3,22 @@ completing it once the scheduler has verified its parts."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
+
+from s3transfer.utils import ChunksizeAdjuster
 
 from drtransfer.engine.checksums import SOURCE_ETAG_META, clean_etag, multipart_count
 from drtransfer.engine.messages import CompleteDone, CompleteTask, PartSpec, UploadRef, UploadStarted
 from drtransfer.engine.runtime import Runtime, TaskError
-from drtransfer.engine.settings import MAX_PARTS, MiB
+from drtransfer.engine.settings import MAX_PARTS
 from drtransfer.operations import ObjectLocation
 
 
 def own_parts(size: int, part_size: int) -> tuple[PartSpec, ...]:
-    """Parts of ``part_size`` (grown so there are at most 10,000), the last one shorter."""
-    size_per = max(part_size, math.ceil(size / MAX_PARTS))
-    size_per = math.ceil(size_per / MiB) * MiB
+    """Parts of ``part_size``, the last one shorter; s3transfer's adjuster keeps them within S3's limits
+    (doubled until there are at most 10,000, each 5 MiB to 5 GiB), as boto3's own transfers do."""
+    size_per = ChunksizeAdjuster(max_parts=MAX_PARTS).adjust_chunksize(part_size, size)
     return tuple(
         PartSpec(number, start, min(start + size_per, size))
         for number, start in enumerate(range(0, max(size, 1), size_per), start=1)
