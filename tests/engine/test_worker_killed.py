@@ -16,6 +16,7 @@ from drtransfer.endpoints import Endpoint
 from drtransfer.engine import MiB
 from drtransfer.engine.local_executor import LocalExecutor
 from drtransfer.engine.scheduler import run
+from drtransfer.engine.settings import EngineSettings
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.operations import ModelResult
 from tests.conftest import list_multipart_uploads as list_uploads
@@ -69,3 +70,16 @@ def test_killed_worker_process_does_not_hang_the_run(
     assert result.status == "ok", result.error  # the lost worker's parts were retried on its replacement
     assert_copied(upload_s3, upload_bucket, "t/", data)
     assert list_uploads(upload_s3, upload_bucket) == []
+
+
+def test_a_finished_run_stops_its_worker_processes_instead_of_killing_them() -> None:
+    """The STOP reaches each worker: a forked worker holds the other workers' write ends of their task
+    pipes, so the parent closing its own ends never ended them, and every run waited for the stop timeout
+    and then killed its workers (exit code -9)."""
+    executor = LocalExecutor()
+    executor.start({}, EngineSettings(processes=2, concurrency=2, start_method="fork"))
+    processes = [worker.process for worker in executor.workers]
+
+    executor.stop(cancel=False)
+
+    assert [process.exitcode for process in processes] == [0, 0]

@@ -104,6 +104,8 @@ def worker_main(
                 task = tasks.recv()
             except (EOFError, OSError):
                 break
+            if task is STOP:
+                break
             inbox.put(task)
         for _ in range(settings.concurrency):
             inbox.put(STOP)
@@ -265,8 +267,12 @@ class LocalExecutor:
         elif self.inbox is not None:
             for _ in range(self.settings.concurrency):
                 self.inbox.put(STOP)
-        for worker in self.workers:  # end of file on its task pipe: its threads stop once their task is done
+        for worker in self.workers:  # its threads stop once their task is done
             with contextlib.suppress(OSError):
+                if not cancel:
+                    # A STOP, not only the end of file: a forked worker inherits the other workers' write
+                    # ends of their task pipes, so closing ours alone never ends its pipe.
+                    worker.tasks.send(STOP)
                 worker.tasks.close()
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and (
