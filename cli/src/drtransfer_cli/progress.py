@@ -90,31 +90,6 @@ def rate_text(rate: float | None) -> str:
     return f"{amount(rate, divisor)} {unit}/s"
 
 
-class ModelClock(TransferSubscriber):
-    """Each model's own time, from its first event to its last commit (the engine's
-    :attr:`ModelResult.seconds` counts from the start of the batch)."""
-
-    def __init__(self) -> None:
-        self.first: dict[str, float] = {}
-        self.seconds: dict[str, float] = {}
-
-    def _seen(self, model_id: str) -> None:
-        self.first.setdefault(model_id, time.monotonic())
-
-    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
-        self._seen(model_id)
-
-    def on_retry(self, model_id: str, operation: Operation, attempt: int, error: str, **kwargs: Any) -> None:
-        self._seen(model_id)
-
-    def on_operation(self, model_id: str, result: OperationResult, **kwargs: Any) -> None:
-        self._seen(model_id)
-
-    def on_model_done(self, result: ModelResult, **kwargs: Any) -> None:
-        self._seen(result.model_id)
-        self.seconds[result.model_id] = time.monotonic() - self.first[result.model_id]
-
-
 def duration_text(seconds: float) -> str:
     """``"0:07"``, ``"12:34"``, ``"1:02:03"``."""
     whole = max(0, int(seconds))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,8 +167,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         ),
     )
     retry_log = RetryLog(labels, verbose=flags.verbose, prog=wording.prog, echo=view.echo if view else None)
-    clock = progress.ModelClock()
-    subscribers: list[TransferSubscriber] = [retry_log, clock]
+    subscribers: list[TransferSubscriber] = [retry_log]
     if view:
         subscribers.insert(0, view)
     if flags.dry_run:
@@ -184,7 +183,7 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
     finally:
         if view:
             view.close()
-    report(report_.outcomes, flags, report_.seconds, own_seconds=clock.seconds)
+    report(report_.outcomes, flags, report_.seconds)
     if not flags.json_output:  # with --json each model's line carries its import result
         if flags.dry_run:
             for item in report_.imports:
@@ -306,10 +305,8 @@ def report(
     outcomes: Sequence[UploadOutcome],
     request: UploadFlags,
     seconds: float,
-    *,
-    own_seconds: Mapping[str, float] | None = None,
 ) -> None:
-    """The results; ``own_seconds`` (by model id) is each model's own time, else the engine's."""
+    """The results; each model's time is its own (the engine's, from its first request)."""
     for outcome in outcomes:
         if request.json_output:
             app.print_json(outcome_json(outcome))
@@ -328,7 +325,7 @@ def report(
         if result.status == "ok":
             click.echo(
                 f"{run.label}: uploaded {run.target_url}/ ({app.human_bytes(result.bytes)} in "
-                f"{(own_seconds or {}).get(result.model_id, result.seconds):.1f} s, "
+                f"{result.seconds:.1f} s, "
                 f"{result.skipped} object(s) already there{wiped})"
             )
         else:
