@@ -14,7 +14,6 @@ confirmation, events, ``-1`` and imports around them):
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -76,7 +75,8 @@ def endpoint_map(runs: Sequence[RunConfig]) -> dict[str, Endpoint]:
 
 
 def default_client_factory(endpoint: Endpoint) -> Any:
-    # Checks and planning happen in the parent before anything is written: fail within seconds.
+    # Checks and planning happen in the parent before anything is written: fail within seconds. One
+    # client per endpoint (make_s3_client shares it): the runs' inspections use it from several threads.
     return make_s3_client(endpoint, PREFLIGHT_SETTINGS)
 
 
@@ -271,21 +271,6 @@ class _Inspection:
 INSPECT_THREADS = 8  # listings wait on the network: 8 runs are inspected in the time of about one
 
 
-def shared_clients(client_for: ClientFactory) -> ClientFactory:
-    """``client_for`` creating one client per endpoint (boto3 clients are thread-safe): creating one
-    costs more CPU than the few requests a run's inspection makes."""
-    clients: dict[Endpoint, Any] = {}
-    lock = threading.Lock()
-
-    def client(endpoint: Endpoint) -> Any:
-        with lock:
-            if endpoint not in clients:
-                clients[endpoint] = client_for(endpoint)
-            return clients[endpoint]
-
-    return client
-
-
 def _inspect(run: RunConfig, client_for: ClientFactory, wipe: bool) -> _Inspection:
     found = _Inspection()
     try:
@@ -322,7 +307,6 @@ def prepare_uploads(
     The listings are read in parallel (:func:`inspect_runs`); plugins are called one run at a time."""
     if wipe:
         check_wipe_roots(runs)
-    client_for = shared_clients(client_for)
     inspections = inspect_runs(runs, client_for, wipe=wipe)
     prepared = []
     for run, inspection in zip(runs, inspections, strict=True):
