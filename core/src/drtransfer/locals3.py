@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -29,6 +30,9 @@ from drtransfer.errors import ConfigError
 ALL_ACTIONS = ["Admin", "Read", "Write", "List", "Tagging"]
 _GRPC_OFFSET = 10000  # weed's components dial <http port> + 10000 for gRPC in places; keep them aligned
 _SERVICES = ("master", "volume", "filer", "s3", "admin")
+_REQUEST_TOTAL = re.compile(
+    r'SeaweedFS_s3_request_total\{bucket="(?P<bucket>[^"]*)",code="[^"]*",type="(?P<type>[^"]*)"\} (?P<count>\S+)'
+)
 
 
 def find_weed() -> str:
@@ -53,11 +57,11 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _pick_ports(taken: set[int]) -> dict[str, int]:
+def _pick_ports(taken: set[int], services: tuple[str, ...] = _SERVICES) -> dict[str, int]:
     """An HTTP port per service, each with its gRPC twin (+10000) free as well."""
     ports: dict[str, int] = {}
     rng = random.Random()
-    for service in _SERVICES:
+    for service in services:
         for _ in range(500):
             port = rng.randrange(20000, 30000)
             pair = {port, port + _GRPC_OFFSET}
@@ -96,6 +100,7 @@ class SeaweedServer:
     region: str = "us-east-1"
     ports: dict[str, int] = field(default_factory=dict)
     keep_data: bool = True  # False: the context manager kills the server (its data is thrown away)
+    count_requests: bool = False  # serve Prometheus metrics on ports["metrics"]: see request_counts()
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -147,7 +152,23 @@ class SeaweedServer:
             args += [f"-{service}.port={p[service]}", f"-{service}.port.grpc={p[service] + _GRPC_OFFSET}"]
         if self.buckets:
             args.append(f"-bucket={','.join(self.buckets)}")
+        if self.count_requests:
+            args.append(f"-metricsPort={p['metrics']}")
         return args
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """S3 requests served so far, per (bucket, request type), from SeaweedFS's own counters
+        (``SeaweedFS_s3_request_total``; a HEAD counts as GET, a ListMultipartUploads as GET); needs
+        ``count_requests=True``. Compare two calls to count what happened in between."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['metrics']}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        counts: dict[tuple[str, str], int] = {}
+        for line in text.splitlines():
+            match = _REQUEST_TOTAL.match(line)
+            if match:
+                key = (match["bucket"], match["type"])
+                counts[key] = counts.get(key, 0) + int(float(match["count"]))
+        return counts
 
     def start(self, timeout: float = 30.0) -> SeaweedServer:
         """Start (or restart after :meth:`kill`) and wait until S3 requests are served."""
@@ -157,6 +178,8 @@ class SeaweedServer:
         for _attempt in range(3):
             if not self.ports:
                 self.ports = _pick_ports(set())
+                if self.count_requests:
+                    self.ports["metrics"] = _pick_ports(set(self.ports.values()), ("metrics",))["metrics"]
             log = (self.data_dir / "weed.log").open("ab")
             self.process = subprocess.Popen(
                 self._command(config),
