@@ -17,6 +17,7 @@ answer this module does not handle (:class:`Unsupported`) sends the task to the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import select
@@ -25,9 +26,9 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
@@ -39,10 +40,12 @@ import botocore.httpsession
 
 from drtransfer.endpoints import Endpoint
 from drtransfer.engine.buffers import READ_CHUNK
-from drtransfer.engine.checksums import clean_etag, content_md5, is_plain_md5
-from drtransfer.engine.messages import OpDone, OpTask, PartDone, PartTask
-from drtransfer.engine.multipart import target_metadata
+from drtransfer.engine.checksums import clean_etag, content_md5, is_plain_md5, multipart_count, multipart_etag
+from drtransfer.engine.housekeeping import abort_upload
+from drtransfer.engine.messages import CompleteTask, OpDone, OpTask, PartDone, PartSpec, PartTask, UploadRef
+from drtransfer.engine.multipart import complete, create_upload, source_parts, target_metadata
 from drtransfer.engine.runtime import Meter, Runtime, TaskError
+from drtransfer.engine.settings import MIN_PART, MiB
 from drtransfer.engine.strategy import Strategy
 from drtransfer.operations import CopyObject, ObjectLocation
 
@@ -58,6 +61,11 @@ PIPE_SIZE = READ_CHUNK  # bytes per splice; the pipe is grown to this (Linux's d
 SPLICE = hasattr(os, "splice")
 _FLAGS = (getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)) if SPLICE else 0
 _MORE = getattr(os, "SPLICE_F_MORE", 4)
+_T = TypeVar("_T")
+# md5-N sources up to this size and part count are read with one GET (copy_multipart); larger ones keep
+# parallel ranged GETs per part (a 1 GiB object moves faster in parallel: docs/engine.md, data path).
+WHOLE_GET_PARTS = 16
+WHOLE_GET_BYTES = 128 * MiB
 
 
 class Unsupported(Exception):
@@ -363,69 +371,102 @@ class LeanPath:
     # ---- copies ------------------------------------------------------------------------------------
 
     def copy(self, job: CopyJob, meter: Meter) -> tuple[dict[str, str], dict[str, str]]:
-        """Run ``job``; returns the GET's and the PUT's response headers.
+        """Run ``job``; returns the GET's and the PUT's response headers (sent again as :meth:`resending`
+        says)."""
+        return self.resending(job.write, meter, lambda: self._copy_once(job, meter))
+
+    def resending(self, action: str, meter: Meter, once: Callable[[], _T]) -> _T:
+        """``once()``, sent again as botocore would.
 
         As on the botocore path, a throttled or failed answer (``SlowDown``, 5xx) is sent again up to
         ``client_max_attempts`` times with botocore's legacy random exponential backoff and reported as
-        the client's retries; a request without an answer (refused, reset, stalled) and a GET body that
-        breaks or stalls are the engine's to retry, so it can wait for the endpoint and say so."""
+        the client's retries (for ``action``); a request without an answer (refused, reset, stalled) and
+        a GET body that breaks or stalls are the engine's to retry, so it can wait for the endpoint and
+        say so."""
         reasons: list[str] = []
         endpoint = ""  # of the last answer that asked for a retry
         try:
             for attempt in range(self.rt.settings.client_max_attempts + 1):
                 moved = meter.total
                 try:
-                    return self._copy_once(job, meter)
+                    return once()
                 except _Again as again:
                     meter.rewind(meter.total - moved)
                     if attempt == self.rt.settings.client_max_attempts:
                         raise again.failure from None  # the engine's to retry (and report) from here
                     reasons.append(again.reason)
                     endpoint = again.failure.endpoint
-                    self._backoff(attempt)
+                    self.backoff(attempt)
             raise AssertionError("unreachable")
         finally:
-            self.rt.client_retried(len(reasons), tuple(reasons), job.write, endpoint)
+            self.rt.client_retried(len(reasons), tuple(reasons), action, endpoint)
 
-    def _backoff(self, attempt: int) -> None:
+    def backoff(self, attempt: int) -> None:
         deadline = time.monotonic() + random.random() * 2**attempt  # botocore legacy: rand x 2^(n-1)
         while (left := deadline - time.monotonic()) > 0:
             self.rt.check_cancel()
             time.sleep(min(left, 0.2))
 
     def _copy_once(self, job: CopyJob, meter: Meter) -> tuple[dict[str, str], dict[str, str]]:
-        source, target, write, query, range_ = job.source, job.target, job.write, job.query, job.range_
+        source, range_ = job.source, job.range_
+        get, got = self.get(source, range_)
+        try:
+            size = int(got.get("content-length", "-1"))
+            extra = job.put_headers(got) if job.put_headers else {}
+            if extra is None or size < 0:
+                raise Unsupported("not a target-verified copy")
+            answered = self.put_from(get, source, job.target, job.write, job.query, size, meter, extra)
+        except BaseException:
+            get.close()  # its body may be half read: never reuse it
+            raise
+        return got, answered
+
+    def get(self, source: ObjectLocation, range_: tuple[int, int] | None = None) -> tuple[Conn, dict[str, str]]:
+        """Send the GET of ``source`` (``range_``: start, end) and read its response head; the body waits
+        in the connection, which the caller closes unless it read it all."""
         read = f"read {source.url}"
-        source_url = address(self.rt.endpoints[source.endpoint], source.bucket, source.key).url
-        target_url = address(self.rt.endpoints[target.endpoint], target.bucket, target.key).url
         ask = {"Range": f"bytes={range_[0]}-{range_[1] - 1}"} if range_ else {}
-        get: Conn | None = None
-        put: Conn | None = None
-        done = False
+        conn: Conn | None = None
         try:
             try:
-                get = self.open(source, "GET", "", ask)
-                got = self.answer(get, source, read, "GetObject")
+                conn = self.open(source, "GET", "", ask)
+                got = self.answer(conn, source, read, "GetObject")
             except OSError as error:
-                raise self.unanswered(error, source, read, source_url) from None
+                url = address(self.rt.endpoints[source.endpoint], source.bucket, source.key).url
+                raise self.unanswered(error, source, read, url) from None
             size = int(got.get("content-length", "-1"))
             if range_ and size != range_[1] - range_[0]:
                 raise TaskError(
                     f"Reading {source.url} on the {self.rt.describe(source)} returned a different size than the "
                     f"{range_[1] - range_[0]} bytes announced."
                 )
-            extra = job.put_headers(got) if job.put_headers else {}
-            if extra is None or size < 0:
-                raise Unsupported("not a target-verified copy")
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        return conn, got
+
+    def put_from(
+        self, get: Conn, source: ObjectLocation, target: ObjectLocation, write: str, query: str, size: int,
+        meter: Meter, extra: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:  # fmt: skip
+        """PUT ``target`` + ``query`` with the next ``size`` body bytes of ``get`` (the GET of ``source``);
+        the answer's headers.
+        ``get`` is positioned after those bytes when this returns, and half read when it raises."""
+        target_url = address(self.rt.endpoints[target.endpoint], target.bucket, target.key).url
+        put: Conn | None = None
+        done = False
+        try:
             try:
-                put = self.open(target, "PUT", query, {"Content-Length": str(size), **extra})
+                put = self.open(target, "PUT", query, {"Content-Length": str(size), **(extra or {})})
             except OSError as error:
                 raise self.unanswered(error, target, write, target_url) from None
             try:
                 self._pump(get, put, size, meter)
             except _Broken as broken:
                 if broken.side == "source":
-                    raise self.broken(broken.error, source, read, source_url) from None
+                    url = address(self.rt.endpoints[source.endpoint], source.bucket, source.key).url
+                    raise self.broken(broken.error, source, f"read {source.url}", url) from None
                 # the target may have answered (refused) before taking the whole body
                 with contextlib.suppress(OSError, ValueError):
                     put.sock.settimeout(1.0)
@@ -437,11 +478,10 @@ class LeanPath:
             except OSError as error:
                 raise self.unanswered(error, target, write, target_url) from None
             done = True
-            return got, answered
+            return answered
         finally:
-            for conn in (get, put):
-                if conn is not None and not (done and conn.reusable):
-                    conn.close()  # a body may be half read or sent: never reuse it
+            if put is not None and not (done and put.reusable):
+                put.close()  # a body may be half sent: never reuse it
 
     def _pump(self, src: Conn, dst: Conn, size: int, meter: Meter) -> None:
         """Move ``size`` body bytes from ``src`` to ``dst``: first what came with the response head, then
@@ -543,12 +583,9 @@ def copy_small(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -> Op
         etag = clean_etag(got.get("etag"))
         if not is_plain_md5(etag):
             return None
-        metadata = {k[len("x-amz-meta-") :]: v for k, v in got.items() if k.startswith("x-amz-meta-")}
-        headers = {
-            "Content-MD5": content_md5(bytes.fromhex(etag)),
-            "Content-Type": got.get("content-type") or "binary/octet-stream",
-        }
-        headers.update({f"x-amz-meta-{k}": v for k, v in target_metadata({"Metadata": metadata}, etag).items()})
+        head = head_of(got)
+        headers = {"Content-MD5": content_md5(bytes.fromhex(etag)), "Content-Type": head["ContentType"]}
+        headers.update({f"x-amz-meta-{k}": v for k, v in target_metadata(head, etag).items()})
         return headers
 
     try:
@@ -576,4 +613,137 @@ def copy_part(lean: LeanPath, task: PartTask, meter: Meter) -> PartDone:
     return PartDone(task.task_id, part.number, etag, bytes.fromhex(etag), None, part.size)
 
 
-__all__ = ["CopyJob", "LeanPath", "Unsupported", "address", "copy_part", "copy_small"]
+def guess_layout(size: int, count: int, part_size: int) -> tuple[PartSpec, ...] | None:
+    """The part layout of an ``md5-N`` source of ``size`` bytes in ``count`` parts, guessed without a HEAD:
+    equal parts of the engine's part size, else of the smallest whole MiB that gives ``count`` parts (how
+    S3 clients cut uploads). A wrong guess cannot pass: its part ETags do not combine to the source's."""
+    if count == 1:
+        return (PartSpec(1, 0, size),)
+    for first in (part_size, *(n * MiB for n in range(MIN_PART // MiB, WHOLE_GET_BYTES // MiB + 1))):
+        if first >= MIN_PART and (count - 1) * first < size <= count * first:
+            return tuple(PartSpec(n + 1, n * first, min((n + 1) * first, size)) for n in range(count))
+    return None
+
+
+def one_get(size: int, etag: str, part_size: int) -> bool:
+    """True when an ``md5-N`` source is copied by :func:`copy_multipart` (one GET for all its parts)."""
+    count = multipart_count(etag) or 0
+    return 0 < count <= WHOLE_GET_PARTS and size <= WHOLE_GET_BYTES and guess_layout(size, count, part_size) is not None
+
+
+def copy_multipart(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -> OpDone:
+    """An ``md5-N`` source in its own part layout with one GET and no HEAD: the GET's head gives the ETag,
+    type and metadata the upload is created with, and its body is spliced part by part into successive
+    UploadParts. The upload is completed only when the target's part ETags (its MD5s of what it stored)
+    combine to the source's ETag; on any failure it is aborted, so nothing half-written remains.
+
+    The layout is guessed (:func:`guess_layout`); when the part ETags do not combine, ``HeadObject
+    PartNumber=1`` tells the real one: a different layout is copied again, the same one means the bytes
+    changed on the way (the object fails its verification and the engine retries it)."""
+    rt, source = lean.rt, op.source.location
+    listed, size = clean_etag(op.source.etag), op.source.size
+    count = multipart_count(listed) or 0
+    parts = guess_layout(size, count, rt.settings.part_size)
+    assert parts is not None  # one_get said so
+    for guessed in (True, False):
+        upload, etags = _parts_once(lean, task, op, parts, meter)
+        if multipart_etag(bytes.fromhex(etag) for _, etag in etags) == listed:
+            try:
+                finish = CompleteTask(task.task_id, task.model, task.op_index, upload, etags, listed, None, size)
+                done = complete(rt, finish)
+            except BaseException:
+                _abort_quietly(rt, upload)
+                raise
+            return OpDone(task.task_id, "copied", size, Strategy.STREAM_MULTIPART.value, done.etag)
+        _abort_quietly(rt, upload)
+        meter.rewind(meter.total)
+        real = source_parts(rt, source, size, count) if guessed else parts
+        if real == parts:
+            break
+        parts = real
+    raise TaskError(
+        f"Verification of {source.url} failed: the bytes moved do not match its ETag {listed}; the upload was aborted."
+    )
+
+
+def _parts_once(
+    lean: LeanPath, task: OpTask, op: CopyObject, parts: tuple[PartSpec, ...], meter: Meter
+) -> tuple[UploadRef, tuple[tuple[int, str], ...]]:
+    """Create the upload once the GET answered and send every part from that GET; the upload and its part
+    ETags. A part the target answers with ``SlowDown`` or a 5xx is sent again (botocore's backoff and
+    count) from a ranged GET that starts there, the parts before it kept; any other failure aborts the
+    upload and raises."""
+    rt, source, target = lean.rt, op.source.location, op.target
+    listed, size = clean_etag(op.source.etag), op.source.size
+    read = f"read {source.url}"
+    upload: UploadRef | None = None
+    get: Conn | None = None
+    etags: list[tuple[int, str]] = []
+    reasons: list[str] = []
+    endpoint = ""
+    try:
+        while len(etags) < len(parts):
+            part = parts[len(etags)]
+            if get is None:
+                span = None if part.start == 0 else (part.start, size)
+                get, got = lean.resending(read, meter, functools.partial(lean.get, source, span))
+                if clean_etag(got.get("etag")) != listed:
+                    if upload is None:  # changed since the listing: looked at again (HEAD), as before
+                        raise Unsupported("the source changed")
+                    raise TaskError(f"{source.url} changed while it was copied; the upload was aborted.")
+                if int(got.get("content-length", "-1")) != size - part.start:
+                    raise TaskError(
+                        f"Reading {source.url} on the {rt.describe(source)} returned a different size than the "
+                        f"{size} bytes listed."
+                    )
+                if upload is None:
+                    upload = create_upload(rt, task.task_id, target, head_of(got), listed)
+            assert upload is not None
+            query = f"?uploadId={quote(upload.upload_id, safe='-_.~')}&partNumber={part.number}"
+            write = f"upload part {part.number} of s3://{upload.bucket}/{upload.key}"
+            into = ObjectLocation(upload.endpoint, upload.bucket, upload.key)
+            moved = meter.total
+            try:
+                answered = lean.put_from(get, source, into, write, query, part.size, meter)
+            except _Again as again:
+                get.close()  # positioned somewhere in this part: start again from its first byte
+                get = None
+                meter.rewind(meter.total - moved)
+                if len(reasons) == rt.settings.client_max_attempts:
+                    raise again.failure from None
+                reasons.append(again.reason)
+                endpoint = again.failure.endpoint
+                lean.backoff(len(reasons) - 1)
+                continue
+            etag = clean_etag(answered.get("etag"))
+            if not is_plain_md5(etag):
+                lean.disabled.add(upload.endpoint)  # its part ETags prove nothing: hash parts through botocore
+                raise Unsupported("part ETags are not MD5s")
+            etags.append((part.number, etag))
+        assert upload is not None
+        return upload, tuple(etags)
+    except BaseException:
+        if get is not None:
+            get.close()
+        if upload is not None:
+            _abort_quietly(rt, upload)
+        raise
+    finally:
+        rt.client_retried(len(reasons), tuple(reasons), f"upload the parts of {target.url}", endpoint)
+
+
+def head_of(got: Mapping[str, str]) -> dict[str, Any]:
+    """What a HEAD would have said (type, user metadata), from a GET's response head."""
+    metadata = {k[len("x-amz-meta-") :]: v for k, v in got.items() if k.startswith("x-amz-meta-")}
+    return {"ContentType": got.get("content-type") or "binary/octet-stream", "Metadata": metadata}
+
+
+def _abort_quietly(rt: Runtime, upload: UploadRef) -> None:
+    with contextlib.suppress(TaskError):  # else the scheduler aborts it at the end (open_uploads)
+        abort_upload(rt, upload)
+
+
+__all__ = [
+    "CopyJob", "LeanPath", "Unsupported", "address", "copy_multipart", "copy_part", "copy_small", "guess_layout",
+    "one_get",
+]  # fmt: skip

@@ -129,6 +129,14 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     source = op.source.location
     listed = clean_etag(op.source.etag)
     if (multipart_count(listed) or 0) > 1 and op.source.size > rt.settings.multipart_threshold:
+        path = rt.lean()
+        if (
+            path is not None
+            and lean.one_get(op.source.size, listed, rt.settings.part_size)
+            and path.usable(source.endpoint, op.target.endpoint)
+        ):
+            with _falling_back(meter):
+                return lean.copy_multipart(path, task, op, meter)  # one GET, no HEAD
         # One HEAD instead of two: part 1's HEAD carries the object's ETag, type and metadata, and the
         # listing its size; an object changed since the listing shows another ETag and is looked at again.
         first = rt.source_head(source, PartNumber=1)
