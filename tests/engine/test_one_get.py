@@ -12,7 +12,10 @@ import pytest
 from drtransfer.endpoints import Endpoint
 from drtransfer.engine import MiB, run_transfer
 from drtransfer.engine import lean as lean_module
+from drtransfer.engine.messages import PartSpec
+from drtransfer.engine.strategy import Strategy, buffered_bytes, guess_layout, one_get
 from drtransfer.locals3 import SeaweedServer
+from drtransfer.operations import CopyObject, ObjectLocation, SourceObject
 from tests.conftest import list_multipart_uploads, start_seaweed
 from tests.engine import engine_helpers as helpers
 from tests.infra.faultproxy import Fault, FaultProxy
@@ -158,3 +161,23 @@ def test_a_throttled_part_is_sent_again_from_a_ranged_get(
     helpers.assert_copied(upload_s3, upload_bucket, "t/", {"big": data})
     assert recorder.progress["m"] == len(data)
     assert list_multipart_uploads(upload_s3, upload_bucket) == []
+
+
+def test_the_layout_guess_and_what_the_task_buffers() -> None:
+    settings = helpers.base_settings(0, data_path="lean", part_size=8 * MiB, multipart_threshold=16 * MiB)
+    assert guess_layout(45 * MiB, 6, 8 * MiB) == tuple(
+        PartSpec(n + 1, n * 8 * MiB, min((n + 1) * 8 * MiB, 45 * MiB)) for n in range(6)
+    )
+    assert guess_layout(12 * MiB, 2, 5 * MiB) == (PartSpec(1, 0, 6 * MiB), PartSpec(2, 6 * MiB, 12 * MiB))
+    assert guess_layout(300 * MiB, 2, 8 * MiB) is None  # parts above 128 MiB: not guessed
+
+    def op(size: int, etag: str) -> CopyObject:
+        return CopyObject(SourceObject(ObjectLocation("src", "b", "k"), size, etag), ObjectLocation("dst", "t", "k"))
+
+    w1, w3 = op(45 * MiB, "0" * 32 + "-6"), op(1024 * MiB, "0" * 32 + "-128")
+    assert one_get(w1, settings) and not one_get(w3, settings)
+    # one GET splices its parts: it holds no part buffer, so many objects can be in flight at once
+    assert buffered_bytes(Strategy.STREAM_MULTIPART, w1, settings) == 0
+    assert buffered_bytes(Strategy.STREAM_MULTIPART, w3, settings) > 0
+    botocore = helpers.base_settings(0, data_path="botocore", part_size=8 * MiB, multipart_threshold=16 * MiB)
+    assert buffered_bytes(Strategy.STREAM_MULTIPART, w1, botocore) > 0

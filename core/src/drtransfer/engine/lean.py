@@ -45,8 +45,7 @@ from drtransfer.engine.housekeeping import abort_upload
 from drtransfer.engine.messages import CompleteTask, OpDone, OpTask, PartDone, PartSpec, PartTask, UploadRef
 from drtransfer.engine.multipart import complete, create_upload, source_parts, target_metadata
 from drtransfer.engine.runtime import Meter, Runtime, TaskError
-from drtransfer.engine.settings import MIN_PART, MiB
-from drtransfer.engine.strategy import Strategy
+from drtransfer.engine.strategy import Strategy, guess_layout
 from drtransfer.operations import CopyObject, ObjectLocation
 
 # What botocore's legacy retry handler sends again (its _retry.json: 5xx, throttling, S3's RequestTimeout).
@@ -62,10 +61,6 @@ SPLICE = hasattr(os, "splice")
 _FLAGS = (getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)) if SPLICE else 0
 _MORE = getattr(os, "SPLICE_F_MORE", 4)
 _T = TypeVar("_T")
-# md5-N sources up to this size and part count are read with one GET (copy_multipart); larger ones keep
-# parallel ranged GETs per part (a 1 GiB object moves faster in parallel: docs/engine.md, data path).
-WHOLE_GET_PARTS = 16
-WHOLE_GET_BYTES = 128 * MiB
 
 
 class Unsupported(Exception):
@@ -613,24 +608,6 @@ def copy_part(lean: LeanPath, task: PartTask, meter: Meter) -> PartDone:
     return PartDone(task.task_id, part.number, etag, bytes.fromhex(etag), None, part.size)
 
 
-def guess_layout(size: int, count: int, part_size: int) -> tuple[PartSpec, ...] | None:
-    """The part layout of an ``md5-N`` source of ``size`` bytes in ``count`` parts, guessed without a HEAD:
-    equal parts of the engine's part size, else of the smallest whole MiB that gives ``count`` parts (how
-    S3 clients cut uploads). A wrong guess cannot pass: its part ETags do not combine to the source's."""
-    if count == 1:
-        return (PartSpec(1, 0, size),)
-    for first in (part_size, *(n * MiB for n in range(MIN_PART // MiB, WHOLE_GET_BYTES // MiB + 1))):
-        if first >= MIN_PART and (count - 1) * first < size <= count * first:
-            return tuple(PartSpec(n + 1, n * first, min((n + 1) * first, size)) for n in range(count))
-    return None
-
-
-def one_get(size: int, etag: str, part_size: int) -> bool:
-    """True when an ``md5-N`` source is copied by :func:`copy_multipart` (one GET for all its parts)."""
-    count = multipart_count(etag) or 0
-    return 0 < count <= WHOLE_GET_PARTS and size <= WHOLE_GET_BYTES and guess_layout(size, count, part_size) is not None
-
-
 def copy_multipart(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -> OpDone:
     """An ``md5-N`` source in its own part layout with one GET and no HEAD: the GET's head gives the ETag,
     type and metadata the upload is created with, and its body is spliced part by part into successive
@@ -644,7 +621,7 @@ def copy_multipart(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -
     listed, size = clean_etag(op.source.etag), op.source.size
     count = multipart_count(listed) or 0
     parts = guess_layout(size, count, rt.settings.part_size)
-    assert parts is not None  # one_get said so
+    assert parts is not None  # strategy.one_get said so
     for guessed in (True, False):
         upload, etags = _parts_once(lean, task, op, parts, meter)
         if multipart_etag(bytes.fromhex(etag) for _, etag in etags) == listed:
@@ -744,6 +721,5 @@ def _abort_quietly(rt: Runtime, upload: UploadRef) -> None:
 
 
 __all__ = [
-    "CopyJob", "LeanPath", "Unsupported", "address", "copy_multipart", "copy_part", "copy_small", "guess_layout",
-    "one_get",
+    "CopyJob", "LeanPath", "Unsupported", "address", "copy_multipart", "copy_part", "copy_small",
 ]  # fmt: skip

@@ -12,11 +12,17 @@ import enum
 from collections.abc import Mapping
 
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine.settings import MAX_SINGLE_COPY, EngineSettings
+from drtransfer.engine.checksums import clean_etag, multipart_count
+from drtransfer.engine.messages import PartSpec
+from drtransfer.engine.settings import MAX_SINGLE_COPY, MIN_PART, EngineSettings, MiB
 from drtransfer.operations import CopyObject, DeleteObject, Operation, PutBytes
 
 # Parts a sequential stream uploads at once while it reads the next one (memory: this + 1 parts).
 SEQUENTIAL_PARTS_IN_FLIGHT = 4
+# md5-N sources up to this size and part count are read with one GET on the lean data path
+# (lean.copy_multipart); larger ones keep parallel ranged GETs per part, faster for one 1 GiB object.
+WHOLE_GET_PARTS = 16
+WHOLE_GET_BYTES = 128 * MiB
 
 
 class Strategy(enum.Enum):
@@ -86,8 +92,35 @@ def buffered_bytes(strategy: Strategy, operation: Operation, settings: EngineSet
     if strategy is Strategy.STREAM:
         return operation.size
     if strategy is Strategy.STREAM_MULTIPART:
+        if settings.data_path == "lean" and isinstance(operation, CopyObject) and one_get(operation, settings):
+            return 0  # spliced from socket to socket (TLS: one reused 1 MiB buffer per thread)
         return (SEQUENTIAL_PARTS_IN_FLIGHT + 1) * settings.part_size  # a sequential stream at most
     return 0  # server-side copies and deletes move no bytes through the worker
 
 
-__all__ = ["SEQUENTIAL_PARTS_IN_FLIGHT", "Strategy", "buffered_bytes", "choose_strategy"]
+def guess_layout(size: int, count: int, part_size: int) -> tuple[PartSpec, ...] | None:
+    """The part layout of an ``md5-N`` source of ``size`` bytes in ``count`` parts, guessed without a HEAD:
+    equal parts of the engine's part size, else of the smallest whole MiB that gives ``count`` parts (how
+    S3 clients cut uploads). A wrong guess cannot pass: its part ETags do not combine to the source's."""
+    if count == 1:
+        return (PartSpec(1, 0, size),)
+    for first in (part_size, *(n * MiB for n in range(MIN_PART // MiB, WHOLE_GET_BYTES // MiB + 1))):
+        if first >= MIN_PART and (count - 1) * first < size <= count * first:
+            return tuple(PartSpec(n + 1, n * first, min((n + 1) * first, size)) for n in range(count))
+    return None
+
+
+def one_get(op: CopyObject, settings: EngineSettings) -> bool:
+    """True when the lean data path copies ``op``'s ``md5-N`` source with one GET (lean.copy_multipart)."""
+    size, count = op.source.size, multipart_count(clean_etag(op.source.etag)) or 0
+    return (
+        1 < count <= WHOLE_GET_PARTS
+        and settings.multipart_threshold < size <= WHOLE_GET_BYTES
+        and guess_layout(size, count, settings.part_size) is not None
+    )
+
+
+__all__ = [
+    "SEQUENTIAL_PARTS_IN_FLIGHT", "WHOLE_GET_BYTES", "WHOLE_GET_PARTS", "Strategy", "buffered_bytes",
+    "choose_strategy", "guess_layout", "one_get",
+]  # fmt: skip

@@ -32,7 +32,7 @@ from drtransfer.engine.housekeeping import abort_upload
 from drtransfer.engine.messages import OpDone, OpMultipart, OpTask, PartDone, PartTask, UploadRef, Verify
 from drtransfer.engine.multipart import create_upload, own_parts, source_parts, target_metadata
 from drtransfer.engine.runtime import SOURCE_DIGEST_REFUSED, Meter, Runtime, TaskError
-from drtransfer.engine.strategy import SEQUENTIAL_PARTS_IN_FLIGHT, Strategy
+from drtransfer.engine.strategy import SEQUENTIAL_PARTS_IN_FLIGHT, Strategy, one_get
 from drtransfer.operations import CopyObject, ObjectLocation
 
 SEQUENTIAL = "stream-sequential"  # how a STREAM_MULTIPART read in order is reported
@@ -130,11 +130,7 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     listed = clean_etag(op.source.etag)
     if (multipart_count(listed) or 0) > 1 and op.source.size > rt.settings.multipart_threshold:
         path = rt.lean()
-        if (
-            path is not None
-            and lean.one_get(op.source.size, listed, rt.settings.part_size)
-            and path.usable(source.endpoint, op.target.endpoint)
-        ):
+        if path is not None and one_get(op, rt.settings) and path.usable(source.endpoint, op.target.endpoint):
             with _falling_back(meter):
                 return lean.copy_multipart(path, task, op, meter)  # one GET, no HEAD
         # One HEAD instead of two: part 1's HEAD carries the object's ETag, type and metadata, and the
