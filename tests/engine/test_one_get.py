@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from drtransfer.endpoints import Endpoint
-from drtransfer.engine import MiB, run_transfer
+from drtransfer.engine import MiB, cleanup, run_transfer
 from drtransfer.engine import lean as lean_module
 from drtransfer.engine.messages import PartSpec
 from drtransfer.engine.strategy import Strategy, buffered_bytes, guess_layout, one_get
@@ -48,6 +48,9 @@ def test_a_multipart_source_is_read_with_one_get_and_no_head(
     used: list[str] = []
     original = lean_module.copy_multipart
     monkeypatch.setattr(lean_module, "copy_multipart", lambda *args: used.append("one-get") or original(*args))
+    left: list[Any] = []
+    clean_up = cleanup.clean_up
+    monkeypatch.setattr(cleanup, "clean_up", lambda *args: left.append(args[2]) or clean_up(*args))
     counted_s3.create_bucket("src")
     client = counted_s3.client()
     data = helpers.random_bytes(13 * MiB)  # 3 parts of 5 MiB: the engine's part size
@@ -81,6 +84,7 @@ def test_a_multipart_source_is_read_with_one_get_and_no_head(
     assert got["Metadata"]["kept"] == "yes"
     assert got["Metadata"]["drtransfer-source-etag"] == want["ETag"].strip('"')
     assert list_multipart_uploads(upload_s3, upload_bucket) == []
+    assert left == []  # the completed upload was not left for the end of the run to abort
 
 
 def test_a_layout_guessed_wrong_is_learnt_and_copied_again(

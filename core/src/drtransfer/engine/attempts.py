@@ -205,6 +205,8 @@ class Attempts:
             else:
                 self._failed(state, report)
         elif isinstance(report, OpDone):
+            if report.completed is not None:  # nothing left for the end of the run to abort
+                self.open_uploads.pop(report.completed.upload_id, None)
             self.finish(state, report.status, report.bytes, report.strategy, etag=report.etag)
         elif isinstance(report, OpMultipart):
             state.upload, state.verify = report.upload, report.verify

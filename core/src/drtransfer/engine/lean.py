@@ -631,7 +631,7 @@ def copy_multipart(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -
             except BaseException:
                 _abort_quietly(rt, upload)
                 raise
-            return OpDone(task.task_id, "copied", size, Strategy.STREAM_MULTIPART.value, done.etag)
+            return OpDone(task.task_id, "copied", size, Strategy.STREAM_MULTIPART.value, done.etag, upload)
         _abort_quietly(rt, upload)
         meter.rewind(meter.total)
         real = source_parts(rt, source, size, count) if guessed else parts

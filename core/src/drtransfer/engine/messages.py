@@ -223,6 +223,7 @@ class OpDone:
     bytes: int
     strategy: str
     etag: str = ""  # the target's ETag after the write, or the one the skip matched
+    completed: UploadRef | None = None  # a multipart upload this task created and completed itself
 
 
 @dataclass(frozen=True)

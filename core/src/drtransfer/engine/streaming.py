@@ -241,7 +241,7 @@ def sequential(
         with contextlib.suppress(TaskError):  # else the scheduler aborts it at the end
             abort_upload(rt, upload)
         raise
-    return OpDone(task.task_id, "copied", size, SEQUENTIAL, final)
+    return OpDone(task.task_id, "copied", size, SEQUENTIAL, final, upload)
 
 
 def _sequential_parts(
