@@ -185,3 +185,22 @@ def test_the_layout_guess_and_what_the_task_buffers() -> None:
     assert buffered_bytes(Strategy.STREAM_MULTIPART, w3, settings) > 0
     botocore = helpers.base_settings(0, data_path="botocore", part_size=8 * MiB, multipart_threshold=16 * MiB)
     assert buffered_bytes(Strategy.STREAM_MULTIPART, w1, botocore) > 0
+
+
+def test_a_source_changed_since_the_listing_is_looked_at_again(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
+) -> None:
+    """The GET shows another ETag than the plan's: no upload is created from it; the object is looked at
+    again with a HEAD, as before this path existed, and its new bytes are copied and verified."""
+    client = local_s3.client()
+    helpers.put_multipart(client, local_bucket, "big", helpers.random_bytes(13 * MiB))
+    plan = helpers.copy_plan("m", local_s3, "src", local_bucket, ["big"], "dst", upload_bucket, "t/")
+    new = helpers.random_bytes(13 * MiB)
+    helpers.put_multipart(client, local_bucket, "big", new)  # after planning
+    endpoints = {"src": local_s3.endpoint("src"), "dst": upload_s3.endpoint("dst")}
+
+    [result] = run_transfer([plan], endpoints, helpers.base_settings(0, data_path="lean"))
+
+    assert result.status == "ok", result.error
+    helpers.assert_copied(upload_s3, upload_bucket, "t/", {"big": new})
+    assert list_multipart_uploads(upload_s3, upload_bucket) == []
