@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from drtransfer.engine import MiB, run_transfer
+from drtransfer.engine import MiB, run_transfer, strategy
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.operations import DeleteObject, ObjectLocation, Operation, PutBytes
 from tests.conftest import list_multipart_uploads as list_uploads
@@ -189,9 +189,12 @@ def test_commit_operations_are_not_run_when_another_operation_fails(
 
 def test_many_models_share_the_pool(
     local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """A large model does not hold back small ones: with one worker thread, parts of the large model
-    and objects of the small models interleave (round-robin), and all finish correctly."""
+    and objects of the small models interleave (round-robin), and all finish correctly. (Objects the
+    lean path copies with one GET are one task, like a small object: "big" is made to exceed them.)"""
+    monkeypatch.setattr(strategy, "WHOLE_GET_PARTS", 2)
     client = local_s3.client()
     big = random_bytes(20 * MiB)
     put_multipart(client, local_bucket, "big", big)
