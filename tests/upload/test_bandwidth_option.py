@@ -59,3 +59,11 @@ def test_restore_and_import_refuse_a_bad_rate(drfc: DrfcSetup, command: str) -> 
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "--bandwidth-limit: '20 furlongs' is not a rate" in single_error_line(result.stderr)
     assert list_tree(drfc.local, drfc.local_bucket, "alpha-2/") == {}
+
+
+@pytest.mark.parametrize("switches", [[], ["-A"]])
+def test_dr_upload_model_passes_the_rate_on(drfc: DrfcSetup, switches: list[str]) -> None:
+    """dr-upload-model takes the option for an upload and for its -A backup alike."""
+    result = drfc.run(*drfc.upload_args("0"), *switches, "-f", "--bandwidth-limit", "0", command="dr-upload-model")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "--bandwidth-limit: '0' must be more than 0 bytes per second." in single_error_line(result.stderr)
