@@ -116,6 +116,11 @@ def fresh_bucket(server: SeaweedServer, name: str) -> None:
     client.delete_object(Bucket=name, Key="warm-up")
 
 
+def requests_between(before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> int:
+    """S3 requests a server answered between two of its counts (every bucket, every type)."""
+    return sum(count - before.get(key, 0) for key, count in after.items())
+
+
 def server_of(server: SeaweedServer, bucket: str) -> Server:
     return Server(server.url, server.access_key, server.secret_key, bucket)
 
@@ -132,6 +137,8 @@ def measure_once(
     ctx = RunContext(w, server_of(local, SOURCE_BUCKET), server_of(target_server, bucket), work, tools)
     pids = [s.process.pid for s in (local, upload) if s.process is not None]
     total: Measured | None = None
+    counted = [local, upload]
+    before = [server.request_counts() for server in counted]
     try:
         for step in tool.steps(ctx):
             result = run_measured(step.argv, step.env, log=state / f"{w.name}-{tool.name}.log", servers=pids)
@@ -139,6 +146,7 @@ def measure_once(
             if result.returncode != 0:
                 break
         assert total is not None
+        requests = sum(requests_between(b, server.request_counts()) for b, server in zip(before, counted, strict=True))
         error = (f"exit {total.returncode}: {total.stderr_tail.strip()[-300:]}" if total.returncode != 0
                  else verify(payload, target_server.client(), bucket, w.root))
     finally:
@@ -156,6 +164,7 @@ def measure_once(
         "peak_rss_mib": round(total.peak_rss / MiB, 1),
         "peak_pss_mib": round(total.peak_pss / MiB, 1),
         "server_cpu_seconds": round(total.server_cpu_seconds, 3),
+        "requests": requests,
         "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -214,8 +223,10 @@ def main(argv: Sequence[str]) -> int:
         log(f"Warning: load average {load:.2f} at start; the figures are only comparable on a quiet machine.")
     servers_dir = WORK / "servers" / state.name
     remove_tree(servers_dir)  # a resumed run regenerates the same (seeded) data on fresh servers
-    local = SeaweedServer(servers_dir / "local", access_key="bench-local-key", secret_key="bench-local-secret")
-    upload = SeaweedServer(servers_dir / "upload", access_key="bench-upload-key", secret_key="bench-upload-secret")
+    local = SeaweedServer(servers_dir / "local", access_key="bench-local-key", secret_key="bench-local-secret",
+                          count_requests=True)
+    upload = SeaweedServer(servers_dir / "upload", access_key="bench-upload-key", secret_key="bench-upload-secret",
+                           count_requests=True)
     try:
         local.start()
         upload.start()

@@ -13,7 +13,9 @@ from drbench.tools import BY_NAME
 from drbench.workloads import FULL, QUICK, Workload
 
 FIGURES = ("seconds", "mib_per_s", "objects_per_s", "cpu_seconds", "peak_rss_mib", "peak_pss_mib", "server_cpu_seconds")
+OPTIONAL = ("requests",)  # runs recorded before the harness counted requests lack it
 RSS_LIMIT_MIB = 400
+RSS_LIMIT_17_MIB = 300
 
 
 @dataclass
@@ -52,14 +54,21 @@ def summarize(runs: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Summary]:
     out = {}
     for key, rows in grouped.items():
         good = [r for r in rows if r["status"] == "ok"]
+        figures = [*FIGURES, *(f for f in OPTIONAL if good and all(f in r for r in good))]
         out[key] = Summary(
             key[0], key[1], len(good), len(rows) - len(good),
-            {f: statistics.median(r[f] for r in good) for f in FIGURES} if good else {},
-            {f: min(r[f] for r in good) for f in FIGURES} if good else {},
-            {f: max(r[f] for r in good) for f in FIGURES} if good else {},
+            {f: statistics.median(r[f] for r in good) for f in figures} if good else {},
+            {f: min(r[f] for r in good) for f in figures} if good else {},
+            {f: max(r[f] for r in good) for f in figures} if good else {},
             [r["error"] for r in rows if r["status"] != "ok" and r.get("error")],
         )
     return out
+
+
+def cpu_per_gib(summary: Summary, payload: dict[str, int]) -> float | None:
+    """Client CPU-seconds per GiB moved (the figure issue 17 compares tools by)."""
+    size = payload.get("bytes", 0)
+    return summary.median["cpu_seconds"] / (size / 2**30) if size and summary.median else None
 
 
 def workloads_of(meta: dict[str, Any]) -> list[Workload]:
@@ -123,6 +132,39 @@ def targets(s: dict[tuple[str, str], Summary]) -> list[Target]:
         out.append(Target("3", "W2 (same endpoint) >= 3x faster than W1 (cross-endpoint)", f"{value:.2f}x", value >= 3))
     else:
         out.append(Target("3", "W2 (same endpoint) >= 3x faster than W1 (cross-endpoint)", "not measured", None))
+    out += targets_17(s)
+    return out
+
+
+def targets_17(s: dict[tuple[str, str], Summary]) -> list[Target]:
+    """Issue 17's goals: ratios against peers in the same run, W1's client CPU, W3's RSS, requests."""
+    out: list[Target] = []
+
+    def ratio(text: str, workload: str, peer: str | None, needed: float) -> None:
+        value = speedup(s, workload, peer) if peer else None
+        measured = "not measured" if value is None else f"{value:.2f}x ({BY_NAME[peer].label if peer else ''})"
+        out.append(Target("17", text, measured, None if value is None else value >= needed))
+
+    def figure(text: str, workload: str, name: str, limit: float, unit: str) -> None:
+        summary = s.get((workload, "drtransfer"))
+        value = summary.median.get(name) if summary and summary.median else None
+        measured = "not measured" if value is None else f"{value:.2f} {unit}"
+        out.append(Target("17", text, measured, None if value is None else value <= limit))
+
+    ratio("W1: >= 1.0x rclone (moonshot 1.15x)", "W1", "rclone", 1.0)
+    figure("W1: client CPU <= 0.6 s", "W1", "cpu_seconds", 0.6, "s")
+    ratio("W2: >= 1.0x s5cmd", "W2", "s5cmd", 1.0)
+    ratio("W3: >= 1.0x the fastest peer", "W3", fastest_peer(s, "W3"), 1.0)
+    figure(f"W3: peak RSS < {RSS_LIMIT_17_MIB} MiB", "W3", "peak_rss_mib", RSS_LIMIT_17_MIB, "MiB")
+    ratio("W4: >= 0.9x s5cmd", "W4", "s5cmd", 0.9)
+    for workload in sorted({w for (w, _) in s}):
+        ours, peer = s.get((workload, "drtransfer")), s.get((workload, "rclone"))
+        if not (ours and peer and "requests" in ours.median and "requests" in peer.median):
+            out.append(Target("17", f"{workload}: requests per run <= rclone's", "not measured", None))
+            continue
+        mine, theirs = ours.median["requests"], peer.median["requests"]
+        out.append(Target("17", f"{workload}: requests per run <= rclone's", f"{mine:.0f} vs {theirs:.0f}",
+                          mine <= theirs))
     return out
 
 
@@ -136,9 +178,9 @@ def workload_table(w: Workload, s: dict[tuple[str, str], Summary], payload: dict
         "",
         f"Payload: {payload.get('objects', 0)} objects, {payload.get('bytes', 0) / 2**20:.1f} MiB.",
         "",
-        "| tool | runs ok | seconds | MiB/s | objects/s | client CPU s | peak RSS (PSS) MiB | server CPU s "
-        "| deepracer-transfer speed-up |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tool | runs ok | seconds | MiB/s | objects/s | client CPU s | client CPU s/GiB | peak RSS (PSS) MiB "
+        "| server CPU s | requests | deepracer-transfer speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = sorted((summary for (wn, _), summary in s.items() if wn == w.name),
                   key=lambda x: x.median.get("seconds", float("inf")))
@@ -146,15 +188,18 @@ def workload_table(w: Workload, s: dict[tuple[str, str], Summary], payload: dict
         tool = BY_NAME[summary.tool]
         runs = f"{summary.ok}/{summary.ok + summary.failed}"
         if not summary.median:
-            lines.append(f"| {tool.label} | {runs} | failed: {(summary.errors or ['?'])[0][:80]} |||||||")
+            lines.append(f"| {tool.label} | {runs} | failed: {(summary.errors or ['?'])[0][:80]} |||||||||")
             continue
         m, lo, hi = summary.median, summary.low, summary.high
         ratio = speedup(s, w.name, summary.tool)
+        per_gib = cpu_per_gib(summary, payload)
         lines.append(
             f"| {'**' + tool.label + '**' if summary.tool == 'drtransfer' else tool.label} | {runs} "
             f"| {_fmt(m['seconds'], 2)} ({_fmt(lo['seconds'], 2)}–{_fmt(hi['seconds'], 2)}) "
             f"| {_fmt(m['mib_per_s'])} | {_fmt(m['objects_per_s'])} | {_fmt(m['cpu_seconds'], 2)} "
+            f"| {'–' if per_gib is None else _fmt(per_gib, 2)} "
             f"| {_fmt(m['peak_rss_mib'], 0)} ({_fmt(m['peak_pss_mib'], 0)}) | {_fmt(m['server_cpu_seconds'], 2)} "
+            f"| {_fmt(m['requests'], 0) if 'requests' in m else '–'} "
             f"| {'–' if summary.tool == 'drtransfer' or ratio is None else f'{ratio:.2f}x'} |"
         )
     lines += ["", "Settings:", ""]

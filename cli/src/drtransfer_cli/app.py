@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TextIO, TypeVar
 import click
 
 from drtransfer.engine import EngineSettings
+from drtransfer.engine.throttle import parse_rate
 from drtransfer.errors import ConfigError, DrTransferError, Interrupted
 from drtransfer.jobs import Declined, Notifications
 from drtransfer.plugins import PluginHost, get_plugin_manager
@@ -142,6 +143,11 @@ def _ask(question: str) -> str:
     return line
 
 
+def rate(text: str) -> int:
+    """Bytes per second from ``20MB/s`` and the like (see :func:`drtransfer.engine.throttle.parse_rate`)."""
+    return parse_rate(text)
+
+
 ENGINE_ENV = "DRTRANSFER_ENGINE"
 # Engine settings without a flag of their own, tunable through DRTRANSFER_ENGINE="name=value ..."
 # (retries and timeouts for slow or flaky links; the fault tests and the soak benchmark use it too).
@@ -158,6 +164,7 @@ ENGINE_TUNABLES: dict[str, Callable[[str], Any]] = {
     "copy_threshold": int,
     "start_method": str,
     "data_path": str,
+    "bandwidth_limit": rate,
 }
 
 
@@ -179,10 +186,21 @@ def engine_tuning(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def engine_settings(
-    processes: int | None, concurrency: int | None, part_size: int | None, *, dry_run: bool = False
+    processes: int | None,
+    concurrency: int | None,
+    part_size: int | None,
+    *,
+    dry_run: bool = False,
+    bandwidth_limit: str | None = None,
 ) -> EngineSettings:
+    """``bandwidth_limit``: ``--bandwidth-limit RATE`` as given (it wins over DRTRANSFER_ENGINE's)."""
     defaults = EngineSettings()
     tuning = engine_tuning(os.environ)
+    if bandwidth_limit is not None:
+        try:
+            tuning["bandwidth_limit"] = parse_rate(bandwidth_limit)
+        except ValueError as error:
+            raise ConfigError(f"--bandwidth-limit: {error}.") from None
     threshold = tuning.pop("multipart_threshold", defaults.multipart_threshold)
     return EngineSettings(
         processes=defaults.processes if processes is None else processes,

@@ -44,7 +44,7 @@ def upload_model(all_files: bool, **kwargs: Any) -> None:
 # upload copies and mean nothing for a backup of everything.
 _BACKUP_KEYS = (
     "run_files", "system_env", "experiments", "all_experiments", "prefix", "force", "dry_run", "processes",
-    "concurrency", "part_size", "json_output", "no_progress", "verbose",
+    "concurrency", "part_size", "bandwidth_limit", "json_output", "no_progress", "verbose",
 )  # fmt: skip
 
 

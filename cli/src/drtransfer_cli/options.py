@@ -103,6 +103,15 @@ engine_options = compose(
     click.option("--part-size", type=ByteSize(), help="Multipart part size (default 8MB)."),
 )
 
+# Commands whose bytes go through the engine (upload, backup, restore, import, car-zip): parsed by
+# app.engine_settings, so a bad value is one sentence with exit code 2 like every other bad input.
+bandwidth_option = click.option(
+    "--bandwidth-limit",
+    metavar="RATE",
+    help="Cap the bytes per second written to the targets, for the whole run: 20MB/s, 500KB/s, 1048576 "
+    "(KB = KiB = 1024 bytes, as in awscli; also DRTRANSFER_ENGINE=bandwidth_limit=RATE; default: none).",
+)
+
 # Where the engine's tasks run (upload only): a plugin's executor, e.g. a Ray cluster.
 executor_options = compose(
     click.option(

@@ -69,6 +69,7 @@ class UploadFlags:
     processes: int | None = None
     concurrency: int | None = None
     part_size: int | None = None
+    bandwidth_limit: str | None = None
     executor: str | None = None
     ray_address: str | None = None
     json_output: bool = False
@@ -150,7 +151,13 @@ def run_upload(flags: UploadFlags, wording: Wording = DRTRANSFER_WORDING) -> int
         checkpoint=flags.checkpoint,
         wipe=flags.wipe,
         dry_run=flags.dry_run,
-        engine=app.engine_settings(flags.processes, flags.concurrency, flags.part_size, dry_run=flags.dry_run),
+        engine=app.engine_settings(
+            flags.processes,
+            flags.concurrency,
+            flags.part_size,
+            dry_run=flags.dry_run,
+            bandwidth_limit=flags.bandwidth_limit,
+        ),
         executor=ExecutorChoice.resolve(flags.executor, flags.ray_address),
         imports=ImportSpec(
             target=flags.import_target,

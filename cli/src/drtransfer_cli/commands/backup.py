@@ -20,6 +20,7 @@ backup_options = options.compose(
     options.force_option,
     click.option("-d", "--dry-run", is_flag=True, help="Show what would be copied; write nothing."),
     options.engine_options,
+    options.bandwidth_option,
     options.output_options,
 )
 
@@ -36,6 +37,7 @@ def run_backup(
     processes: int | None = None,
     concurrency: int | None = None,
     part_size: int | None = None,
+    bandwidth_limit: str | None = None,
     json_output: bool = False,
     no_progress: bool = False,
     verbose: bool = False,
@@ -49,8 +51,9 @@ def run_backup(
         require_target=False,
     )
     request = BackupRequest(
-        runs, dry_run=dry_run, engine=app.engine_settings(processes, concurrency, part_size, dry_run=dry_run)
-    )
+        runs, dry_run=dry_run,
+        engine=app.engine_settings(processes, concurrency, part_size, dry_run=dry_run, bandwidth_limit=bandwidth_limit),
+    )  # fmt: skip
 
     def confirm(prepared: Sequence[PreparedBackup]) -> bool:
         app.confirm(ready_lines(prepared), force=force, refusal="Aborted: nothing was backed up.")

@@ -54,6 +54,7 @@ class CarZipRequest:
     verbose: bool = False
     disabled_plugins: Sequence[str] = ()
     notify_urls: Sequence[str] = ()
+    bandwidth_limit: str | None = None  # --bandwidth-limit RATE (the archive's upload)
 
 
 def load_car_runs(request: CarZipRequest) -> list[RunConfig]:
@@ -79,7 +80,7 @@ def run_car_zip(request: CarZipRequest, wording: CarZipWording = DRTRANSFER_WORD
         output=request.output,
         local_bucket=request.local_bucket,
         upload=request.upload,
-        engine=app.engine_settings(0, None, None),
+        engine=app.engine_settings(0, None, None, bandwidth_limit=request.bandwidth_limit),
         notifications=app.notifications(request.notify_urls, verbose=request.verbose),
     )
 
@@ -179,6 +180,7 @@ def register(cli: click.Group) -> None:
     @options.prefix_option
     @click.option("--no-upload", is_flag=True, help="Do not upload (use with --output).")
     @options.force_option
+    @options.bandwidth_option
     @options.output_options
     @options.plugin_options
     @app.handle_errors

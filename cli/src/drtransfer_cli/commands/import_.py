@@ -87,7 +87,9 @@ def run_import(kwargs: dict[str, Any]) -> int:
         wait=kwargs["wait"],
         secret=secret_source(kwargs["password_stdin"]),
         warn=warn,
-        engine=app.engine_settings(kwargs["processes"], kwargs["concurrency"], kwargs["part_size"]),
+        engine=app.engine_settings(
+            kwargs["processes"], kwargs["concurrency"], kwargs["part_size"], bandwidth_limit=kwargs["bandwidth_limit"]
+        ),
         notifications=app.notifications(kwargs["notify_urls"], verbose=kwargs["verbose"]),
     )
     try:
@@ -111,6 +113,7 @@ def register(cli: click.Group) -> None:
     @import_switches
     @options.import_name_option
     @options.engine_options
+    @options.bandwidth_option
     @options.output_options
     @options.plugin_options
     @app.handle_errors

@@ -40,6 +40,7 @@ def register(cli: click.Group) -> None:
         help="DR_LOCAL_S3_PRETRAINED_CHECKPOINT for --pretrained.",
     )
     @options.engine_options
+    @options.bandwidth_option
     @options.output_options
     @app.handle_errors
     def restore_command(
@@ -53,6 +54,7 @@ def register(cli: click.Group) -> None:
         processes: int | None,
         concurrency: int | None,
         part_size: int | None,
+        bandwidth_limit: str | None,
         json_output: bool,
         no_progress: bool,
         verbose: bool,
@@ -73,7 +75,7 @@ def register(cli: click.Group) -> None:
             raise click.UsageError("restore works with one run: give one --run-file.")
         request = RestoreRequest(
             runs[0], backup_url, prefix, overwrite=overwrite, pretrained=pretrained, checkpoint=checkpoint,
-            engine=app.engine_settings(processes, concurrency, part_size),
+            engine=app.engine_settings(processes, concurrency, part_size, bandwidth_limit=bandwidth_limit),
         )  # fmt: skip
         progress = ProgressView({runs[0].key: prefix}) if app.wants_progress(no_progress, json_output) else None
         try:

@@ -55,6 +55,7 @@ upload_command_options = options.compose(
     options.checkpoint_choice,
     upload_switches,
     options.engine_options,
+    options.bandwidth_option,
     options.executor_options,
     options.output_options,
     options.plugin_options,

@@ -484,6 +484,7 @@ class LeanPath:
         if src.pending:
             head = bytes(src.pending[:size])
             del src.pending[:size]
+            self.rt.pace(len(head))
             _side("target", dst.sock.sendall, head)
             size -= len(head)
             meter.add(len(head))
@@ -495,9 +496,10 @@ class LeanPath:
         try:
             while size:
                 self.rt.check_cancel()
-                count = _side("source", src.sock.recv_into, view[: min(size, len(buffer))])
+                count = _side("source", src.sock.recv_into, view[: min(size, len(buffer), self.rt.read_step)])
                 if not count:
                     raise _Broken("source", ConnectionResetError("the source closed the connection"))
+                self.rt.pace(count)  # --bandwidth-limit (no limit: returns at once)
                 _side("target", dst.sock.sendall, view[:count])
                 size -= count
                 meter.add(count)
@@ -516,12 +518,14 @@ class LeanPath:
         out, into = pipe
         src_fd, dst_fd = src.sock.fileno(), dst.sock.fileno()
         clean = False
+        step = min(PIPE_SIZE, self.rt.read_step)  # smaller under --bandwidth-limit, for a smooth rate
         try:
             while size:
                 self.rt.check_cancel()
-                count = _splice_some(src_fd, into, min(size, PIPE_SIZE), select.POLLIN, src.timeout, "source")
+                count = _splice_some(src_fd, into, min(size, step), select.POLLIN, src.timeout, "source")
                 if not count:
                     raise _Broken("source", ConnectionResetError("the source closed the connection"))
+                self.rt.pace(count)  # before the bytes leave the pipe for the target
                 left = count
                 while left:
                     left -= _splice_some(out, dst_fd, left, select.POLLOUT, dst.timeout, "target", dst_fd)

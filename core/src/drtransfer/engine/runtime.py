@@ -33,6 +33,7 @@ from drtransfer.engine.messages import ClientRetried, Progress, Report
 from drtransfer.engine.outage import outage_reason
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.signing import use_content_md5_signing
+from drtransfer.engine.throttle import build as build_throttle
 from drtransfer.operations import ObjectLocation
 from drtransfer.s3errors import describe_client_error, error_code
 
@@ -168,6 +169,9 @@ class Runtime:
         self.buffers = BufferPool(settings.concurrency * settings.part_size)
         self._current = threading.local()  # (model, op_index) of the task this thread works on
         self._lean: LeanPath | None = None
+        # --bandwidth-limit: this process's share, or None (nothing is paced)
+        self.throttle = build_throttle(settings.process_bandwidth, settings.concurrency, self.check_cancel)
+        self.read_step = READ_CHUNK if self.throttle is None else self.throttle.chunk  # bytes per body read
         if multiprocessing.parent_process() is not None:
             # A worker process: what it inherited and imported lives as long as it does; the collector
             # need not walk it again on every collection.
@@ -211,6 +215,12 @@ class Runtime:
         if self._lean is not None:
             self._lean.close()
         self.buffers.clear()
+
+    def pace(self, count: int) -> None:
+        """Wait until ``count`` more bytes fit in this process's bandwidth limit (none: return at once)."""
+        if self.throttle is not None:
+            for start in range(0, count, self.throttle.chunk):  # chunk by chunk: a smooth rate
+                self.throttle.take(min(self.throttle.chunk, count - start))
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -322,9 +332,10 @@ class Runtime:
         try:
             while got < expected:
                 self.check_cancel()
-                count = read_into(view[got : min(expected, got + READ_CHUNK)])
+                count = read_into(view[got : min(expected, got + self.read_step)])
                 if not count:
                     break
+                self.pace(count)
                 got += count
                 meter.add(count)
             extra = b""

@@ -43,6 +43,8 @@ class EngineSettings:
     dry_run: go through the whole path but swap every write and delete for a "dry-run" result.
     data_path: "lean" moves the bodies of target-verified copies over the engine's own HTTP connections
         (``engine/lean.py``), "botocore" moves every body through botocore.
+    bandwidth_limit: bytes per second the whole run may write to its targets (None = unlimited); each
+        worker process paces its share (:attr:`process_bandwidth`, see ``engine/throttle.py``).
     """
 
     processes: int = os.cpu_count() or 1
@@ -61,6 +63,7 @@ class EngineSettings:
     start_method: str | None = None
     dry_run: bool = False
     data_path: str = "lean"
+    bandwidth_limit: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -80,6 +83,8 @@ class EngineSettings:
             problems.append("start method must be spawn, forkserver or fork")
         if self.data_path not in DATA_PATHS:
             problems.append(f"data path must be {' or '.join(DATA_PATHS)}")
+        if self.bandwidth_limit is not None and self.bandwidth_limit <= 0:
+            problems.append("the bandwidth limit must be more than 0 bytes per second")
         if problems:
             raise ConfigError(f"Invalid transfer settings: {'; '.join(problems)}.")
 
@@ -87,6 +92,13 @@ class EngineSettings:
     def threads(self) -> int:
         """Requests that can run at once over the whole pool."""
         return max(1, self.processes) * self.concurrency
+
+    @property
+    def process_bandwidth(self) -> int | None:
+        """Bytes per second for one worker process: the run's limit split evenly across the processes."""
+        if self.bandwidth_limit is None:
+            return None
+        return max(1, self.bandwidth_limit // max(1, self.processes))
 
     def client_settings(self) -> ClientSettings:
         return ClientSettings(

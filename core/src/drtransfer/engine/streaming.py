@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from drtransfer.engine import lean
-from drtransfer.engine.buffers import READ_CHUNK, READ_ERRORS, as_botocore_error, direct_reader
+from drtransfer.engine.buffers import READ_ERRORS, as_botocore_error, direct_reader
 from drtransfer.engine.checksums import (
     clean_etag,
     content_md5,
@@ -278,9 +278,10 @@ def _sequential_parts(
             try:
                 while got < part.size:
                     rt.check_cancel()
-                    count = read_into(view[got : min(part.size, got + READ_CHUNK)])
+                    count = read_into(view[got : min(part.size, got + rt.read_step)])
                     if not count:
                         raise TaskError(f"Reading {source.url} on the {rt.describe(source)} ended early.")
+                    rt.pace(count)
                     got += count
                     meter.add(count)
             except READ_ERRORS as error:

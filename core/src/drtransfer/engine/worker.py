@@ -112,6 +112,7 @@ def put_bytes(rt: Runtime, task: OpTask, op: PutBytes, meter: Meter) -> Report:
         return OpDone(task.task_id, "skipped", 0, "skip", state.etag)
     if task.dry_run:
         return OpDone(task.task_id, "dry-run", 0, Strategy.PUT.value)
+    rt.pace(len(op.body))  # --bandwidth-limit: the body is in memory already, its PUT waits for its turn
     answer = rt.call(
         target.endpoint, target.bucket, f"write {target.url}", "put_object", Key=target.key, Body=op.body,
         ContentMD5=content_md5(digest), ContentType=op.content_type,

@@ -4,15 +4,17 @@ the identity pool's credentials, ``Origin``/``Referer`` set to the website as th
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
 from drtransfer.errors import ConfigError, DrTransferError, TransferError
 from drtransfer_plugins.droa.auth import DroaSession
+
+if TYPE_CHECKING:
+    import requests
 
 BROKEN_LISTING = "Training item not found"  # ListModels, for a model record without its training record
 
@@ -46,6 +48,8 @@ class DroaApi:
         signed = AWSRequest(method=method, url=url, data=data, headers=headers)
         SigV4Auth(BotoCredentials(creds.access_key, creds.secret_key, creds.session_token), "execute-api",
                   self.site.region).add_auth(signed)
+        import requests  # only when an import is made: every command loads this plugin at start-up
+
         try:
             response = requests.request(method, url, data=data or None, headers=dict(signed.headers.items()),
                                         timeout=self.timeout)

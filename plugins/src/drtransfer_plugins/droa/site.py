@@ -8,8 +8,6 @@ import json
 import re
 from dataclasses import dataclass
 
-import requests
-
 from drtransfer.errors import ConfigError
 
 _CONFIG = re.compile(r"window\.EnvironmentConfig\s*=\s*(\{.*\})\s*;?", re.DOTALL)
@@ -61,6 +59,8 @@ def parse_env_js(text: str, source: str) -> SiteConfig:
 
 def fetch_site(url: str, timeout: float = 10.0) -> SiteConfig:
     """Read ``<url>/env.js``; an unreachable or wrong site is a ConfigError."""
+    import requests  # only when an import is made: every command loads this plugin at start-up
+
     source = url.rstrip("/") + "/env.js"
     try:
         response = requests.get(source, timeout=timeout)
