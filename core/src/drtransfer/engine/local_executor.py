@@ -84,6 +84,33 @@ def serve(inbox: Any, emit: Callable[[Report], None], cancel: Any, runtime: Runt
     runtime.close()
 
 
+class BatchSender:
+    """Sends a worker's reports to the parent in batches: whichever thread finds nobody sending becomes
+    the sender and sends everything emitted meanwhile as one message (one pickle, one pipe write and one
+    wake-up of the parent per batch rather than per report), in the order emitted."""
+
+    def __init__(self, results: Any) -> None:
+        self._results = results
+        self._lock = threading.Lock()
+        self._pending: list[Report] = []
+        self._sending = False
+
+    def emit(self, report: Report) -> None:
+        with self._lock:
+            self._pending.append(report)
+            if self._sending:
+                return  # the thread sending now sends this one too
+            self._sending = True
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._sending = False
+                    return
+            with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
+                self._results.send(batch)
+
+
 def worker_main(
     tasks: Any, results: Any, cancel: Any, endpoints: Mapping[str, Endpoint], settings: EngineSettings
 ) -> None:
@@ -91,22 +118,19 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which cancels us
     _limit_malloc_arenas()
     inbox: queue.Queue[Task | None] = queue.Queue()
-    send_lock = threading.Lock()
-
-    def emit(report: Report) -> None:
-        with send_lock, contextlib.suppress(OSError):  # the parent is gone: nobody to tell
-            results.send(report)
+    emit = BatchSender(results).emit
 
     def pump() -> None:
         """Move tasks from the pipe to the inbox; the parent closing the pipe stops every thread."""
         while True:
             try:
-                task = tasks.recv()
+                batch = tasks.recv()
             except (EOFError, OSError):
                 break
-            if task is STOP:
+            if batch is STOP:
                 break
-            inbox.put(task)
+            for task in batch:
+                inbox.put(task)
         for _ in range(settings.concurrency):
             inbox.put(STOP)
 
@@ -124,6 +148,7 @@ class WorkerProcess:
     results: Any
     assigned: set[int] = field(default_factory=set)
     lost: bool = False
+    outbox: list[Task] = field(default_factory=list)  # submitted, sent with the next flush
 
 
 def ends_task(report: Report) -> bool:
@@ -192,13 +217,25 @@ class LocalExecutor:
             return
         worker = min([w for w in self.workers if not w.lost] or self.workers, key=lambda w: len(w.assigned))
         worker.assigned.add(task.task_id)
-        try:
-            worker.tasks.send(task)
-        except OSError:  # it died: the health check reports its tasks lost
-            worker.lost = True
+        worker.outbox.append(task)
+
+    def flush(self) -> None:
+        """Send each worker the tasks submitted since the last flush, as one message: a dispatch round's
+        tasks cost one pickle and one pipe write per worker, not one per task."""
+        for worker in self.workers:
+            if not worker.outbox:
+                continue
+            batch, worker.outbox = worker.outbox, []
+            if worker.lost:
+                continue  # the health check reports its tasks lost
+            try:
+                worker.tasks.send(batch)
+            except OSError:  # it died: the health check reports its tasks lost
+                worker.lost = True
 
     def reports(self, timeout: float) -> Iterator[Report]:
         if self.workers:
+            self.flush()
             self._read_pipes(timeout)
             timeout = 0
         report = self._get(timeout)
@@ -223,13 +260,14 @@ class LocalExecutor:
             try:
                 if not worker.results.poll():
                     return
-                report: Report = worker.results.recv()
+                batch: list[Report] = worker.results.recv()
             except Exception:  # end of file, or half a message from a killed process
                 worker.lost = True
                 return
-            if ends_task(report):
-                worker.assigned.discard(report.task_id)  # type: ignore[union-attr]
-            self.results.put(report)
+            for report in batch:
+                if ends_task(report):
+                    worker.assigned.discard(report.task_id)  # type: ignore[union-attr]
+                self.results.put(report)
 
     def _get(self, timeout: float) -> Report | None:
         try:
@@ -264,7 +302,9 @@ class LocalExecutor:
             return drained
         if cancel:
             self.cancel_event.set()
-        elif self.inbox is not None:
+        else:
+            self.flush()
+        if not cancel and self.inbox is not None:
             for _ in range(self.settings.concurrency):
                 self.inbox.put(STOP)
         for worker in self.workers:  # its threads stop once their task is done
@@ -292,6 +332,7 @@ class LocalExecutor:
     def reports_now(self, timeout: float) -> list[Report]:
         """What arrived within ``timeout`` (no health check)."""
         if self.workers:
+            self.flush()
             self._read_pipes(timeout)
             timeout = 0
         out = []
@@ -308,4 +349,4 @@ def local_executor(choice: ExecutorChoice, settings: EngineSettings) -> tuple[Ex
     return LocalExecutor(), settings
 
 
-__all__ = ["LocalExecutor", "SharedFlag", "local_executor", "serve", "worker_main"]
+__all__ = ["BatchSender", "LocalExecutor", "SharedFlag", "local_executor", "serve", "worker_main"]

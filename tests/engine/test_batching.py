@@ -1,0 +1,111 @@
+"""Tasks and reports cross the worker pipes in batches (issue 17, item 4): a dispatch round's tasks go to
+each worker process as one message, and a worker's reports emitted while another is being sent go back as
+one message; nothing is lost, nothing reordered, and the in-flight bound still holds."""
+
+from __future__ import annotations
+
+import threading
+
+from drtransfer.engine.local_executor import BatchSender, LocalExecutor
+from drtransfer.engine.messages import Progress, Report, Task
+from drtransfer.engine.scheduler import run
+from drtransfer.locals3 import SeaweedServer
+from tests.engine.engine_helpers import assert_copied, base_settings, copy_plan, put_single, random_bytes
+
+
+class _Pipe:
+    """A pipe end that records every message; its first send waits until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.messages: list[list[Report]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, message: list[Report]) -> None:
+        if not self.messages and not self.entered.is_set():
+            self.entered.set()
+            self.release.wait(10)
+        self.messages.append(list(message))
+
+
+def test_reports_emitted_while_one_is_sent_go_in_one_message_in_order() -> None:
+    pipe = _Pipe()
+    sender = BatchSender(pipe)
+    first = threading.Thread(target=sender.emit, args=(Progress(0, 0, 1),))
+    first.start()
+    assert pipe.entered.wait(10)  # the first thread is sending; what others emit now waits for it
+    others = [Progress(0, n, n) for n in range(1, 9)]
+    for report in others:
+        sender.emit(report)  # returns at once: the sending thread takes it
+    pipe.release.set()
+    first.join(10)
+
+    assert pipe.messages == [[Progress(0, 0, 1)], others]
+
+
+def test_concurrent_reports_all_arrive_in_each_threads_order() -> None:
+    pipe = _Pipe()
+    pipe.release.set()
+    sender = BatchSender(pipe)
+
+    def emit_many(thread: int) -> None:
+        for n in range(200):
+            sender.emit(Progress(thread, n, 1))
+
+    threads = [threading.Thread(target=emit_many, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    received = [report for message in pipe.messages for report in message]
+    assert len(received) == 8 * 200
+    for t in range(8):
+        assert [r.op_index for r in received if isinstance(r, Progress) and r.model == t] == list(range(200))
+
+
+class _CountingExecutor(LocalExecutor):
+    """Counts the messages and the tasks sent down the worker processes' task pipes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages = 0
+        self.tasks_sent = 0
+        self.largest = 0  # tasks in the largest message
+        self.most_inflight = 0
+
+    def submit(self, task: Task) -> None:
+        super().submit(task)
+        self.most_inflight = max(self.most_inflight, sum(len(w.assigned) for w in self.workers))
+
+    def flush(self) -> None:
+        for worker in self.workers:
+            if worker.outbox and not worker.lost:
+                self.messages += 1
+                self.tasks_sent += len(worker.outbox)
+                self.largest = max(self.largest, len(worker.outbox))
+        super().flush()
+
+
+def test_small_copies_go_to_the_workers_in_batches(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
+) -> None:
+    client = local_s3.client()
+    data = {f"metrics/eval-{n:03d}.json": random_bytes(1024 + n) for n in range(60)}
+    for key, body in data.items():
+        put_single(client, local_bucket, key, body)
+    plan = copy_plan("m", local_s3, "src", local_bucket, list(data), "dst", upload_bucket, "t/")
+    endpoints = {"src": local_s3.endpoint("src"), "dst": upload_s3.endpoint("dst")}
+    settings = base_settings(2, "forkserver", concurrency=4)
+    executor = _CountingExecutor()
+
+    [result] = run([plan], endpoints, settings, [], executor)
+
+    assert result.status == "ok", result.error
+    assert_copied(upload_s3, upload_bucket, "t/", data)
+    # the prepare, 60 copies and the audit: each task sent once; the first round of copies fills the
+    # in-flight bound (2 x 8 threads) at once, and each worker gets its 8 in one message
+    assert executor.tasks_sent == 62
+    assert executor.largest == 2 * settings.concurrency
+    assert executor.messages < executor.tasks_sent
+    assert executor.most_inflight <= 2 * settings.threads  # the in-flight bound holds per batch too
