@@ -263,18 +263,27 @@ class LeanPath:
         self._conns: list[Conn] = []
         self._signers: dict[str, _UnsignedPayload] = {}
         self.disabled: set[str] = set()  # endpoints sent to botocore after an Unsupported answer
+        self._direct: dict[str, bool] = {}  # endpoint -> static credentials and no proxy
 
     def usable(self, *names: str) -> bool:
         """True when every endpoint can be reached directly: static credentials and no proxy."""
         for name in names:
-            endpoint = self.rt.endpoints[name]
-            if name in self.disabled or endpoint.credentials is None:
+            if name in self.disabled:
                 return False
-            scheme = urlsplit(endpoint.url).scheme if endpoint.url else "https"
-            host = urlsplit(endpoint.url).hostname if endpoint.url else "amazonaws.com"
-            if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host or ""):
+            direct = self._direct.get(name)
+            if direct is None:  # once per endpoint: reading the proxy settings scans the whole environment
+                direct = self._direct[name] = self._reachable(self.rt.endpoints[name])
+            if not direct:
                 return False
         return True
+
+    @staticmethod
+    def _reachable(endpoint: Endpoint) -> bool:
+        if endpoint.credentials is None:
+            return False
+        scheme = urlsplit(endpoint.url).scheme if endpoint.url else "https"
+        host = urlsplit(endpoint.url).hostname if endpoint.url else "amazonaws.com"
+        return not (urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host or ""))
 
     def close(self) -> None:
         with self._lock:

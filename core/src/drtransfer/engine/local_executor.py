@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,7 +167,8 @@ class LocalExecutor:
         self.workers: list[WorkerProcess] = []
         self.threads: list[threading.Thread] = []
         self.inbox: Any = None  # processes=0: the in-process task queue
-        self.results: queue.Queue[Report] = queue.Queue()  # processes=0, and reports read from the pipes
+        self.results: queue.Queue[Report] = queue.Queue()  # processes=0: what the threads report
+        self.arrived: deque[Report] = deque()  # reports read from the pipes (only this thread reads them)
         self.cancel_event: Any = None
         self.started = False
         self._last_health = time.monotonic()
@@ -267,9 +269,11 @@ class LocalExecutor:
             for report in batch:
                 if ends_task(report):
                     worker.assigned.discard(report.task_id)  # type: ignore[union-attr]
-                self.results.put(report)
+            self.arrived.extend(batch)
 
     def _get(self, timeout: float) -> Report | None:
+        if self.arrived:
+            return self.arrived.popleft()
         try:
             return self.results.get(timeout=timeout) if timeout else self.results.get_nowait()
         except queue.Empty:
