@@ -1,14 +1,21 @@
 """Tasks and reports cross the worker pipes in batches (issue 17, item 4): a dispatch round's tasks go to
 each worker process as one message, and a worker's reports emitted while another is being sent go back as
-one message; nothing is lost, nothing reordered, and the in-flight bound still holds."""
+one message; nothing is lost, nothing reordered, and the in-flight bound still holds. Beside it, the
+per-object Python cut with it: the lean path's proxy check is made once per endpoint."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
+
+from drtransfer.endpoints import Credentials, Endpoint
+from drtransfer.engine.lean import LeanPath
 from drtransfer.engine.local_executor import BatchSender, LocalExecutor
 from drtransfer.engine.messages import Progress, Report, Task
+from drtransfer.engine.runtime import Runtime
 from drtransfer.engine.scheduler import run
+from drtransfer.engine.settings import EngineSettings
 from drtransfer.locals3 import SeaweedServer
 from tests.engine.engine_helpers import assert_copied, base_settings, copy_plan, put_single, random_bytes
 
@@ -109,3 +116,27 @@ def test_small_copies_go_to_the_workers_in_batches(
     assert executor.largest == 2 * settings.concurrency
     assert executor.messages < executor.tasks_sent
     assert executor.most_inflight <= 2 * settings.threads  # the in-flight bound holds per batch too
+
+
+def test_the_lean_path_is_decided_once_per_endpoint_and_still_avoids_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy settings are read once per endpoint (they scan the whole environment, which cost more
+    than a small copy's signing); an endpoint behind a proxy or without static credentials still goes
+    through botocore, and one disabled after an unsupported answer too."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    keys = Credentials("test-access", "test-secret")
+    endpoints = {
+        "direct": Endpoint(name="direct", url="http://127.0.0.1:9000", region="us-east-1", credentials=keys),
+        "proxied": Endpoint(name="proxied", url="http://10.1.2.3:9000", region="us-east-1", credentials=keys),
+        "no-keys": Endpoint(name="no-keys", url="http://127.0.0.1:9001", region="us-east-1", credentials=None),
+    }
+    lean = LeanPath(Runtime(endpoints, EngineSettings(), lambda report: None, threading.Event()))
+
+    assert lean.usable("direct")
+    assert not lean.usable("proxied")
+    assert not lean.usable("direct", "proxied")
+    assert not lean.usable("no-keys")
+    monkeypatch.delenv("HTTP_PROXY")  # read once: a run's workers keep their first answer
+    assert not lean.usable("proxied")
+    lean.disabled.add("direct")
+    assert not lean.usable("direct")
