@@ -5,6 +5,7 @@ per-object Python cut with it: the lean path's proxy check is made once per endp
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 
 import botocore.auth
@@ -14,7 +15,7 @@ import pytest
 from drtransfer.endpoints import Credentials, Endpoint
 from drtransfer.engine.lean import LeanPath, _UnsignedPayload
 from drtransfer.engine.local_executor import BatchSender, LocalExecutor
-from drtransfer.engine.messages import Progress, Report, Task
+from drtransfer.engine.messages import OpDone, Progress, Report, Task, TaskFailed
 from drtransfer.engine.runtime import Runtime
 from drtransfer.engine.scheduler import run
 from drtransfer.engine.settings import EngineSettings
@@ -152,3 +153,24 @@ def test_the_lean_signer_keeps_botocores_signature_across_days() -> None:
         request.context["timestamp"] = stamp
         expected = botocore.auth.S3SigV4Auth.signature(signer, "string to sign", request)
         assert signer.signature("string to sign", request) == expected
+
+
+def test_a_report_that_cannot_be_pickled_ends_its_task_as_failed_and_the_others_still_go() -> None:
+    """Pickling happens before a byte is written: the batch is sent again report by report, the bad one
+    replaced by its task's failure, so no task waits forever for its report and no sender stays stuck."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    sender = BatchSender(writer)
+    bad = TaskFailed(2, lambda: None, retryable=True, rewind=0)  # type: ignore[arg-type]
+
+    sender.emit(OpDone(1, "copied", 3, "stream"))
+    sender.emit(bad)
+    sender.emit(OpDone(3, "copied", 4, "stream"))
+
+    received: list[Report] = []
+    while len(received) < 3 and reader.poll(5):  # a stuck sender sends nothing more
+        received += reader.recv()
+    assert len(received) == 3
+    assert received[0] == OpDone(1, "copied", 3, "stream")
+    assert isinstance(received[1], TaskFailed) and received[1].task_id == 2
+    assert received[1].error.startswith("Unexpected error:") and received[1].retryable
+    assert received[2] == OpDone(3, "copied", 4, "stream")

@@ -29,7 +29,7 @@ from typing import Any
 
 from drtransfer.endpoints import Endpoint
 from drtransfer.engine.executor import Executor, ExecutorChoice
-from drtransfer.engine.messages import Report, Task, UploadStarted, WorkersLost, WorkerStopped
+from drtransfer.engine.messages import Report, Task, TaskFailed, UploadStarted, WorkersLost, WorkerStopped
 from drtransfer.engine.runtime import Runtime
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.worker import run_task
@@ -102,14 +102,36 @@ class BatchSender:
             if self._sending:
                 return  # the thread sending now sends this one too
             self._sending = True
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                    if not batch:
+                        self._sending = False
+                        return
+                self._send(batch)
+        except BaseException:
             with self._lock:
-                batch, self._pending = self._pending, []
-                if not batch:
-                    self._sending = False
+                self._sending = False  # never leave the others' reports waiting for a sender
+            raise
+
+    def _send(self, batch: list[Report]) -> None:
+        try:
+            self._results.send(batch)  # pickled whole before anything is written
+        except OSError:
+            return  # the parent is gone: nobody to tell
+        except Exception:  # a report that cannot be pickled: the others still go, it ends as a failure
+            for report in batch:
+                try:
+                    self._results.send([report])
+                except OSError:
                     return
-            with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
-                self._results.send(batch)
+                except Exception as error:
+                    task_id = getattr(report, "task_id", None)
+                    if task_id is not None and ends_task(report):
+                        failed = TaskFailed(task_id, f"Unexpected error: {type(error).__name__}: {error}.", True, 0)
+                        with contextlib.suppress(OSError):
+                            self._results.send([failed])
 
 
 def worker_main(
