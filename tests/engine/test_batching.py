@@ -41,16 +41,29 @@ class _Pipe:
 def test_reports_emitted_while_one_is_sent_go_in_one_message_in_order() -> None:
     pipe = _Pipe()
     sender = BatchSender(pipe)
-    first = threading.Thread(target=sender.emit, args=(Progress(0, 0, 1),))
-    first.start()
-    assert pipe.entered.wait(10)  # the first thread is sending; what others emit now waits for it
+    sender.emit(Progress(0, 0, 1))
+    assert pipe.entered.wait(10)  # the sender is sending it: what is emitted now waits for the next message
     others = [Progress(0, n, n) for n in range(1, 9)]
     for report in others:
-        sender.emit(report)  # returns at once: the sending thread takes it
+        sender.emit(report)  # returns at once
     pipe.release.set()
-    first.join(10)
+    sender.close()
 
     assert pipe.messages == [[Progress(0, 0, 1)], others]
+
+
+def test_reports_of_one_moment_share_a_message() -> None:
+    """The sender lingers after a first report: a task's last progress and its result, emitted one after
+    the other, and what other threads emit meanwhile, go as one message."""
+    pipe = _Pipe()
+    pipe.release.set()
+    sender = BatchSender(pipe, linger=0.5)
+    reports = [Progress(0, 1, 10), OpDone(7, "copied", 10, "stream"), Progress(0, 2, 5), OpDone(8, "put", 5, "put")]
+    for report in reports:
+        sender.emit(report)
+    sender.close()
+
+    assert pipe.messages == [reports]
 
 
 def test_concurrent_reports_all_arrive_in_each_threads_order() -> None:
@@ -67,6 +80,7 @@ def test_concurrent_reports_all_arrive_in_each_threads_order() -> None:
         thread.start()
     for thread in threads:
         thread.join(30)
+    sender.close()
 
     received = [report for message in pipe.messages for report in message]
     assert len(received) == 8 * 200
