@@ -1,0 +1,190 @@
+"""Tasks and reports cross the worker pipes in batches (issue 17, item 4): a dispatch round's tasks go to
+each worker process as one message, and a worker's reports emitted while another is being sent go back as
+one message; nothing is lost, nothing reordered, and the in-flight bound still holds. Beside it, the
+per-object Python cut with it: the lean path's proxy check is made once per endpoint."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import botocore.auth
+import botocore.awsrequest
+import pytest
+
+from drtransfer.endpoints import Credentials, Endpoint
+from drtransfer.engine.lean import LeanPath, _UnsignedPayload
+from drtransfer.engine.local_executor import BatchSender, LocalExecutor
+from drtransfer.engine.messages import OpDone, Progress, Report, Task, TaskFailed
+from drtransfer.engine.runtime import Runtime
+from drtransfer.engine.scheduler import run
+from drtransfer.engine.settings import EngineSettings
+from drtransfer.locals3 import SeaweedServer
+from tests.engine.engine_helpers import assert_copied, base_settings, copy_plan, put_single, random_bytes
+
+
+class _Pipe:
+    """A pipe end that records every message; its first send waits until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.messages: list[list[Report]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, message: list[Report]) -> None:
+        if not self.messages and not self.entered.is_set():
+            self.entered.set()
+            self.release.wait(10)
+        self.messages.append(list(message))
+
+
+def test_reports_emitted_while_one_is_sent_go_in_one_message_in_order() -> None:
+    pipe = _Pipe()
+    sender = BatchSender(pipe)
+    sender.emit(Progress(0, 0, 1))
+    assert pipe.entered.wait(10)  # the sender is sending it: what is emitted now waits for the next message
+    others = [Progress(0, n, n) for n in range(1, 9)]
+    for report in others:
+        sender.emit(report)  # returns at once
+    pipe.release.set()
+    sender.close()
+
+    assert pipe.messages == [[Progress(0, 0, 1)], others]
+
+
+def test_reports_of_one_moment_share_a_message() -> None:
+    """The sender lingers after a first report: a task's last progress and its result, emitted one after
+    the other, and what other threads emit meanwhile, go as one message."""
+    pipe = _Pipe()
+    pipe.release.set()
+    sender = BatchSender(pipe, linger=0.5)
+    reports = [Progress(0, 1, 10), OpDone(7, "copied", 10, "stream"), Progress(0, 2, 5), OpDone(8, "put", 5, "put")]
+    for report in reports:
+        sender.emit(report)
+    sender.close()
+
+    assert pipe.messages == [reports]
+
+
+def test_concurrent_reports_all_arrive_in_each_threads_order() -> None:
+    pipe = _Pipe()
+    pipe.release.set()
+    sender = BatchSender(pipe)
+
+    def emit_many(thread: int) -> None:
+        for n in range(200):
+            sender.emit(Progress(thread, n, 1))
+
+    threads = [threading.Thread(target=emit_many, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    sender.close()
+
+    received = [report for message in pipe.messages for report in message]
+    assert len(received) == 8 * 200
+    for t in range(8):
+        assert [r.op_index for r in received if isinstance(r, Progress) and r.model == t] == list(range(200))
+
+
+class _CountingExecutor(LocalExecutor):
+    """Counts the messages and the tasks sent down the worker processes' task pipes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages = 0
+        self.tasks_sent = 0
+        self.largest = 0  # tasks in the largest message
+        self.most_inflight = 0
+
+    def submit(self, task: Task) -> None:
+        super().submit(task)
+        self.most_inflight = max(self.most_inflight, sum(len(w.assigned) for w in self.workers))
+
+    def flush(self) -> None:
+        for worker in self.workers:
+            if worker.outbox and not worker.lost:
+                self.messages += 1
+                self.tasks_sent += len(worker.outbox)
+                self.largest = max(self.largest, len(worker.outbox))
+        super().flush()
+
+
+def test_small_copies_go_to_the_workers_in_batches(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
+) -> None:
+    client = local_s3.client()
+    data = {f"metrics/eval-{n:03d}.json": random_bytes(1024 + n) for n in range(60)}
+    for key, body in data.items():
+        put_single(client, local_bucket, key, body)
+    plan = copy_plan("m", local_s3, "src", local_bucket, list(data), "dst", upload_bucket, "t/")
+    endpoints = {"src": local_s3.endpoint("src"), "dst": upload_s3.endpoint("dst")}
+    settings = base_settings(2, "forkserver", concurrency=4)
+    executor = _CountingExecutor()
+
+    [result] = run([plan], endpoints, settings, [], executor)
+
+    assert result.status == "ok", result.error
+    assert_copied(upload_s3, upload_bucket, "t/", data)
+    # the prepare, 60 copies and the audit: each task sent once; the first round of copies fills the
+    # in-flight bound (2 x 8 threads) at once, and each worker gets its 8 in one message
+    assert executor.tasks_sent == 62
+    assert executor.largest == 2 * settings.concurrency
+    assert executor.messages < executor.tasks_sent
+    assert executor.most_inflight <= 2 * settings.threads  # the in-flight bound holds per batch too
+
+
+def test_the_lean_path_is_decided_once_per_endpoint_and_still_avoids_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy settings are read once per endpoint (they scan the whole environment, which cost more
+    than a small copy's signing); an endpoint behind a proxy or without static credentials still goes
+    through botocore, and one disabled after an unsupported answer too."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    keys = Credentials("test-access", "test-secret")
+    endpoints = {
+        "direct": Endpoint(name="direct", url="http://127.0.0.1:9000", region="us-east-1", credentials=keys),
+        "proxied": Endpoint(name="proxied", url="http://10.1.2.3:9000", region="us-east-1", credentials=keys),
+        "no-keys": Endpoint(name="no-keys", url="http://127.0.0.1:9001", region="us-east-1", credentials=None),
+    }
+    lean = LeanPath(Runtime(endpoints, EngineSettings(), lambda report: None, threading.Event()))
+
+    assert lean.usable("direct")
+    assert not lean.usable("proxied")
+    assert not lean.usable("direct", "proxied")
+    assert not lean.usable("no-keys")
+    monkeypatch.delenv("HTTP_PROXY")  # read once: a run's workers keep their first answer
+    assert not lean.usable("proxied")
+    lean.disabled.add("direct")
+    assert not lean.usable("direct")
+
+
+def test_the_lean_signer_keeps_botocores_signature_across_days() -> None:
+    """The signing key kept per day gives botocore's own signature, and a new day gets a new key."""
+    signer = _UnsignedPayload(Credentials("test-access", "test-secret"), "s3", "eu-west-1")
+    for stamp in ("20261201T235959Z", "20261202T000001Z", "20261201T120000Z"):
+        request = botocore.awsrequest.AWSRequest(method="GET", url="http://127.0.0.1:9000/b/k")
+        request.context["timestamp"] = stamp
+        expected = botocore.auth.S3SigV4Auth.signature(signer, "string to sign", request)
+        assert signer.signature("string to sign", request) == expected
+
+
+def test_a_report_that_cannot_be_pickled_ends_its_task_as_failed_and_the_others_still_go() -> None:
+    """Pickling happens before a byte is written: the batch is sent again report by report, the bad one
+    replaced by its task's failure, so no task waits forever for its report and no sender stays stuck."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    sender = BatchSender(writer)
+    bad = TaskFailed(2, lambda: None, retryable=True, rewind=0)  # type: ignore[arg-type]
+
+    sender.emit(OpDone(1, "copied", 3, "stream"))
+    sender.emit(bad)
+    sender.emit(OpDone(3, "copied", 4, "stream"))
+
+    received: list[Report] = []
+    while len(received) < 3 and reader.poll(5):  # a stuck sender sends nothing more
+        received += reader.recv()
+    assert len(received) == 3
+    assert received[0] == OpDone(1, "copied", 3, "stream")
+    assert isinstance(received[1], TaskFailed) and received[1].task_id == 2
+    assert received[1].error.startswith("Unexpected error:") and received[1].retryable
+    assert received[2] == OpDone(3, "copied", 4, "stream")
