@@ -8,12 +8,10 @@ from __future__ import annotations
 import multiprocessing
 import threading
 
-import botocore.auth
-import botocore.awsrequest
 import pytest
 
 from drtransfer.endpoints import Credentials, Endpoint
-from drtransfer.engine.lean import LeanPath, _UnsignedPayload
+from drtransfer.engine.lean import LeanPath
 from drtransfer.engine.local_executor import BatchSender, LocalExecutor
 from drtransfer.engine.messages import OpDone, Progress, Report, Task, TaskFailed
 from drtransfer.engine.runtime import Runtime
@@ -157,16 +155,6 @@ def test_the_lean_path_is_decided_once_per_endpoint_and_still_avoids_proxies(mon
     assert not lean.usable("proxied")
     lean.disabled.add("direct")
     assert not lean.usable("direct")
-
-
-def test_the_lean_signer_keeps_botocores_signature_across_days() -> None:
-    """The signing key kept per day gives botocore's own signature, and a new day gets a new key."""
-    signer = _UnsignedPayload(Credentials("test-access", "test-secret"), "s3", "eu-west-1")
-    for stamp in ("20261201T235959Z", "20261202T000001Z", "20261201T120000Z"):
-        request = botocore.awsrequest.AWSRequest(method="GET", url="http://127.0.0.1:9000/b/k")
-        request.context["timestamp"] = stamp
-        expected = botocore.auth.S3SigV4Auth.signature(signer, "string to sign", request)
-        assert signer.signature("string to sign", request) == expected
 
 
 def test_a_report_that_cannot_be_pickled_ends_its_task_as_failed_and_the_others_still_go() -> None:

@@ -92,20 +92,6 @@ class _UnsignedPayload(botocore.auth.S3SigV4Auth):  # type: ignore[misc]
     def payload(self, request: Any) -> str:
         return str(botocore.auth.UNSIGNED_PAYLOAD)
 
-    def signature(self, string_to_sign: str, request: Any) -> str:
-        """botocore's signature, with the signing key derived once per day instead of per request (four
-        HMACs of the five; a small copy signs two requests)."""
-        day = request.context["timestamp"][0:8]
-        keys: dict[str, bytes] = self.__dict__.setdefault("_day_keys", {})
-        key = keys.get(day)
-        if key is None:
-            key = self._sign(f"AWS4{self.credentials.secret_key}".encode(), day)
-            for scope in (self._region_name, self._service_name, "aws4_request"):
-                key = self._sign(key, scope)
-            keys.clear()
-            keys[day] = key
-        return str(self._sign(key, string_to_sign, hex=True))
-
 
 class Conn:
     """One persistent HTTP/1.1 connection. The socket keeps Python's timeout (non-blocking underneath), so
