@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -42,13 +43,17 @@ LISTING_LIMIT = 10_000  # above this many keys under a root, HEAD each target in
 def prepare(rt: Runtime, task: PrepareTask) -> PrepareDone:
     if task.fresh:  # a new, possibly write-only root: every target is known to be absent
         return PrepareDone(task.task_id, (), 0, None)
-    root = task.root
+    roots = (task.root,) if task.sweep is None else task.sweep
     swept, note = 0, None
-    try:
-        swept = sweep_uploads(rt, root, dry_run=task.dry_run)
-    except TaskError as error:  # some servers cannot list uploads (rclone before the first one)
-        note = f"Could not look for unfinished multipart uploads under {root.url}: {error.sentence}"
-    listing = list_keys(rt, root, task.keys, LISTING_LIMIT)
+    if roots:
+        try:
+            swept = sweep_roots(rt, roots, dry_run=task.dry_run)
+        except TaskError as error:  # some servers cannot list uploads (rclone before the first one)
+            where = ", ".join(root.url for root in roots)
+            note = f"Could not look for unfinished multipart uploads under {where}: {error.sentence}"
+    if task.listed:  # the scheduler has the plan's listing
+        return PrepareDone(task.task_id, (), swept, note)
+    listing = list_keys(rt, task.root, task.keys, LISTING_LIMIT)
     return PrepareDone(task.task_id, None if listing is None else tuple(listing), swept, note)
 
 
@@ -105,16 +110,29 @@ def list_keys(
 
 def sweep_uploads(rt: Runtime, root: ObjectLocation, *, dry_run: bool) -> int:
     """Abort every multipart upload under ``root`` (left by an earlier crash); count them."""
+    return sweep_roots(rt, (root,), dry_run=dry_run)
+
+
+def sweep_roots(rt: Runtime, roots: Sequence[ObjectLocation], *, dry_run: bool) -> int:
+    """Abort every multipart upload under any of ``roots`` (all in one bucket of one endpoint) with one
+    listing of their common prefix; uploads beside them under that prefix are left alone. Count them."""
+    first = roots[0]
+    assert all((r.endpoint, r.bucket) == (first.endpoint, first.bucket) for r in roots)
+    prefix = os.path.commonprefix([r.key for r in roots])  # noqa: RUF071 (keys, not paths: by character)
+    keys = tuple(r.key for r in roots)
+    where = f"s3://{first.bucket}/{prefix}"
     count = 0
-    kwargs: dict[str, Any] = {"Prefix": root.key}
+    kwargs: dict[str, Any] = {"Prefix": prefix}
     for _page in range(1000):
         page = rt.call(
-            root.endpoint, root.bucket, f"list unfinished uploads under {root.url}", "list_multipart_uploads", **kwargs
+            first.endpoint, first.bucket, f"list unfinished uploads under {where}", "list_multipart_uploads", **kwargs
         )
         for item in page.get("Uploads", []):
+            if not item["Key"].startswith(keys):
+                continue
             count += 1
             if not dry_run:
-                abort_upload(rt, UploadRef(root.endpoint, root.bucket, item["Key"], item["UploadId"]))
+                abort_upload(rt, UploadRef(first.endpoint, first.bucket, item["Key"], item["UploadId"]))
         if not page.get("IsTruncated"):
             break
         kwargs["KeyMarker"] = page.get("NextKeyMarker", "")
