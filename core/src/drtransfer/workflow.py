@@ -14,6 +14,7 @@ confirmation, events, ``-1`` and imports around them):
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -311,6 +312,10 @@ def _inspect(run: RunConfig, client_for: ClientFactory, wipe: bool, listings: Li
     except DrTransferError as error:
         found.error = error
         return found
+    params = found.inventory.training_params
+    if params is not None:  # planning reads it: read it here, in parallel, and the inventory keeps it
+        with contextlib.suppress(DrTransferError):  # planning reads it again and reports it in its place
+            found.inventory.read(params)
     known = listings.get(listing_key(run))
     if wipe and known is not None:
         found.existing = {key: size for key, size, _etag in known}
