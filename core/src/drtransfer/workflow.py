@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from drtransfer.checkpoints import Selection
 from drtransfer.endpoints import PREFLIGHT_SETTINGS, Endpoint, make_s3_client
@@ -99,18 +99,49 @@ def check_targets(
     check: it is the only one that makes a write request). Returns each target prefix's listing (the
     list check), which planning hands to the engine: take the targets' locks first."""
     checked: set[tuple[str, str]] = set()
-    listings: Listings = {}
+    firsts = []
     for run in runs:
+        bucket = (target_endpoint(run).name, run.upload_bucket)
+        firsts.append(bucket not in checked)
+        checked.add(bucket)
+
+    def check(run: RunConfig, first: bool) -> TargetListing | None:
         endpoint = target_endpoint(run)
         client = client_for(endpoint)
-        first = (endpoint.name, run.upload_bucket) not in checked
         if first:
-            checked.add((endpoint.name, run.upload_bucket))
             _check_bucket(run, endpoint, client)
         # Each prefix is listed; the write check (2 requests) is made once per bucket, under the first
         # run's prefix: the models of one command share their target's credentials and policy.
-        listings[listing_key(run)] = _check_permissions(run, endpoint, client, probe_write=probe_write and first)
+        return _check_permissions(run, endpoint, client, probe_write=probe_write and first)
+
+    # The runs are checked in parallel threads; the first failure in the runs' order is raised, as a
+    # sequential check would (a bucket's first run checks the bucket and comes before the others).
+    answers = in_threads(lambda item: _outcome(check, *item), list(zip(runs, firsts, strict=True)))
+    listings: Listings = {}
+    for run, (listing, error) in zip(runs, answers, strict=True):
+        if error is not None:
+            raise error
+        listings[listing_key(run)] = listing
     return listings
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _outcome(function: Callable[..., R], *args: Any) -> tuple[R | None, DrTransferError | None]:
+    try:
+        return function(*args), None
+    except DrTransferError as error:
+        return None, error
+
+
+def in_threads(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``function`` of every item, in up to :data:`INSPECT_THREADS` threads, in the items' order."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(INSPECT_THREADS, len(items)), thread_name_prefix="inspect") as pool:
+        return list(pool.map(function, items))
 
 
 def _check_bucket(run: RunConfig, endpoint: Endpoint, client: Any) -> None:
@@ -333,10 +364,7 @@ def inspect_runs(
     """Every run's model listing (and, for ``-w``, its target listing unless ``listings`` has it), in
     threads, in the runs' order."""
     known = listings or {}
-    if len(runs) <= 1:
-        return [_inspect(run, client_for, wipe, known) for run in runs]
-    with ThreadPoolExecutor(max_workers=min(INSPECT_THREADS, len(runs)), thread_name_prefix="inspect") as pool:
-        return list(pool.map(lambda run: _inspect(run, client_for, wipe, known), runs))
+    return in_threads(lambda run: _inspect(run, client_for, wipe, known), runs)
 
 
 def prepare_uploads(
