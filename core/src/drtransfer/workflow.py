@@ -2,7 +2,8 @@
 confirmation, events, ``-1`` and imports around them):
 
 1. :func:`check_targets` — every target bucket reachable with its credentials (configuration errors,
-   exit 2, before anything is written);
+   exit 2, before anything is written); its listing of each target prefix goes into the plan, so the
+   engine does not list it again;
 2. :func:`prepare_uploads` — per run: inspect the model, select the checkpoint through the plugin host,
    plan, let plugins extend the plan, add ``-w`` deletions. A model that cannot be prepared is reported
    failed; the others go on. The runs' listings are read in parallel threads beforehand;
@@ -116,6 +117,7 @@ def check_targets(
 
     # The runs are checked in parallel threads; the first failure in the runs' order is raised, as a
     # sequential check would (a bucket's first run checks the bucket and comes before the others).
+    make_clients([target_endpoint(run) for run in runs], client_for)
     answers = in_threads(lambda item: _outcome(check, *item), list(zip(runs, firsts, strict=True)))
     listings: Listings = {}
     for run, (listing, error) in zip(runs, answers, strict=True):
@@ -134,6 +136,13 @@ def _outcome(function: Callable[..., R], *args: Any) -> tuple[R | None, DrTransf
         return function(*args), None
     except DrTransferError as error:
         return None, error
+
+
+def make_clients(endpoints: Iterable[Endpoint], client_for: ClientFactory) -> None:
+    """Make each endpoint's client here, before threads share it: threads asking first at once would each
+    build one (a botocore client costs ~50 ms of CPU), as make_s3_client builds outside its lock."""
+    for endpoint in dict.fromkeys(endpoints):
+        client_for(endpoint)
 
 
 def in_threads(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -364,6 +373,7 @@ def inspect_runs(
     """Every run's model listing (and, for ``-w``, its target listing unless ``listings`` has it), in
     threads, in the runs' order."""
     known = listings or {}
+    make_clients([run.local for run in runs] + ([target_endpoint(run) for run in runs] if wipe else []), client_for)
     return in_threads(lambda run: _inspect(run, client_for, wipe, known), runs)
 
 
