@@ -108,11 +108,6 @@ def list_keys(
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
-def sweep_uploads(rt: Runtime, root: ObjectLocation, *, dry_run: bool) -> int:
-    """Abort every multipart upload under ``root`` (left by an earlier crash); count them."""
-    return sweep_roots(rt, (root,), dry_run=dry_run)
-
-
 def sweep_roots(rt: Runtime, roots: Sequence[ObjectLocation], *, dry_run: bool) -> int:
     """Abort every multipart upload under any of ``roots`` (all in one bucket of one endpoint) with one
     listing of their common prefix; uploads beside them under that prefix are left alone. Count them."""
@@ -186,7 +181,10 @@ def clean_up(
     rt = Runtime(endpoints, quick, lambda report: None, threading.Event())
     deadline = time.monotonic() + settings.abort_timeout
     pending_uploads = list(uploads)
-    pending_roots = list(dict.fromkeys(roots))
+    groups: dict[tuple[str, str], list[ObjectLocation]] = {}  # one sweep per (endpoint, bucket)
+    for root in dict.fromkeys(roots):
+        groups.setdefault((root.endpoint, root.bucket), []).append(root)
+    pending_roots = [tuple(group) for group in groups.values()]
     pending_removals = list(dict.fromkeys(removals))
     last_error = ""
     try:
@@ -199,14 +197,14 @@ def clean_up(
                     last_error = error.sentence
                     if error.retryable:
                         still.append(upload)
-            still_roots: list[ObjectLocation] = []
-            for root in pending_roots:
+            still_roots: list[tuple[ObjectLocation, ...]] = []
+            for group in pending_roots:
                 try:
-                    sweep_uploads(rt, root, dry_run=False)
+                    sweep_roots(rt, group, dry_run=False)
                 except TaskError as error:
                     if error.retryable and error.code not in ("NoSuchUpload", "NotImplemented"):
                         last_error = error.sentence
-                        still_roots.append(root)
+                        still_roots.append(group)
             still_removals: list[ObjectLocation] = []
             for target in pending_removals:
                 try:
