@@ -356,7 +356,7 @@ def _inspect(run: RunConfig, client_for: ClientFactory, wipe: bool, listings: Li
     if params is not None:  # planning reads it: read it here, in parallel, and the inventory keeps it
         with contextlib.suppress(DrTransferError):  # planning reads it again and reports it in its place
             found.inventory.read(params)
-    known = listings.get(listing_key(run))
+    known = listings.get(listing_key(run)) if listings else None
     if wipe and known is not None:
         found.existing = {key: size for key, size, _etag in known}
     elif wipe:
@@ -411,7 +411,7 @@ def prepare_uploads(
                 unplanned = (key for key in existing if key not in planned)
                 item.kept = own_packages(run, client, unplanned, [p.value.suffix for p in host.packagers()])
                 add_wipe(plan, existing, keep=item.kept)
-            known = (listings or {}).get(listing_key(run))
+            known = listings.get(listing_key(run)) if listings else None
             if known is not None and plan.target_root == ObjectLocation(*listing_key(run)):
                 plan.target_listing = known
             item.plan = plan
