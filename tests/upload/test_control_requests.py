@@ -5,17 +5,20 @@ SeaweedFS itself."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from drtransfer.endpoints import Credentials, Endpoint
 from drtransfer.engine import EngineSettings, run_transfer
 from drtransfer.inventory import inspect_model
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.operations import ModelPlan, ObjectLocation
 from drtransfer.samples import seed_model
 from tests.conftest import list_multipart_uploads, start_seaweed, unique_bucket
+from tests.engine.test_faults import rclone_s3  # noqa: F401 (the fixture: `rclone serve s3`)
 from tests.infra.drfc import seed_drfc
 from tests.upload.test_inventory_and_plan import make_run
 
@@ -106,3 +109,21 @@ def test_the_inspection_reads_each_small_file_once(counted: SeaweedServer) -> No
     assert json.loads(metadata) == inventory.metadata
     # one listing, one GET each of the checkpoint index and the model metadata: the second read is the first's
     assert requests_to(counted, bucket, before) == {"LIST": 1, "GET": 2}
+
+
+def test_a_server_that_cannot_list_uploads_gets_the_note_once(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = request.getfixturevalue("rclone_s3")  # refuses ListMultipartUploads (NoSuchUpload)
+    endpoint = Endpoint(name="target", url=url, region="us-east-1", credentials=Credentials("rcak", "rcsecret"))
+    plans = [ModelPlan(f"model-{n}", ObjectLocation("target", "target", f"m{n}/"), target_listing=()) for n in "ab"]
+
+    with caplog.at_level(logging.WARNING, logger="drtransfer.engine"):
+        results = run_transfer(plans, {"target": endpoint}, EngineSettings(processes=0))
+
+    assert [r.status for r in results] == ["ok", "ok"]
+    notes = [
+        r.getMessage() for r in caplog.records if "Could not look for unfinished multipart uploads" in r.getMessage()
+    ]
+    assert len(notes) == 1, notes
+    assert "under s3://target/ma/, s3://target/mb/: " in notes[0]
