@@ -25,6 +25,8 @@ from drtransfer.operations import ObjectLocation, SourceObject
 from drtransfer.runconfig import RunConfig
 from drtransfer.s3errors import answer_timeout, describe_client_error, is_not_found
 
+KEEP_READ_LIMIT = 1024 * 1024  # files up to this size are read from the source once per inspection
+
 
 @dataclass(frozen=True)
 class LocalFile:
@@ -197,7 +199,12 @@ def inspect_model(run: RunConfig, client: Any, *, reward_function: bool = True) 
     if not objects:
         raise ModelError(f"No model found at {root}: the prefix is empty; check DR_LOCAL_S3_MODEL_PREFIX.")
 
+    read: dict[tuple[str, str], bytes] = {}  # small files already read: planning and plugins read some twice
+
     def reader(obj: SourceObject) -> bytes:
+        where = (obj.location.bucket, obj.location.key)
+        if where in read:
+            return read[where]
         try:
             body: bytes = client.get_object(Bucket=obj.location.bucket, Key=obj.location.key)["Body"].read()
         except Exception as error:
@@ -208,6 +215,8 @@ def inspect_model(run: RunConfig, client: Any, *, reward_function: bool = True) 
                 action="read",
                 answer_within=answer_timeout(client),
             ) from None
+        if len(body) <= KEEP_READ_LIMIT:
+            read[where] = body
         return body
 
     def need(relative: str, what: str) -> SourceObject:

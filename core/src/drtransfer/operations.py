@@ -85,6 +85,8 @@ class ModelPlan:
     ``fresh_target``: the root is new (a random prefix) and may be write-only, as DRoA's upload bucket is
     for its Cognito users (PutObject and multipart only): the engine neither sweeps, lists nor HEADs it.
     ``node``: the cluster node that reaches the model's source (an executor on one machine ignores it).
+    ``target_listing``: (key, size, ETag) of every object under ``target_root`` as planning listed it
+    (under the target's lock), so the engine does not list it again; None: the engine lists it.
     """
 
     model_id: str
@@ -93,6 +95,7 @@ class ModelPlan:
     notes: list[str] = field(default_factory=list)
     fresh_target: bool = False
     node: str | None = None  # the cluster node its tasks must run on (the run's DRTRANSFER_NODE)
+    target_listing: tuple[tuple[str, int, str], ...] | None = field(default=None, repr=False)
 
     @property
     def total_bytes(self) -> int:

@@ -2,7 +2,8 @@
 confirmation, events, ``-1`` and imports around them):
 
 1. :func:`check_targets` — every target bucket reachable with its credentials (configuration errors,
-   exit 2, before anything is written);
+   exit 2, before anything is written); its listing of each target prefix goes into the plan, so the
+   engine does not list it again;
 2. :func:`prepare_uploads` — per run: inspect the model, select the checkpoint through the plugin host,
    plan, let plugins extend the plan, add ``-w`` deletions. A model that cannot be prepared is reported
    failed; the others go on. The runs' listings are read in parallel threads beforehand;
@@ -14,15 +15,17 @@ confirmation, events, ``-1`` and imports around them):
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from drtransfer.checkpoints import Selection
 from drtransfer.endpoints import PREFLIGHT_SETTINGS, Endpoint, make_s3_client
 from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
+from drtransfer.engine.checksums import clean_etag
 from drtransfer.engine.executor import Executor
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.inventory import ModelInventory, inspect_model
@@ -80,23 +83,74 @@ def default_client_factory(endpoint: Endpoint) -> Any:
     return make_s3_client(endpoint, PREFLIGHT_SETTINGS)
 
 
+TargetListing = tuple[tuple[str, int, str], ...]  # (key, size, ETag) of every object under a target prefix
+Listings = dict[tuple[str, str, str], TargetListing | None]  # (endpoint, bucket, prefix) -> listing; None: too many
+LISTING_LIMIT = 10_000  # above this many keys under a prefix the engine HEADs each target instead
+
+
+def listing_key(run: RunConfig) -> tuple[str, str, str]:
+    return target_endpoint(run).name, run.upload_bucket, run.upload_prefix.strip("/") + "/"
+
+
 def check_targets(
     runs: Sequence[RunConfig], client_for: ClientFactory = default_client_factory, *, probe_write: bool = True
-) -> None:
+) -> Listings:
     """Fail with one sentence when a target bucket is missing, unreachable, refuses the credentials, or
     the credentials may not list or write there (``probe_write=False``, for dry runs, skips the write
-    check: it is the only one that makes a write request)."""
+    check: it is the only one that makes a write request). Returns each target prefix's listing (the
+    list check), which planning hands to the engine: take the targets' locks first."""
     checked: set[tuple[str, str]] = set()
+    firsts = []
     for run in runs:
+        bucket = (target_endpoint(run).name, run.upload_bucket)
+        firsts.append(bucket not in checked)
+        checked.add(bucket)
+
+    def check(run: RunConfig, first: bool) -> TargetListing | None:
         endpoint = target_endpoint(run)
         client = client_for(endpoint)
-        first = (endpoint.name, run.upload_bucket) not in checked
         if first:
-            checked.add((endpoint.name, run.upload_bucket))
             _check_bucket(run, endpoint, client)
         # Each prefix is listed; the write check (2 requests) is made once per bucket, under the first
         # run's prefix: the models of one command share their target's credentials and policy.
-        _check_permissions(run, endpoint, client, probe_write=probe_write and first)
+        return _check_permissions(run, endpoint, client, probe_write=probe_write and first)
+
+    # The runs are checked in parallel threads; the first failure in the runs' order is raised, as a
+    # sequential check would (a bucket's first run checks the bucket and comes before the others).
+    make_clients([target_endpoint(run) for run in runs], client_for)
+    answers = in_threads(lambda item: _outcome(check, *item), list(zip(runs, firsts, strict=True)))
+    listings: Listings = {}
+    for run, (listing, error) in zip(runs, answers, strict=True):
+        if error is not None:
+            raise error
+        listings[listing_key(run)] = listing
+    return listings
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _outcome(function: Callable[..., R], *args: Any) -> tuple[R | None, DrTransferError | None]:
+    try:
+        return function(*args), None
+    except DrTransferError as error:
+        return None, error
+
+
+def make_clients(endpoints: Iterable[Endpoint], client_for: ClientFactory) -> None:
+    """Make each endpoint's client here, before threads share it: threads asking first at once would each
+    build one (a botocore client costs ~50 ms of CPU), as make_s3_client builds outside its lock."""
+    for endpoint in dict.fromkeys(endpoints):
+        client_for(endpoint)
+
+
+def in_threads(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``function`` of every item, in up to :data:`INSPECT_THREADS` threads, in the items' order."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(INSPECT_THREADS, len(items)), thread_name_prefix="inspect") as pool:
+        return list(pool.map(function, items))
 
 
 def _check_bucket(run: RunConfig, endpoint: Endpoint, client: Any) -> None:
@@ -141,19 +195,39 @@ def _denied(kind: str, error: Exception, run: RunConfig, endpoint: Endpoint, cli
     )
 
 
-def _check_permissions(run: RunConfig, endpoint: Endpoint, client: Any, *, probe_write: bool) -> None:
-    """The engine lists each target prefix (to skip what is there and sweep unfinished uploads) and
-    writes under it: check both before any byte moves. The write check starts a multipart upload under
-    the prefix and aborts it at once, so no object is ever written (an abort that fails is swept by
-    the next run, as the upload lies under the target prefix)."""
+def _check_permissions(run: RunConfig, endpoint: Endpoint, client: Any, *, probe_write: bool) -> TargetListing | None:
+    """The engine needs each target prefix's listing (to skip what is there) and writes under it:
+    check both before any byte moves; the listing is returned (None above :data:`LISTING_LIMIT`). The
+    write check starts a multipart upload under the prefix and aborts it at once, so no object is ever
+    written (an abort that fails is swept by the next run, as the upload lies under the target prefix)."""
     prefix = run.upload_prefix.strip("/") + "/"
     bucket = run.upload_bucket
     try:
-        client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        listing = _list_prefix(client, bucket, prefix)
     except Exception as error:
         raise _denied("list", error, run, endpoint, client) from None
-    if not probe_write:
-        return
+    if probe_write:
+        _check_write(run, endpoint, client, prefix)
+    return listing
+
+
+def _list_prefix(client: Any, bucket: str, prefix: str) -> TargetListing | None:
+    """Every (key, size, ETag) under ``prefix``, page by page; None past :data:`LISTING_LIMIT` keys."""
+    found: list[tuple[str, int, str]] = []
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    while True:
+        page = client.list_objects_v2(**kwargs)
+        for item in page.get("Contents", []):
+            found.append((item["Key"], int(item["Size"]), clean_etag(item.get("ETag"))))
+        if len(found) > LISTING_LIMIT:
+            return None
+        if not page.get("IsTruncated"):
+            return tuple(found)
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def _check_write(run: RunConfig, endpoint: Endpoint, client: Any, prefix: str) -> None:
+    bucket = run.upload_bucket
     key = f"{prefix}.drtransfer-write-check-{uuid.uuid4().hex[:12]}"
     try:
         upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
@@ -271,14 +345,21 @@ class _Inspection:
 INSPECT_THREADS = 8  # listings wait on the network: 8 runs are inspected in the time of about one
 
 
-def _inspect(run: RunConfig, client_for: ClientFactory, wipe: bool) -> _Inspection:
+def _inspect(run: RunConfig, client_for: ClientFactory, wipe: bool, listings: Listings) -> _Inspection:
     found = _Inspection()
     try:
         found.inventory = inspect_model(run, client_for(run.local))
     except DrTransferError as error:
         found.error = error
         return found
-    if wipe:
+    params = found.inventory.training_params
+    if params is not None:  # planning reads it: read it here, in parallel, and the inventory keeps it
+        with contextlib.suppress(DrTransferError):  # planning reads it again and reports it in its place
+            found.inventory.read(params)
+    known = listings.get(listing_key(run)) if listings else None
+    if wipe and known is not None:
+        found.existing = {key: size for key, size, _etag in known}
+    elif wipe:
         try:
             found.existing = list_target(run, client_for(target_endpoint(run)))
         except DrTransferError as error:
@@ -286,12 +367,14 @@ def _inspect(run: RunConfig, client_for: ClientFactory, wipe: bool) -> _Inspecti
     return found
 
 
-def inspect_runs(runs: Sequence[RunConfig], client_for: ClientFactory, *, wipe: bool) -> list[_Inspection]:
-    """Every run's model listing (and, for ``-w``, its target listing), in threads, in the runs' order."""
-    if len(runs) <= 1:
-        return [_inspect(run, client_for, wipe) for run in runs]
-    with ThreadPoolExecutor(max_workers=min(INSPECT_THREADS, len(runs)), thread_name_prefix="inspect") as pool:
-        return list(pool.map(lambda run: _inspect(run, client_for, wipe), runs))
+def inspect_runs(
+    runs: Sequence[RunConfig], client_for: ClientFactory, *, wipe: bool, listings: Listings | None = None
+) -> list[_Inspection]:
+    """Every run's model listing (and, for ``-w``, its target listing unless ``listings`` has it), in
+    threads, in the runs' order."""
+    known = listings or {}
+    make_clients([run.local for run in runs] + ([target_endpoint(run) for run in runs] if wipe else []), client_for)
+    return in_threads(lambda run: _inspect(run, client_for, wipe, known), runs)
 
 
 def prepare_uploads(
@@ -301,13 +384,16 @@ def prepare_uploads(
     checkpoint: str = "last",
     wipe: bool = False,
     client_for: ClientFactory = default_client_factory,
+    listings: Listings | None = None,
 ) -> list[PreparedModel]:
     """Inspect, select and plan every run. ConfigErrors (unknown expression, unreachable endpoint,
     refused credentials, missing bucket, empty wipe prefix) propagate; model errors stay per model.
-    The listings are read in parallel (:func:`inspect_runs`); plugins are called one run at a time."""
+    The listings are read in parallel (:func:`inspect_runs`); plugins are called one run at a time.
+    ``listings`` (from :func:`check_targets`, under the targets' locks) go into the plans, so the
+    engine does not list the targets again."""
     if wipe:
         check_wipe_roots(runs)
-    inspections = inspect_runs(runs, client_for, wipe=wipe)
+    inspections = inspect_runs(runs, client_for, wipe=wipe, listings=listings)
     prepared = []
     for run, inspection in zip(runs, inspections, strict=True):
         item = PreparedModel(run)
@@ -325,6 +411,9 @@ def prepare_uploads(
                 unplanned = (key for key in existing if key not in planned)
                 item.kept = own_packages(run, client, unplanned, [p.value.suffix for p in host.packagers()])
                 add_wipe(plan, existing, keep=item.kept)
+            known = listings.get(listing_key(run)) if listings else None
+            if known is not None and plan.target_root == ObjectLocation(*listing_key(run)):
+                plan.target_listing = known
             item.plan = plan
         except ConfigError:
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -42,13 +43,17 @@ LISTING_LIMIT = 10_000  # above this many keys under a root, HEAD each target in
 def prepare(rt: Runtime, task: PrepareTask) -> PrepareDone:
     if task.fresh:  # a new, possibly write-only root: every target is known to be absent
         return PrepareDone(task.task_id, (), 0, None)
-    root = task.root
+    roots = (task.root,) if task.sweep is None else task.sweep
     swept, note = 0, None
-    try:
-        swept = sweep_uploads(rt, root, dry_run=task.dry_run)
-    except TaskError as error:  # some servers cannot list uploads (rclone before the first one)
-        note = f"Could not look for unfinished multipart uploads under {root.url}: {error.sentence}"
-    listing = list_keys(rt, root, task.keys, LISTING_LIMIT)
+    if roots:
+        try:
+            swept = sweep_roots(rt, roots, dry_run=task.dry_run)
+        except TaskError as error:  # some servers cannot list uploads (rclone before the first one)
+            where = ", ".join(root.url for root in roots)
+            note = f"Could not look for unfinished multipart uploads under {where}: {error.sentence}"
+    if task.listed:  # the scheduler has the plan's listing
+        return PrepareDone(task.task_id, (), swept, note)
+    listing = list_keys(rt, task.root, task.keys, LISTING_LIMIT)
     return PrepareDone(task.task_id, None if listing is None else tuple(listing), swept, note)
 
 
@@ -103,18 +108,26 @@ def list_keys(
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
-def sweep_uploads(rt: Runtime, root: ObjectLocation, *, dry_run: bool) -> int:
-    """Abort every multipart upload under ``root`` (left by an earlier crash); count them."""
+def sweep_roots(rt: Runtime, roots: Sequence[ObjectLocation], *, dry_run: bool) -> int:
+    """Abort every multipart upload under any of ``roots`` (all in one bucket of one endpoint) with one
+    listing of their common prefix; uploads beside them under that prefix are left alone. Count them."""
+    first = roots[0]
+    assert all((r.endpoint, r.bucket) == (first.endpoint, first.bucket) for r in roots)
+    prefix = os.path.commonprefix([r.key for r in roots])  # noqa: RUF071 (keys, not paths: by character)
+    keys = tuple(r.key for r in roots)
+    where = f"s3://{first.bucket}/{prefix}"
     count = 0
-    kwargs: dict[str, Any] = {"Prefix": root.key}
+    kwargs: dict[str, Any] = {"Prefix": prefix}
     for _page in range(1000):
         page = rt.call(
-            root.endpoint, root.bucket, f"list unfinished uploads under {root.url}", "list_multipart_uploads", **kwargs
+            first.endpoint, first.bucket, f"list unfinished uploads under {where}", "list_multipart_uploads", **kwargs
         )
         for item in page.get("Uploads", []):
+            if not item["Key"].startswith(keys):
+                continue
             count += 1
             if not dry_run:
-                abort_upload(rt, UploadRef(root.endpoint, root.bucket, item["Key"], item["UploadId"]))
+                abort_upload(rt, UploadRef(first.endpoint, first.bucket, item["Key"], item["UploadId"]))
         if not page.get("IsTruncated"):
             break
         kwargs["KeyMarker"] = page.get("NextKeyMarker", "")
@@ -168,7 +181,10 @@ def clean_up(
     rt = Runtime(endpoints, quick, lambda report: None, threading.Event())
     deadline = time.monotonic() + settings.abort_timeout
     pending_uploads = list(uploads)
-    pending_roots = list(dict.fromkeys(roots))
+    groups: dict[tuple[str, str], list[ObjectLocation]] = {}  # one sweep per (endpoint, bucket)
+    for root in dict.fromkeys(roots):
+        groups.setdefault((root.endpoint, root.bucket), []).append(root)
+    pending_roots = [tuple(group) for group in groups.values()]
     pending_removals = list(dict.fromkeys(removals))
     last_error = ""
     try:
@@ -181,14 +197,14 @@ def clean_up(
                     last_error = error.sentence
                     if error.retryable:
                         still.append(upload)
-            still_roots: list[ObjectLocation] = []
-            for root in pending_roots:
+            still_roots: list[tuple[ObjectLocation, ...]] = []
+            for group in pending_roots:
                 try:
-                    sweep_uploads(rt, root, dry_run=False)
+                    sweep_roots(rt, group, dry_run=False)
                 except TaskError as error:
                     if error.retryable and error.code not in ("NoSuchUpload", "NotImplemented"):
                         last_error = error.sentence
-                        still_roots.append(root)
+                        still_roots.append(group)
             still_removals: list[ObjectLocation] = []
             for target in pending_removals:
                 try:

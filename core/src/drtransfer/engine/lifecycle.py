@@ -133,6 +133,25 @@ def _locations(op: Operation) -> list[ObjectLocation]:
     return [op.target]
 
 
+def sweep_assignments(models: Sequence[ModelState]) -> dict[int, tuple[ObjectLocation, ...]]:
+    """Which model's prepare task sweeps which roots: the first model of each (endpoint, bucket) sweeps
+    the roots of all of them with one listing (every prepare ends before any upload starts, so none of
+    this run's uploads is there yet); fresh roots are never swept."""
+    groups: dict[tuple[str, str], list[ModelState]] = {}
+    for model in models:
+        root = model.plan.target_root
+        if not model.plan.fresh_target:
+            groups.setdefault((root.endpoint, root.bucket), []).append(model)
+    return {group[0].index: tuple(dict.fromkeys(m.plan.target_root for m in group)) for group in groups.values()}
+
+
+def known_listing(model: ModelState) -> dict[str, TargetState]:
+    """The plan's target listing, of the keys the plan writes."""
+    keys = {op.target.key for op in model.plan.operations}
+    listing = model.plan.target_listing or ()
+    return {key: TargetState(size, etag) for key, size, etag in listing if key in keys}
+
+
 def inside(location: ObjectLocation, root: ObjectLocation) -> bool:
     return location.endpoint == root.endpoint and location.bucket == root.bucket and location.key.startswith(root.key)
 
@@ -150,10 +169,12 @@ class Lifecycle:
         self.notify = notify
         self.prepares_left = len(models)  # no operation starts before every prepare is done
         self.prepare_attempts: dict[int, int] = {}
+        self.sweeps: dict[int, tuple[ObjectLocation, ...]] = {}  # model index -> the roots its prepare sweeps
         self.pending_removals: list[ObjectLocation] = []  # commit objects a rollback could not delete yet
         self.started = time.monotonic()
 
     def start(self) -> None:
+        self.sweeps = sweep_assignments(self.models)
         for model in self.models:
             self._queue_prepare(model)
 
@@ -176,26 +197,38 @@ class Lifecycle:
     # ---- prepare -----------------------------------------------------------------------------------
 
     def _queue_prepare(self, model: ModelState) -> None:
-        keys = frozenset(op.target.key for op in model.plan.operations)
+        plan = model.plan
+        sweep = self.sweeps.get(model.index, ())
+        listed = plan.target_listing is not None
+        if plan.fresh_target or (listed and not sweep):  # nothing to ask the target
+            model.listing = {} if plan.fresh_target else known_listing(model)
+            self._prepared(model)
+            return
+        keys = frozenset(op.target.key for op in plan.operations)
         task = PrepareTask(
             self.dispatch.new_id(),
             model.index,
-            model.plan.target_root,
+            plan.target_root,
             keys,
             self.settings.dry_run,
-            fresh=model.plan.fresh_target,
+            sweep=sweep,
+            listed=listed,
         )
         model.ready.append((task, 0))
 
     def on_prepare(self, task: PrepareTask, report: Report) -> None:
         model = self.models[task.model]
         if isinstance(report, PrepareDone):
-            if report.listing is not None:
+            if task.listed:
+                model.listing = known_listing(model)
+            elif report.listing is not None:
                 model.listing = {key: TargetState(size, etag) for key, size, etag in report.listing}
             if report.note:
                 log.warning("%s: %s", model.plan.model_id, report.note)
             if report.swept:
-                log.info("%s: aborted %d unfinished upload(s) of an earlier run", model.plan.model_id, report.swept)
+                where = ", ".join(root.url for root in task.sweep or (task.root,))
+                log.info("%s: aborted %d unfinished upload(s) of an earlier run under %s", model.plan.model_id,
+                         report.swept, where)  # fmt: skip
         else:
             error, _ = _failure(report)
             attempts = self.prepare_attempts.get(task.model, 1)
@@ -203,6 +236,12 @@ class Lifecycle:
                 self.prepare_attempts[task.model] = attempts + 1
                 return
             log.warning("%s: %s", model.plan.model_id, error)  # ops will HEAD each target instead
+            if task.listed:  # the sweep failed; the plan's listing still holds
+                model.listing = known_listing(model)
+        self._prepared(model)
+
+    def _prepared(self, model: ModelState) -> None:
+        """``model``'s target is known (or cannot be): clear stale commit objects, then run."""
         self.prepares_left -= 1
         stale = self._stale_commits(model)
         if stale and not self.settings.dry_run:

@@ -70,7 +70,9 @@ class Verify:
 @dataclass(frozen=True)
 class PrepareTask:
     """Sweep multipart uploads left under ``root`` (unless ``dry_run``) and list what is there
-    (``fresh``: nothing can be there and the root may be unreadable, so neither)."""
+    (``fresh``: nothing can be there and the root may be unreadable, so neither). ``sweep``: the roots
+    whose uploads this task sweeps, with one listing (None: ``root`` alone); ``listed``: the plan gave
+    the target listing, so only sweep."""
 
     task_id: int
     model: int
@@ -78,6 +80,8 @@ class PrepareTask:
     keys: frozenset[str]
     dry_run: bool
     fresh: bool = False
+    sweep: tuple[ObjectLocation, ...] | None = None
+    listed: bool = False
 
 
 @dataclass(frozen=True)

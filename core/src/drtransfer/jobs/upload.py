@@ -30,7 +30,7 @@ from drtransfer.locking import target_locks
 from drtransfer.operations import Operation
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
-from drtransfer.workflow import PreparedModel, UploadOutcome, check_targets, execute, prepare_uploads
+from drtransfer.workflow import Listings, PreparedModel, UploadOutcome, check_targets, execute, prepare_uploads
 
 
 @dataclass(frozen=True)
@@ -115,10 +115,14 @@ def upload(
         )
     failures: list[str] = []
     with notifications_open(host, runs, request.notifications, subscribers, failures) as sink:
-        check_targets(runs, probe_write=not request.dry_run)
         targets = [(run.upload.url or "aws", run.target_url) for run in runs if run.upload is not None]
         with target_locks([] if request.dry_run else targets):
-            outcomes, imports = _prepare_and_transfer(request, host, runs, sink, confirm, subscribers, make_executor)
+            # Under the locks: the checks' listings of the targets become the engine's (nobody else of
+            # ours writes there until the copies are done).
+            listings = check_targets(runs, probe_write=not request.dry_run)
+            outcomes, imports = _prepare_and_transfer(
+                request, host, runs, sink, confirm, subscribers, make_executor, listings
+            )
         if not request.dry_run:
             _increment(outcomes)
         import_results = _submit_imports(imports, outcomes, request, sink)
@@ -135,8 +139,9 @@ def _prepare_and_transfer(
     confirm: Confirm,
     subscribers: Sequence[TransferSubscriber],
     make_executor: ExecutorFactory,
+    listings: Listings,
 ) -> tuple[list[UploadOutcome], list[PreparedImport]]:
-    prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe)
+    prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe, listings=listings)
     imports = _prepare_imports(request, host, prepared)
     sink.prepared(prepared)
     if not request.dry_run and any(item.ok for item in prepared) and not confirm(prepared):
