@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, cast
 
-from drtransfer.endpoints import PREFLIGHT_SETTINGS, make_s3_client
+import botocore.utils
+import dateutil.parser
+import pytest
+
+from drtransfer.endpoints import PREFLIGHT_SETTINGS, make_s3_client, parse_timestamp
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import check_targets
@@ -65,3 +70,36 @@ def test_the_write_check_is_made_once_per_target_bucket(upload_s3: SeaweedServer
         ["head_bucket", "create_multipart_upload", "abort_multipart_upload"] + ["list_objects_v2"] * 4
     )
     assert list_multipart_uploads(upload_s3, upload_bucket) == []
+
+
+def test_threads_asking_at_once_share_one_client(upload_s3: SeaweedServer) -> None:
+    endpoint = upload_s3.endpoint("threads")
+    with ThreadPoolExecutor(8) as pool:
+        clients = list(pool.map(lambda _: make_s3_client(endpoint, PREFLIGHT_SETTINGS), range(8)))
+    assert all(client is clients[0] for client in clients)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-12-01T17:14:44.646Z", "2026-12-01T17:14:44Z", "2026-12-01T17:14:44.123456+02:00",
+     "Tue, 01 Dec 2026 17:14:44 GMT", 1733000000, "1733000000.5", "2026-12-01T17:14:44"],
+)  # fmt: skip
+def test_the_fast_timestamp_parser_gives_botocores_answers(value: object) -> None:
+    assert parse_timestamp(value) == botocore.utils.parse_timestamp(value)
+
+
+def test_listings_parse_timestamps_with_the_fast_parser(
+    upload_s3: SeaweedServer, upload_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing's LastModified (ISO 8601) no longer goes through botocore's dateutil parser; a HEAD's
+    Last-Modified (an HTTP date) still does, and both give the same aware time."""
+    client = make_s3_client(upload_s3.endpoint("timestamps"))
+    client.put_object(Bucket=upload_bucket, Key="k", Body=b"x")
+    slow: list[object] = []
+    real = dateutil.parser.parse
+    monkeypatch.setattr(dateutil.parser, "parse", lambda v, **kw: slow.append(v) or real(v, **kw))
+    listed = client.list_objects_v2(Bucket=upload_bucket)["Contents"][0]["LastModified"]
+    assert slow == []
+    head = client.head_object(Bucket=upload_bucket, Key="k")["LastModified"]
+    assert len(slow) == 1
+    assert listed.tzinfo is not None and listed.replace(microsecond=0) == head
