@@ -27,7 +27,7 @@ def test_a_limited_run_takes_at_least_its_bytes_over_the_limit(
     client = local_s3.client()
     data = {"small.bin": helpers.random_bytes(2 * MiB), "mp.bin": helpers.random_bytes(12 * MiB)}
     helpers.put_single(client, local_bucket, "small.bin", data["small.bin"])  # one GET into one PUT
-    helpers.put_multipart(client, local_bucket, "mp.bin", data["mp.bin"])  # ranged GETs into UploadParts
+    helpers.put_multipart(client, local_bucket, "mp.bin", data["mp.bin"])  # one GET spliced into UploadParts
     generated = helpers.random_bytes(1 * MiB)  # a PutBytes (car-zip's archive, rewritten index files)
     put = PutBytes(ObjectLocation("dst", upload_bucket, "t/generated.bin"), generated)
     endpoints = {"src": local_s3.endpoint("src"), "dst": upload_s3.endpoint("dst")}

@@ -1,7 +1,8 @@
 """The parent's scheduler: wires the run together and routes every report to the part that handles it.
 
-Flow per run: (1) a PrepareTask per model sweeps unfinished multipart uploads under its target root and
-lists the targets (all prepares finish before any upload starts, so a sweep never aborts one of ours);
+Flow per run: (1) PrepareTasks sweep unfinished multipart uploads once per (endpoint, bucket) and list
+each target root the plan did not bring a listing for (all prepares finish before any upload starts, so a
+sweep never aborts one of ours);
 (2) operations start as OpTasks, models served round-robin; a large object's parts go out as PartTasks,
 are verified together and completed (:mod:`~drtransfer.engine.attempts`); (3) when all other operations of
 a model succeeded its commit operations run, one at a time, in order; (4) an AuditTask lists the target
