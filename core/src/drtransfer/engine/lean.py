@@ -32,9 +32,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
-import botocore.auth
-import botocore.awsrequest
-import botocore.credentials
 import botocore.exceptions
 import botocore.httpsession
 
@@ -42,6 +39,7 @@ from drtransfer.endpoints import Endpoint
 from drtransfer.engine.buffers import READ_CHUNK
 from drtransfer.engine.checksums import clean_etag, content_md5, is_plain_md5, multipart_count, multipart_etag
 from drtransfer.engine.housekeeping import abort_upload
+from drtransfer.engine.lean_signer import Signer, make_signer
 from drtransfer.engine.messages import CompleteTask, OpDone, OpTask, PartDone, PartSpec, PartTask, UploadRef
 from drtransfer.engine.multipart import complete, create_upload, source_parts, target_metadata
 from drtransfer.engine.runtime import Meter, Runtime, TaskError
@@ -84,13 +82,6 @@ class _Broken(Exception):
         super().__init__(side, error)
         self.side = side
         self.error = error
-
-
-class _UnsignedPayload(botocore.auth.S3SigV4Auth):  # type: ignore[misc]
-    """botocore's S3 SigV4 signer with ``UNSIGNED-PAYLOAD``: the target verifies every body we send."""
-
-    def payload(self, request: Any) -> str:
-        return str(botocore.auth.UNSIGNED_PAYLOAD)
 
 
 class Conn:
@@ -264,7 +255,7 @@ class LeanPath:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: list[Conn] = []
-        self._signers: dict[str, _UnsignedPayload] = {}
+        self._signers: dict[str, Signer] = {}
         self.disabled: set[str] = set()  # endpoints sent to botocore after an Unsupported answer
         self._direct: dict[str, bool] = {}  # endpoint -> static credentials and no proxy
 
@@ -318,14 +309,8 @@ class LeanPath:
         if signer is None:
             endpoint = self.rt.endpoints[name]
             assert endpoint.credentials is not None
-            creds = endpoint.credentials
-            credentials = botocore.credentials.Credentials(creds.access_key, creds.secret_key, creds.session_token)
-            signer = self._signers.setdefault(name, _UnsignedPayload(credentials, "s3", endpoint.region))
-        request = botocore.awsrequest.AWSRequest(
-            method=method, url=where.url + query, headers={"Host": where.netloc, **headers}
-        )
-        signer.add_auth(request)
-        return dict(request.headers.items())
+            signer = self._signers.setdefault(name, make_signer(endpoint.credentials, endpoint.region))
+        return signer.sign(method, where.url + query, where.path + query, {"Host": where.netloc, **headers})
 
     def open(self, location: ObjectLocation, method: str, query: str, headers: dict[str, str]) -> Conn:
         """Connect (or reuse this thread's connection) and send the signed request head."""
