@@ -119,7 +119,7 @@ def _crc32c_function() -> Callable[[Any, int], int] | None:
     except ImportError:
         pass
     try:
-        from awscrt import checksums  # type: ignore[import-not-found,unused-ignore]
+        from awscrt import checksums  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
         return lambda data, value: int(checksums.crc32c(data, value))
     except ImportError:
