@@ -159,7 +159,19 @@ class SeaweedServer:
     def request_counts(self) -> dict[tuple[str, str], int]:
         """S3 requests served so far, per (bucket, request type), from SeaweedFS's own counters
         (``SeaweedFS_s3_request_total``; a HEAD counts as GET, a ListMultipartUploads as GET); needs
-        ``count_requests=True``. Compare two calls to count what happened in between."""
+        ``count_requests=True``. Compare two calls to count what happened in between. SeaweedFS counts a
+        request once its answer has gone out, a moment after the client has it: the counters are read
+        until two reads 50 ms apart agree (at most 2 s)."""
+        counts = self._read_counts()
+        for _ in range(40):
+            time.sleep(0.05)
+            again = self._read_counts()
+            if again == counts:
+                break
+            counts = again
+        return counts
+
+    def _read_counts(self) -> dict[tuple[str, str], int]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['metrics']}/metrics", timeout=10) as answer:
             text = answer.read().decode()
         counts: dict[tuple[str, str], int] = {}
