@@ -24,6 +24,7 @@ def test_request_counts_see_each_request_by_bucket_and_type(tmp_path: Path) -> N
         after = server.request_counts()
     finally:
         server.stop()
-    delta = {key: count - before.get(key, 0) for key, count in after.items() if count != before.get(key, 0)}
+    # bucket "" is the server's own: under load an internal listing of its buckets can land in between
+    delta = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0) and key[0]}
     assert delta == {("counted", "PUT"): 2, ("counted", "GET"): 2, ("counted", "LIST"): 1, ("other", "PUT"): 1}
 
