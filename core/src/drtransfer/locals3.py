@@ -191,7 +191,8 @@ class SeaweedServer:
             if not self.ports:
                 self.ports = _pick_ports(set())
                 if self.count_requests:
-                    self.ports["metrics"] = _pick_ports(set(self.ports.values()), ("metrics",))["metrics"]
+                    taken = {port + offset for port in self.ports.values() for offset in (0, _GRPC_OFFSET)}
+                    self.ports["metrics"] = _pick_ports(taken, ("metrics",))["metrics"]
             log = (self.data_dir / "weed.log").open("ab")
             self.process = subprocess.Popen(
                 self._command(config),
