@@ -49,7 +49,10 @@ def find_weed() -> str:
 
 
 def _port_free(port: int) -> bool:
+    """Whether ``weed`` could listen on ``port``: bound with SO_REUSEADDR, as Go's listeners are, so the
+    TIME_WAIT sockets a killed server leaves on its own ports do not count as taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -57,13 +60,25 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _port_range() -> range:
+    """Where the HTTP ports are picked: low enough that they and their gRPC twins stay below the kernel's
+    ephemeral range, so a client connection's local port never takes one while a killed server is down."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768  # Linux's default; elsewhere the range is only a preference
+    top = ephemeral_low - _GRPC_OFFSET
+    return range(10000, top) if top - 10000 >= 2000 else range(20000, 30000)
+
+
 def _pick_ports(taken: set[int], services: tuple[str, ...] = _SERVICES) -> dict[str, int]:
     """An HTTP port per service, each with its gRPC twin (+10000) free as well."""
     ports: dict[str, int] = {}
     rng = random.Random()
+    candidates = _port_range()
     for service in services:
         for _ in range(500):
-            port = rng.randrange(20000, 30000)
+            port = rng.choice(candidates)
             pair = {port, port + _GRPC_OFFSET}
             if pair & taken or not all(_port_free(p) for p in pair):
                 continue
@@ -187,6 +202,9 @@ class SeaweedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "data").mkdir(exist_ok=True)
         config = self._write_config()
+        # A restart keeps its ports, as the endpoints handed out name them: it tries again on the same ones
+        # and fails with the port that is taken rather than move. Only a first start may pick new ones.
+        restart = bool(self.ports)
         for _attempt in range(3):
             if not self.ports:
                 self.ports = _pick_ports(set())
@@ -205,10 +223,22 @@ class SeaweedServer:
             if self._wait_ready(timeout):
                 return self
             self.stop()
-            if _attempt < 2 and not all(_port_free(p) for p in self.ports.values()):
-                self.ports = {}  # someone else took a port: pick new ones
+            busy = [port for port in self._all_ports() if not _port_free(port)]
+            if busy and restart:
+                raise RuntimeError(
+                    f"SeaweedFS cannot restart on its ports: {', '.join(map(str, busy))} "
+                    "is taken by another process; free it or start a new server."
+                )
+            if busy:
+                self.ports = {}  # someone else took a port before ours were bound: pick new ones
         tail = (self.data_dir / "weed.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"SeaweedFS did not start within {timeout:.0f} s; log tail:\n{tail}")
+        raise RuntimeError(f"SeaweedFS did not start within {timeout:.0f} s (3 tries); log tail:\n{tail}")
+
+    def _all_ports(self) -> list[int]:
+        """Every port the server listens on: the HTTP ports, their gRPC twins and the metrics port."""
+        http = [port for name, port in self.ports.items() if name != "metrics"]
+        metrics = [self.ports["metrics"]] if "metrics" in self.ports else []
+        return [*http, *(port + _GRPC_OFFSET for port in http), *metrics]
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
