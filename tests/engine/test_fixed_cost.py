@@ -7,11 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, cast
 
+import botocore.loaders
 import botocore.utils
 import dateutil.parser
 import pytest
 
-from drtransfer.endpoints import PREFLIGHT_SETTINGS, make_s3_client, parse_timestamp
+from drtransfer.endpoints import PREFLIGHT_SETTINGS, list_pages, make_s3_client, parse_timestamp
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.runconfig import RunConfig
 from drtransfer.workflow import check_targets
@@ -77,6 +78,31 @@ def test_threads_asking_at_once_share_one_client(upload_s3: SeaweedServer) -> No
     with ThreadPoolExecutor(8) as pool:
         clients = list(pool.map(lambda _: make_s3_client(endpoint, PREFLIGHT_SETTINGS), range(8)))
     assert all(client is clients[0] for client in clients)
+
+
+def test_listings_follow_continuation_tokens_without_scanning_botocores_data(
+    upload_s3: SeaweedServer, upload_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listings page by continuation token themselves: botocore's paginator scans every service directory
+    of its data on first use, once per thread that asks at the same time (8 inspections: 8 scans)."""
+    client = make_s3_client(upload_s3.endpoint("pages"))
+    for n in range(5):
+        client.put_object(Bucket=upload_bucket, Key=f"pages/{n}", Body=b"x")
+    client.put_object(Bucket=upload_bucket, Key="pagesx", Body=b"not under the prefix")
+    scans: list[str] = []
+    real = botocore.loaders.Loader.list_available_services
+    monkeypatch.setattr(
+        botocore.loaders.Loader, "list_available_services", lambda self, kind: scans.append(kind) or real(self, kind)
+    )
+
+    def keys(_: int) -> list[list[str]]:
+        pages = list_pages(client, Bucket=upload_bucket, Prefix="pages/", MaxKeys=2)
+        return [[item["Key"] for item in page.get("Contents", [])] for page in pages]
+
+    with ThreadPoolExecutor(4) as pool:
+        listed = list(pool.map(keys, range(4)))
+    assert listed == [[["pages/0", "pages/1"], ["pages/2", "pages/3"], ["pages/4"]]] * 4
+    assert scans == []
 
 
 @pytest.mark.parametrize(

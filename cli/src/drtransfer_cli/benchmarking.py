@@ -35,7 +35,7 @@ from typing import Any
 import psutil
 
 from drtransfer import __version__
-from drtransfer.endpoints import Endpoint, make_s3_client
+from drtransfer.endpoints import Endpoint, list_pages, make_s3_client
 from drtransfer.engine import EngineSettings, MiB
 from drtransfer.errors import ConfigError, TransferError
 from drtransfer.runconfig import RunConfig
@@ -368,7 +368,7 @@ def delete_prefix(client: Any, bucket: str, prefix: str) -> int:
     deleted = 0
     for _ in range(2):
         found = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for page in list_pages(client, Bucket=bucket, Prefix=prefix):
             keys = [{"Key": item["Key"]} for item in page.get("Contents", []) if item["Key"].startswith(prefix)]
             if keys:
                 client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})

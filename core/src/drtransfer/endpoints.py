@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -253,6 +253,18 @@ def make_s3_client(endpoint: Endpoint, settings: ClientSettings | None = None) -
             if client is None:
                 client = _clients[key] = _new_client(endpoint, settings)
     return client
+
+
+def list_pages(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """The pages of ``client.list_objects_v2(**kwargs)``, followed by continuation token. Used instead of
+    botocore's paginator: its first use per process scans every service directory of botocore's data
+    (~10 ms), and threads that start listing at once each ran that scan (8 inspections: ~0.1 CPU-s)."""
+    while True:
+        page: dict[str, Any] = client.list_objects_v2(**kwargs)
+        yield page
+        if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+            return
+        kwargs = {**kwargs, "ContinuationToken": page["NextContinuationToken"]}
 
 
 def parse_timestamp(value: Any) -> datetime:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drtransfer.checkpoints import Checkpoint, CheckpointIndex, Selection, group_checkpoints, parse_checkpoint_name
+from drtransfer.endpoints import list_pages
 from drtransfer.errors import ConfigError, ModelError
 from drtransfer.operations import ObjectLocation, SourceObject
 from drtransfer.runconfig import RunConfig
@@ -111,7 +112,7 @@ class ModelInventory:
 def _list(client: Any, run: RunConfig, prefix: str, what: str) -> dict[str, SourceObject]:
     objects: dict[str, SourceObject] = {}
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=run.local_bucket, Prefix=prefix):
+        for page in list_pages(client, Bucket=run.local_bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 loc = ObjectLocation(run.local.name, run.local_bucket, item["Key"])
                 objects[item["Key"]] = SourceObject(loc, int(item["Size"]), item["ETag"].strip('"'))

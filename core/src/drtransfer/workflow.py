@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from drtransfer.checkpoints import Selection
-from drtransfer.endpoints import PREFLIGHT_SETTINGS, Endpoint, make_s3_client
+from drtransfer.endpoints import PREFLIGHT_SETTINGS, Endpoint, list_pages, make_s3_client
 from drtransfer.engine import EngineSettings, TransferSubscriber, run_transfer
 from drtransfer.engine.checksums import clean_etag
 from drtransfer.engine.executor import Executor
@@ -214,16 +214,12 @@ def _check_permissions(run: RunConfig, endpoint: Endpoint, client: Any, *, probe
 def _list_prefix(client: Any, bucket: str, prefix: str) -> TargetListing | None:
     """Every (key, size, ETag) under ``prefix``, page by page; None past :data:`LISTING_LIMIT` keys."""
     found: list[tuple[str, int, str]] = []
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    while True:
-        page = client.list_objects_v2(**kwargs)
+    for page in list_pages(client, Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             found.append((item["Key"], int(item["Size"]), clean_etag(item.get("ETag"))))
         if len(found) > LISTING_LIMIT:
             return None
-        if not page.get("IsTruncated"):
-            return tuple(found)
-        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+    return tuple(found)
 
 
 def _check_write(run: RunConfig, endpoint: Endpoint, client: Any, prefix: str) -> None:
@@ -247,7 +243,7 @@ def list_target(run: RunConfig, client: Any) -> dict[str, int]:
     prefix = run.upload_prefix.strip("/") + "/"
     out: dict[str, int] = {}
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=run.upload_bucket, Prefix=prefix):
+        for page in list_pages(client, Bucket=run.upload_bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 out[item["Key"]] = int(item["Size"])
     except Exception as error:

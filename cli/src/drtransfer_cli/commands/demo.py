@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from drtransfer.endpoints import list_pages
 from drtransfer.locals3 import SeaweedServer
 from drtransfer_cli import app, options
 from drtransfer_cli.demo_world import DEMO_RUNS, UPLOAD_BUCKET, DemoWorld, demo_world
@@ -30,7 +31,7 @@ SERVE_POLL_SECONDS = 1.0
 def print_tree(server: SeaweedServer, bucket: str) -> None:
     client = server.client()
     click.echo(f"\ns3://{bucket}/ on the upload server:")
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for page in list_pages(client, Bucket=bucket):
         for item in page.get("Contents", []):
             click.echo(f"  {app.human_bytes(item['Size']):>10}  {item['Key']}")
 

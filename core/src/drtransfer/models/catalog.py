@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from drtransfer.checkpoints import CheckpointIndex, parse_checkpoint_name
 from drtransfer.config import BackupLocation, backup_location
-from drtransfer.endpoints import Endpoint
+from drtransfer.endpoints import Endpoint, list_pages
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.models.store import MANIFEST, Listed, Manifest, list_prefix, model_checkpoints, read_object
 from drtransfer.runconfig import RunConfig
@@ -162,7 +162,7 @@ def _scan(
     root = base.strip("/") + "/" if base.strip("/") else ""
     tops: list[str] = []
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root, Delimiter="/"):
+        for page in list_pages(client, Bucket=bucket, Prefix=root, Delimiter="/"):
             tops.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
     except Exception as error:
         raise describe_client_error(

@@ -15,7 +15,7 @@ from typing import Any
 
 from drtransfer import __version__
 from drtransfer.checkpoints import Checkpoint, group_checkpoints
-from drtransfer.endpoints import Endpoint
+from drtransfer.endpoints import Endpoint, list_pages
 from drtransfer.engine import EngineSettings
 from drtransfer.errors import ConfigError
 from drtransfer.operations import ObjectLocation, SourceObject
@@ -51,7 +51,7 @@ def list_prefix(client: Any, endpoint: Endpoint, bucket: str, prefix: str) -> di
     root = prefix.strip("/") + "/" if prefix.strip("/") else ""
     found: dict[str, Listed] = {}
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root):
+        for page in list_pages(client, Bucket=bucket, Prefix=root):
             for item in page.get("Contents", []):
                 relative = item["Key"][len(root) :]
                 found[relative] = Listed(relative, int(item["Size"]), item["ETag"].strip('"'), item.get("LastModified"))
