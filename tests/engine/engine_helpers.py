@@ -146,3 +146,17 @@ def statuses(result: ModelResult) -> dict[str, str]:
 
 def strategies(result: ModelResult) -> dict[str, str]:
     return {r.operation.target.key: r.strategy for r in result.operations}
+
+
+def count_calls(monkeypatch: Any, module: Any, names: tuple[str, ...]) -> list[str]:
+    """Wrap each of ``module``'s functions ``names`` so that every call appends its name to the list returned."""
+    used: list[str] = []
+    for name in names:
+        original = getattr(module, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            used.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(module, name, counted)
+    return used

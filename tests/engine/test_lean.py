@@ -19,15 +19,7 @@ def test_lean_copies_small_objects_and_parts_with_the_source_etags(
     local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    used: list[str] = []
-    for name in ("copy_small", "copy_part", "copy_multipart"):
-        original = getattr(lean_module, name)
-
-        def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
-            used.append(_name)
-            return _original(*args)
-
-        monkeypatch.setattr(lean_module, name, counted)
+    used = helpers.count_calls(monkeypatch, lean_module, ("copy_small", "copy_part", "copy_multipart"))
     client = local_s3.client()
     # keys that need percent-encoding in the path and in the signature
     data = {"a b+c=d/é~x.json": helpers.random_bytes(70_000), "empty": b"", "mp": helpers.random_bytes(12 * MiB)}

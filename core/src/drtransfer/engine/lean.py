@@ -115,9 +115,10 @@ class Conn:
             return True
         return bool(ready)
 
-    def send_head(self, method: str, target: str, headers: Mapping[str, str]) -> None:
+    def send_head(self, method: str, target: str, headers: Mapping[str, str], body: bytes = b"") -> None:
+        """The request head, and ``body`` (a small one, held in memory) in the same write."""
         lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers.items())]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def read_head(self) -> tuple[int, dict[str, str]]:
         """Status and headers (names in lower case) of the next response; 100 Continue is skipped."""
@@ -312,12 +313,15 @@ class LeanPath:
             signer = self._signers.setdefault(name, make_signer(endpoint.credentials, endpoint.region))
         return signer.sign(method, where.url + query, where.path + query, {"Host": where.netloc, **headers})
 
-    def open(self, location: ObjectLocation, method: str, query: str, headers: dict[str, str]) -> Conn:
-        """Connect (or reuse this thread's connection) and send the signed request head."""
+    def open(
+        self, location: ObjectLocation, method: str, query: str, headers: dict[str, str], body: bytes = b""
+    ) -> Conn:
+        """Connect (or reuse this thread's connection) and send the signed request head (and ``body``,
+        a small one held in memory)."""
         where = address(self.rt.endpoints[location.endpoint], location.bucket, location.key)
         signed = self._signed(location.endpoint, method, where, query, headers)
         conn = self._conn(where, method)
-        conn.send_head(method, where.path + query, signed)
+        conn.send_head(method, where.path + query, signed, body)
         return conn
 
     def answer(self, conn: Conn, location: ObjectLocation, action: str, operation: str) -> dict[str, str]:
@@ -329,14 +333,39 @@ class LeanPath:
         body = conn.read_body(headers) if status != 304 else b""
         if 300 <= status < 400:
             raise Unsupported(f"redirect {status}")
+        raise self.refusal(status, body, location, action, operation)
+
+    def refusal(self, status: int, body: bytes, location: ObjectLocation, action: str, operation: str) -> Exception:
+        """The error an answer of ``status`` with the error document ``body`` is: :class:`_Again` when
+        botocore would send the request again (throttled, 5xx), else the :class:`TaskError`."""
         code, message = _error_code(body, status)
         error = botocore.exceptions.ClientError(
             {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
         )
         failure = self.rt.error(error, location.endpoint, location.bucket, action)
         if status in RETRY_STATUS or code in RETRY_CODES:
-            raise _Again(code, failure)
-        raise failure
+            return _Again(code, failure)
+        return failure
+
+    def request(
+        self, location: ObjectLocation, method: str, headers: dict[str, str], body: bytes, action: str,
+        operation: str,
+    ) -> tuple[dict[str, str], bytes]:  # fmt: skip
+        """One request whose body and answer are small and held whole (a server-side copy, a PUT of bytes
+        the plan holds); the answer's headers and body. The caller sends it again (:meth:`resending`)."""
+        conn: Conn | None = None
+        try:
+            try:
+                conn = self.open(location, method, "", {"Content-Length": str(len(body)), **headers}, body)
+                answered = self.answer(conn, location, action, operation)
+                return answered, conn.read_body(answered)
+            except OSError as error:
+                url = address(self.rt.endpoints[location.endpoint], location.bucket, location.key).url
+                raise self.unanswered(error, location, action, url) from None
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
 
     def unanswered(self, error: BaseException, location: ObjectLocation, action: str, url: str) -> TaskError:
         """A socket error of a request (not of a body being read): not sent again here. As on the botocore
@@ -591,6 +620,35 @@ def copy_small(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -> Op
     return OpDone(task.task_id, "copied", meter.total, Strategy.STREAM.value, clean_etag(answered.get("etag")))
 
 
+def server_copy(lean: LeanPath, source: ObjectLocation, target: ObjectLocation, action: str, meter: Meter) -> str:
+    """CopyObject of ``source`` to ``target`` (one store) keeping its metadata; the copy's ETag as answered.
+    A 200 answer whose document is an error (S3 reports a copy that failed after it started that way) or
+    is empty is a 500, sent again as botocore does."""
+    headers = {
+        "x-amz-copy-source": quote(f"{source.bucket}/{source.key}", safe="-._~/"),
+        "x-amz-metadata-directive": "COPY",
+    }
+
+    def once() -> str:
+        _, document = lean.request(target, "PUT", headers, b"", action, "CopyObject")
+        try:
+            root = ElementTree.fromstring(document) if document.strip() else None
+        except ElementTree.ParseError:
+            root = None
+        if root is None or root.tag.rpartition("}")[2] == "Error":
+            raise lean.refusal(500, document, target, action, "CopyObject")
+        return root.findtext("{*}ETag") or ""
+
+    return lean.resending(action, meter, once)
+
+
+def put_bytes(lean: LeanPath, target: ObjectLocation, body: bytes, headers: dict[str, str], meter: Meter) -> str:
+    """PutObject of ``body`` (bytes the plan holds) with ``headers`` (its Content-MD5 and type); the ETag."""
+    write = f"write {target.url}"
+    answered, _ = lean.resending(write, meter, lambda: lean.request(target, "PUT", headers, body, write, "PutObject"))
+    return answered.get("etag", "")
+
+
 def copy_part(lean: LeanPath, task: PartTask, meter: Meter) -> PartDone:
     """A ranged GET spliced into an UploadPart; the target's part ETag (its MD5 of what it stored) is what
     the scheduler combines and compares with the source's ``md5-N`` ETag."""
@@ -719,5 +777,6 @@ def _abort_quietly(rt: Runtime, upload: UploadRef) -> None:
 
 
 __all__ = [
-    "CopyJob", "LeanPath", "Unsupported", "address", "copy_multipart", "copy_part", "copy_small",
+    "CopyJob", "LeanPath", "Unsupported", "address", "copy_multipart", "copy_part", "copy_small", "put_bytes",
+    "server_copy",
 ]  # fmt: skip
