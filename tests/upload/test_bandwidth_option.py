@@ -67,3 +67,11 @@ def test_dr_upload_model_passes_the_rate_on(drfc: DrfcSetup, switches: list[str]
     result = drfc.run(*drfc.upload_args("0"), *switches, "-f", "--bandwidth-limit", "0", command="dr-upload-model")
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "--bandwidth-limit: '0' must be more than 0 bytes per second." in single_error_line(result.stderr)
+
+
+def test_dr_upload_car_zip_passes_the_rate_on(drfc: DrfcSetup) -> None:
+    """dr-upload-car-zip takes the option as drtransfer car-zip does (the archive's upload is paced)."""
+    result = drfc.run(*drfc.upload_args("0"), "-f", "--bandwidth-limit", "0KB/s", command="dr-upload-car-zip")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "--bandwidth-limit: '0KB/s' must be more than 0 bytes per second." in single_error_line(result.stderr)
+    assert list_tree(drfc.upload, drfc.upload_bucket) == {}

@@ -25,6 +25,7 @@ from drtransfer_cli.prefixes import prefix_overrides
 @options.force_option
 @options.local_bucket_option
 @options.prefix_option
+@options.bandwidth_option
 @options.output_options
 @options.plugin_options
 @app.handle_errors
@@ -33,7 +34,8 @@ def upload_car_zip(
 ) -> None:
     """Build the physical car's <name>.tar.gz of the activated DRfC run (or of each RUN_FILE) and upload it.
 
-    DRfC's switches: -b best checkpoint, -c N checkpoint N, -f force, -L local bucket, -p model prefix.
+    DRfC's switches: -b best checkpoint, -c N checkpoint N, -f force, -L local bucket, -p model prefix;
+    --bandwidth-limit RATE caps the archive's upload (as drtransfer car-zip).
 
     \b
     Examples:
