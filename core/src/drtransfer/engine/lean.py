@@ -439,9 +439,12 @@ class LeanPath:
             raise
         return got, answered
 
-    def get(self, source: ObjectLocation, range_: tuple[int, int] | None = None) -> tuple[Conn, dict[str, str]]:
-        """Send the GET of ``source`` (``range_``: start, end) and read its response head; the body waits
-        in the connection, which the caller closes unless it read it all."""
+    def get(
+        self, source: ObjectLocation, range_: tuple[int, int] | None = None, size: int | None = None
+    ) -> tuple[Conn, dict[str, str]]:
+        """Send the GET of ``source`` (``range_``: start, end) and read its response head, which must
+        announce the range's length (or ``size``, for a whole object); the body waits in the connection,
+        which the caller closes unless it read it all."""
         read = f"read {source.url}"
         ask = {"Range": f"bytes={range_[0]}-{range_[1] - 1}"} if range_ else {}
         conn: Conn | None = None
@@ -452,11 +455,11 @@ class LeanPath:
             except OSError as error:
                 url = address(self.rt.endpoints[source.endpoint], source.bucket, source.key).url
                 raise self.unanswered(error, source, read, url) from None
-            size = int(got.get("content-length", "-1"))
-            if range_ and size != range_[1] - range_[0]:
+            expected = range_[1] - range_[0] if range_ else size
+            if expected is not None and int(got.get("content-length", "-1")) != expected:
                 raise TaskError(
                     f"Reading {source.url} on the {self.rt.describe(source)} returned a different size than the "
-                    f"{range_[1] - range_[0]} bytes announced."
+                    f"{expected} bytes announced."
                 )
         except BaseException:
             if conn is not None:
@@ -703,54 +706,46 @@ def _parts_once(
     lean: LeanPath, task: OpTask, op: CopyObject, parts: tuple[PartSpec, ...], meter: Meter
 ) -> tuple[UploadRef, tuple[tuple[int, str], ...]]:
     """Create the upload once the GET answered and send every part from that GET; the upload and its part
-    ETags. A part the target answers with ``SlowDown`` or a 5xx is sent again (botocore's backoff and
-    count) from a ranged GET that starts there, the parts before it kept; any other failure aborts the
-    upload and raises."""
+    ETags. A part the target answers with ``SlowDown`` or a 5xx is sent again as any lean request is
+    (:meth:`LeanPath.resending`), from a ranged GET that starts there, the parts before it kept; any
+    other failure aborts the upload and raises."""
     rt, source, target = lean.rt, op.source.location, op.target
     listed, size = clean_etag(op.source.etag), op.source.size
     read = f"read {source.url}"
     upload: UploadRef | None = None
     get: Conn | None = None
     etags: list[tuple[int, str]] = []
-    reasons: list[str] = []
-    endpoint = ""
+
+    def send(part: PartSpec, write: str) -> dict[str, str]:
+        nonlocal get, upload
+        conn, started = get, upload
+        if conn is None:
+            span = None if part.start == 0 else (part.start, size)
+            conn, got = lean.resending(read, meter, functools.partial(lean.get, source, span, size))
+            get = conn
+            if clean_etag(got.get("etag")) != listed:
+                if started is None:  # changed since the listing: looked at again (HEAD), as before
+                    raise Unsupported("the source changed")
+                raise TaskError(f"{source.url} changed while it was copied; the upload was aborted.")
+            if started is None:
+                started = upload = create_upload(rt, task.task_id, target, head_of(got), listed)
+        assert started is not None
+        query = f"?uploadId={quote(started.upload_id, safe='-_.~')}&partNumber={part.number}"
+        into = ObjectLocation(started.endpoint, started.bucket, started.key)
+        try:
+            return lean.put_from(conn, source, into, write, query, part.size, meter)
+        except _Again:
+            conn.close()  # positioned somewhere in this part: the resend starts again from its first byte
+            get = None
+            raise
+
     try:
-        while len(etags) < len(parts):
-            part = parts[len(etags)]
-            if get is None:
-                span = None if part.start == 0 else (part.start, size)
-                get, got = lean.resending(read, meter, functools.partial(lean.get, source, span))
-                if clean_etag(got.get("etag")) != listed:
-                    if upload is None:  # changed since the listing: looked at again (HEAD), as before
-                        raise Unsupported("the source changed")
-                    raise TaskError(f"{source.url} changed while it was copied; the upload was aborted.")
-                if int(got.get("content-length", "-1")) != size - part.start:
-                    raise TaskError(
-                        f"Reading {source.url} on the {rt.describe(source)} returned a different size than the "
-                        f"{size} bytes listed."
-                    )
-                if upload is None:
-                    upload = create_upload(rt, task.task_id, target, head_of(got), listed)
-            assert upload is not None
-            query = f"?uploadId={quote(upload.upload_id, safe='-_.~')}&partNumber={part.number}"
-            write = f"upload part {part.number} of s3://{upload.bucket}/{upload.key}"
-            into = ObjectLocation(upload.endpoint, upload.bucket, upload.key)
-            moved = meter.total
-            try:
-                answered = lean.put_from(get, source, into, write, query, part.size, meter)
-            except _Again as again:
-                get.close()  # positioned somewhere in this part: start again from its first byte
-                get = None
-                meter.rewind(meter.total - moved)
-                if len(reasons) == rt.settings.client_max_attempts:
-                    raise again.failure from None
-                reasons.append(again.reason)
-                endpoint = again.failure.endpoint
-                lean.backoff(len(reasons) - 1)
-                continue
+        for part in parts:
+            write = f"upload part {part.number} of {target.url}"
+            answered = lean.resending(write, meter, functools.partial(send, part, write))
             etag = clean_etag(answered.get("etag"))
             if not is_plain_md5(etag):
-                lean.disabled.add(upload.endpoint)  # its part ETags prove nothing: hash parts through botocore
+                lean.disabled.add(target.endpoint)  # its part ETags prove nothing: hash parts through botocore
                 raise Unsupported("part ETags are not MD5s")
             etags.append((part.number, etag))
         assert upload is not None
@@ -761,8 +756,6 @@ def _parts_once(
         if upload is not None:
             _abort_quietly(rt, upload)
         raise
-    finally:
-        rt.client_retried(len(reasons), tuple(reasons), f"upload the parts of {target.url}", endpoint)
 
 
 def head_of(got: Mapping[str, str]) -> dict[str, Any]:
