@@ -117,7 +117,6 @@ def check_targets(
 
     # The runs are checked in parallel threads; the first failure in the runs' order is raised, as a
     # sequential check would (a bucket's first run checks the bucket and comes before the others).
-    make_clients([target_endpoint(run) for run in runs], client_for)
     answers = in_threads(lambda item: _outcome(check, *item), list(zip(runs, firsts, strict=True)))
     listings: Listings = {}
     for run, (listing, error) in zip(runs, answers, strict=True):
@@ -136,13 +135,6 @@ def _outcome(function: Callable[..., R], *args: Any) -> tuple[R | None, DrTransf
         return function(*args), None
     except DrTransferError as error:
         return None, error
-
-
-def make_clients(endpoints: Iterable[Endpoint], client_for: ClientFactory) -> None:
-    """Make each endpoint's client here, before threads share it: threads asking first at once would each
-    build one (a botocore client costs ~50 ms of CPU), as make_s3_client builds outside its lock."""
-    for endpoint in dict.fromkeys(endpoints):
-        client_for(endpoint)
 
 
 def in_threads(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -369,7 +361,6 @@ def inspect_runs(
     """Every run's model listing (and, for ``-w``, its target listing unless ``listings`` has it), in
     threads, in the runs' order."""
     known = listings or {}
-    make_clients([run.local for run in runs] + ([target_endpoint(run) for run in runs] if wipe else []), client_for)
     return in_threads(lambda run: _inspect(run, client_for, wipe, known), runs)
 
 
