@@ -633,9 +633,10 @@ def server_copy(lean: LeanPath, source: ObjectLocation, target: ObjectLocation, 
     }
 
     def once() -> str:
-        _, document = lean.request(target, "PUT", headers, b"", action, "CopyObject")
+        _, answered = lean.request(target, "PUT", headers, b"", action, "CopyObject")
+        document = answered.strip()  # whitespace around it (S3 keeps a long copy alive with spaces) is no part
         try:
-            root = ElementTree.fromstring(document) if document.strip() else None
+            root = ElementTree.fromstring(document) if document else None
         except ElementTree.ParseError:
             root = None
         if root is None or root.tag.rpartition("}")[2] == "Error":
