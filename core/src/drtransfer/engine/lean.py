@@ -634,7 +634,7 @@ def server_copy(lean: LeanPath, source: ObjectLocation, target: ObjectLocation, 
 
     def once() -> str:
         _, answered = lean.request(target, "PUT", headers, b"", action, "CopyObject")
-        document = answered.strip()  # whitespace around it (S3 keeps a long copy alive with spaces) is no part
+        document = answered.strip()  # S3 may pad a long copy's answer with spaces to keep it alive
         try:
             root = ElementTree.fromstring(document) if document else None
         except ElementTree.ParseError:
