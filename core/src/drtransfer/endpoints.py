@@ -8,6 +8,7 @@ their ``repr`` hides every secret.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,7 @@ import botocore.config
 import botocore.configprovider
 import botocore.credentials
 import botocore.exceptions
+import botocore.httpsession
 import botocore.session
 import botocore.utils
 
@@ -253,6 +255,25 @@ def make_s3_client(endpoint: Endpoint, settings: ClientSettings | None = None) -
             if client is None:
                 client = _clients[key] = _new_client(endpoint, settings)
     return client
+
+
+# What decides the CA bundle botocore's clients verify TLS with (read again when one of them changes).
+_CA_VARIABLES = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "AWS_PROFILE", "AWS_CONFIG_FILE", "HOME")
+
+
+def tls_ca_bundle() -> str:
+    """The CA bundle (file or directory) this process's S3 clients verify TLS with, for connections made
+    without botocore (the lean data path), in botocore's order: its ``ca_bundle`` setting
+    (``AWS_CA_BUNDLE``, or ``ca_bundle`` in the profile's config), else ``REQUESTS_CA_BUNDLE``, else the
+    bundle botocore ships."""
+    return _ca_bundle(tuple(os.environ.get(name) for name in _CA_VARIABLES))
+
+
+@functools.lru_cache(maxsize=8)
+def _ca_bundle(environment: tuple[str | None, ...]) -> str:
+    configured = botocore.session.Session().get_config_variable("ca_bundle")
+    bundle: str = configured or os.environ.get("REQUESTS_CA_BUNDLE") or botocore.httpsession.get_cert_path(True)
+    return bundle
 
 
 def list_pages(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:

@@ -116,11 +116,17 @@ class SeaweedServer:
     ports: dict[str, int] = field(default_factory=dict)
     keep_data: bool = True  # False: the context manager kills the server (its data is thrown away)
     count_requests: bool = False  # serve Prometheus metrics on ports["metrics"]: see request_counts()
+    tls: tuple[Path, Path] | None = None  # (certificate, key): S3 over HTTPS as well, on ports["https"]
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def https_url(self) -> str:
+        """S3 over TLS (needs ``tls``), beside the plain HTTP one: same server, same data."""
+        return f"https://127.0.0.1:{self.ports['https']}"
 
     def endpoint(self, name: str = "local", identity: Identity | None = None) -> Endpoint:
         key, secret = (identity.access_key, identity.secret_key) if identity else (self.access_key, self.secret_key)
@@ -169,6 +175,8 @@ class SeaweedServer:
             args.append(f"-bucket={','.join(self.buckets)}")
         if self.count_requests:
             args.append(f"-metricsPort={p['metrics']}")
+        if self.tls:
+            args += [f"-s3.port.https={p['https']}", f"-s3.cert.file={self.tls[0]}", f"-s3.key.file={self.tls[1]}"]
         return args
 
     def request_counts(self) -> dict[tuple[str, str], int]:
@@ -208,9 +216,10 @@ class SeaweedServer:
         for _attempt in range(3):
             if not self.ports:
                 self.ports = _pick_ports(set())
-                if self.count_requests:
+                extra = (("metrics",) if self.count_requests else ()) + (("https",) if self.tls else ())
+                if extra:
                     taken = {port + offset for port in self.ports.values() for offset in (0, _GRPC_OFFSET)}
-                    self.ports["metrics"] = _pick_ports(taken, ("metrics",))["metrics"]
+                    self.ports.update(_pick_ports(taken, extra))
             log = (self.data_dir / "weed.log").open("ab")
             self.process = subprocess.Popen(
                 self._command(config),
@@ -235,10 +244,10 @@ class SeaweedServer:
         raise RuntimeError(f"SeaweedFS did not start within {timeout:.0f} s (3 tries); log tail:\n{tail}")
 
     def _all_ports(self) -> list[int]:
-        """Every port the server listens on: the HTTP ports, their gRPC twins and the metrics port."""
-        http = [port for name, port in self.ports.items() if name != "metrics"]
-        metrics = [self.ports["metrics"]] if "metrics" in self.ports else []
-        return [*http, *(port + _GRPC_OFFSET for port in http), *metrics]
+        """Every port the server listens on: the services' HTTP ports, their gRPC twins, metrics and HTTPS."""
+        http = [port for name, port in self.ports.items() if name in _SERVICES]
+        extra = [port for name, port in self.ports.items() if name not in _SERVICES]
+        return [*http, *(port + _GRPC_OFFSET for port in http), *extra]
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -69,6 +69,11 @@ def describe_client_error(
         url = endpoint.url or ""
         plain, setting = "http://" + url[len("https://") :], endpoint.url_variable or "the endpoint URL"
         return ConfigError(f"The server at {url} speaks http, not https: use {plain} in {setting}.")
+    if untrusted_certificate(error):
+        return ConfigError(
+            f"The {where} presented a TLS certificate this machine does not trust; set AWS_CA_BUNDLE (or "
+            f"ca_bundle in the AWS config) to the CA bundle that signed it."
+        )
     if isinstance(error, botocore.exceptions.ReadTimeoutError) and answer_within is not None:
         check = (
             f"{endpoint.url_variable} names the S3 server's address and port"
@@ -107,6 +112,11 @@ def describe_client_error(
         message = error.response.get("Error", {}).get("Message", "")
         return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {code} {message}".strip() + ".")
     return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {type(error).__name__}: {error}.")
+
+
+def untrusted_certificate(error: BaseException) -> bool:
+    """Whether ``error`` is a server certificate that fails verification: a setup to fix, not an outage."""
+    return isinstance(error, botocore.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
 def _not_tls(error: BaseException, endpoint: Endpoint) -> bool:

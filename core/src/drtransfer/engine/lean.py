@@ -33,9 +33,8 @@ from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
 import botocore.exceptions
-import botocore.httpsession
 
-from drtransfer.endpoints import Endpoint
+from drtransfer.endpoints import Endpoint, tls_ca_bundle
 from drtransfer.engine.buffers import READ_CHUNK
 from drtransfer.engine.checksums import clean_etag, content_md5, is_plain_md5, multipart_count, multipart_etag
 from drtransfer.engine.housekeeping import abort_upload
@@ -186,15 +185,20 @@ class Conn:
         return line
 
 
-_tls: ssl.SSLContext | None = None
+_tls: dict[str, ssl.SSLContext] = {}
 
 
 def _tls_context() -> ssl.SSLContext:
-    """Verified TLS with the CA bundle botocore uses (certifi when installed)."""
-    global _tls
-    if _tls is None:
-        _tls = ssl.create_default_context(cafile=botocore.httpsession.get_cert_path(True))
-    return _tls
+    """Verified TLS with the CA bundle botocore's clients use (``AWS_CA_BUNDLE``, the profile's
+    ``ca_bundle``, ``REQUESTS_CA_BUNDLE``, else botocore's own): a server with a private CA that botocore
+    trusts is trusted here too."""
+    bundle = tls_ca_bundle()
+    context = _tls.get(bundle)
+    if context is None:
+        directory = os.path.isdir(bundle)
+        made = ssl.create_default_context(cafile=None if directory else bundle, capath=bundle if directory else None)
+        context = _tls.setdefault(bundle, made)
+    return context
 
 
 @dataclass(frozen=True)
@@ -380,6 +384,8 @@ class LeanPath:
             translated = botocore.exceptions.ReadTimeoutError(endpoint_url=url, error=error)
         elif isinstance(error, ConnectionRefusedError | socket.gaierror):
             translated = botocore.exceptions.EndpointConnectionError(endpoint_url=url, error=error)
+        elif isinstance(error, ssl.SSLError):
+            translated = botocore.exceptions.SSLError(endpoint_url=url, error=error)
         else:
             translated = botocore.exceptions.ConnectionClosedError(endpoint_url=url, error=error)
         failure = self.rt.error(translated, location.endpoint, location.bucket, action)

@@ -31,6 +31,7 @@ from drtransfer.engine.messages import (
     Task,
 )
 from drtransfer.operations import CopyObject, Operation
+from drtransfer.s3errors import untrusted_certificate
 
 if TYPE_CHECKING:
     from drtransfer.engine.dispatch import Dispatcher
@@ -52,6 +53,8 @@ CONNECTION_ERRORS = (
 
 def outage_reason(error: BaseException, code: str) -> str:
     """A few words when ``error`` says the endpoint is down, silent or overloaded, else ``""``."""
+    if untrusted_certificate(error):  # a connection error to botocore, but waiting cannot fix it
+        return ""
     if isinstance(error, botocore.exceptions.ClientError):
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         if code in WAIT_CODES:

@@ -35,7 +35,7 @@ from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.signing import use_content_md5_signing
 from drtransfer.engine.throttle import build as build_throttle
 from drtransfer.operations import ObjectLocation
-from drtransfer.s3errors import describe_client_error, error_code
+from drtransfer.s3errors import describe_client_error, error_code, untrusted_certificate
 
 if TYPE_CHECKING:
     from drtransfer.engine.lean import LeanPath
@@ -232,6 +232,7 @@ class Runtime:
         sentence = str(describe_client_error(error, endpoint=self.endpoints[endpoint], bucket=bucket, action=action))
         code = error_code(error)
         retryable = code not in NON_RETRYABLE and not isinstance(error, botocore.exceptions.NoCredentialsError)
+        retryable = retryable and not untrusted_certificate(error)
         return TaskError(sentence, retryable=retryable, code=code, reason=outage_reason(error, code), endpoint=endpoint)
 
     def describe(self, location: ObjectLocation) -> str:
