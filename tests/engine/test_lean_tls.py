@@ -80,5 +80,9 @@ def test_a_server_whose_ca_is_not_trusted_is_refused(tls_s3: SeaweedServer, monk
 
     assert result.status == "failed"
     assert [op.attempts for op in result.operations] == [1]  # a setup to fix, not an outage to wait out
-    assert "presented a TLS certificate this machine does not trust; set AWS_CA_BUNDLE" in (result.error or "")
+    expected = (
+        "presented a TLS certificate this machine does not trust (unable to get local issuer certificate); "
+        "if a private CA signed it, set AWS_CA_BUNDLE"
+    )
+    assert expected in (result.error or ""), result.error
     assert list_tree(tls_s3, "untrusted", "t/") == {}

@@ -70,9 +70,11 @@ def describe_client_error(
         plain, setting = "http://" + url[len("https://") :], endpoint.url_variable or "the endpoint URL"
         return ConfigError(f"The server at {url} speaks http, not https: use {plain} in {setting}.")
     if untrusted_certificate(error):
+        found = _VERIFY_REASON.search(str(error))
+        reason = f" ({found.group(1)})" if found else ""
         return ConfigError(
-            f"The {where} presented a TLS certificate this machine does not trust; set AWS_CA_BUNDLE (or "
-            f"ca_bundle in the AWS config) to the CA bundle that signed it."
+            f"The {where} presented a TLS certificate this machine does not trust{reason}; if a private CA "
+            f"signed it, set AWS_CA_BUNDLE (or ca_bundle in the AWS config) to that CA's bundle."
         )
     if isinstance(error, botocore.exceptions.ReadTimeoutError) and answer_within is not None:
         check = (
@@ -112,6 +114,9 @@ def describe_client_error(
         message = error.response.get("Error", {}).get("Message", "")
         return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {code} {message}".strip() + ".")
     return TransferError(f"{action} in bucket {bucket!r} on the {where} failed: {type(error).__name__}: {error}.")
+
+
+_VERIFY_REASON = re.compile(r"certificate verify failed: ([^(]+?)\s*\(_ssl")
 
 
 def untrusted_certificate(error: BaseException) -> bool:
