@@ -26,7 +26,7 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -601,6 +601,17 @@ def _error_code(body: bytes, status: int) -> tuple[str, str]:
         return str(status), ""
 
 
+@contextlib.contextmanager
+def falling_back(meter: Meter) -> Iterator[None]:
+    """Around a lean request: on :class:`Unsupported` (a redirect, part ETags that are not MD5s ...), take
+    back its progress and let the caller go on with botocore."""
+    before = meter.total
+    try:
+        yield
+    except Unsupported:
+        meter.rewind(meter.total - before)
+
+
 # ---- the copies the worker runs through it ---------------------------------------------------------
 
 
@@ -777,6 +788,6 @@ def _abort_quietly(rt: Runtime, upload: UploadRef) -> None:
 
 
 __all__ = [
-    "CopyJob", "LeanPath", "Unsupported", "address", "copy_multipart", "copy_part", "copy_small", "put_bytes",
-    "server_copy",
+    "CopyJob", "LeanPath", "Unsupported", "address", "copy_multipart", "copy_part", "copy_small", "falling_back",
+    "put_bytes", "server_copy",
 ]  # fmt: skip

@@ -191,8 +191,9 @@ class Runtime:
                 self._clients[name] = client
             return self._clients[name]
 
-    def lean(self) -> LeanPath | None:
-        """The lean data path (``settings.data_path == "lean"``), else None: botocore moves every body."""
+    def lean(self, *endpoints: str) -> LeanPath | None:
+        """The lean data path when ``settings.data_path == "lean"`` and it can reach every one of ``endpoints``
+        (:meth:`LeanPath.usable`), else None: botocore moves the body."""
         if self.settings.data_path != "lean":
             return None
         with self._lock:
@@ -200,7 +201,8 @@ class Runtime:
                 from drtransfer.engine.lean import LeanPath  # it builds on this module
 
                 self._lean = LeanPath(self)
-            return self._lean
+            path = self._lean
+        return path if path.usable(*endpoints) else None
 
     def helpers(self) -> ThreadPoolExecutor:
         """Threads beside the task threads (the part uploads of a sequential stream)."""

@@ -3,7 +3,6 @@ UploadPartCopy really copies bytes on a bucket before the engine relies on it.""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 
@@ -35,9 +34,9 @@ def copy_object(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpDo
     source, target = op.source.location, op.target
     action = f"copy {source.url} to {target.url}"
     answered: str | None = None
-    path = rt.lean()
-    if path is not None and path.usable(target.endpoint):
-        with contextlib.suppress(lean.Unsupported):  # a redirect: botocore follows it
+    path = rt.lean(target.endpoint)
+    if path is not None:
+        with lean.falling_back(meter):  # a redirect: botocore follows it
             answered = lean.server_copy(path, source, target, action, meter)
     if answered is None:
         answer = rt.call(

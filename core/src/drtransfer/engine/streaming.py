@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import threading
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -38,16 +38,6 @@ from drtransfer.operations import CopyObject, ObjectLocation
 SEQUENTIAL = "stream-sequential"  # how a STREAM_MULTIPART read in order is reported
 # OpMultipart/PartTask ``crc`` of an md5-N source's parts: verified by the target's part ETags, not hashed
 PART_ETAGS = "part-etags"
-
-
-@contextlib.contextmanager
-def _falling_back(meter: Meter) -> Iterator[None]:
-    """Around a lean copy: on :class:`lean.Unsupported`, take back its progress and go on with botocore."""
-    before = meter.total
-    try:
-        yield
-    except lean.Unsupported:
-        meter.rewind(meter.total - before)
 
 
 def put_checksum(data: bytes | bytearray) -> dict[str, str]:
@@ -92,9 +82,9 @@ def stream_small(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     computed in C (:func:`put_checksum`), which the target checks.
     """
     source, target = op.source.location, op.target
-    path = rt.lean()
-    if path is not None and is_plain_md5(op.source.etag) and path.usable(source.endpoint, target.endpoint):
-        with _falling_back(meter):
+    path = rt.lean(source.endpoint, target.endpoint)
+    if path is not None and is_plain_md5(op.source.etag):
+        with lean.falling_back(meter):
             return lean.copy_small(path, task, op, meter)
     response = rt.call(source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key)
     etag = clean_etag(response.get("ETag"))
@@ -129,9 +119,9 @@ def start_stream(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
     source = op.source.location
     listed = clean_etag(op.source.etag)
     if (multipart_count(listed) or 0) > 1 and op.source.size > rt.settings.multipart_threshold:
-        path = rt.lean()
-        if path is not None and one_get(op, rt.settings) and path.usable(source.endpoint, op.target.endpoint):
-            with _falling_back(meter):
+        path = rt.lean(source.endpoint, op.target.endpoint)
+        if path is not None and one_get(op, rt.settings):
+            with lean.falling_back(meter):
                 return lean.copy_multipart(path, task, op, meter)  # one GET, no HEAD
         # One HEAD instead of two: part 1's HEAD carries the object's ETag, type and metadata, and the
         # listing its size; an object changed since the listing shows another ETag and is looked at again.
@@ -174,9 +164,9 @@ def stream_part(rt: Runtime, task: PartTask, meter: Meter) -> PartDone:
     """
     source, upload, part = task.source, task.upload, task.part
     by_etag = task.crc == PART_ETAGS
-    path = rt.lean()
-    if by_etag and path is not None and path.usable(source.endpoint, upload.endpoint):
-        with _falling_back(meter):
+    path = rt.lean(source.endpoint, upload.endpoint)
+    if by_etag and path is not None:
+        with lean.falling_back(meter):
             return lean.copy_part(path, task, meter)
     response = rt.call(
         source.endpoint, source.bucket, f"read {source.url}", "get_object", Key=source.key,

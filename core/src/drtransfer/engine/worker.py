@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 
 from drtransfer.engine import housekeeping, lean, multipart, server_copy, streaming
@@ -115,10 +114,10 @@ def put_bytes(rt: Runtime, task: OpTask, op: PutBytes, meter: Meter) -> Report:
         return OpDone(task.task_id, "dry-run", 0, Strategy.PUT.value)
     rt.pace(len(op.body))  # --bandwidth-limit: the body is in memory already, its PUT waits for its turn
     etag: str | None = None
-    path = rt.lean()
-    if path is not None and path.usable(target.endpoint):
+    path = rt.lean(target.endpoint)
+    if path is not None:
         headers = {"Content-MD5": content_md5(digest), "Content-Type": op.content_type}
-        with contextlib.suppress(lean.Unsupported):  # a redirect: botocore follows it
+        with lean.falling_back(meter):  # a redirect: botocore follows it
             etag = lean.put_bytes(path, target, op.body, headers, meter)
     if etag is None:
         answer = rt.call(
