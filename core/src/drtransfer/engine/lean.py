@@ -357,28 +357,43 @@ class LeanPath:
     ) -> tuple[dict[str, str], bytes]:  # fmt: skip
         """One request whose body and answer are small and held whole (a server-side copy, a PUT of bytes
         the plan holds); the answer's headers and body. The caller sends it again (:meth:`resending`)."""
+        headers = {"Content-Length": str(len(body)), **headers}
+        conn, answered = self.ask(location, method, "", headers, action, operation, body)
+        try:
+            return answered, conn.read_body(answered)
+        except BaseException as error:
+            conn.close()
+            if isinstance(error, OSError):
+                raise self.unanswered(error, location, action) from None
+            raise
+
+    def ask(
+        self, location: ObjectLocation, method: str, query: str, headers: dict[str, str], action: str,
+        operation: str, body: bytes = b"",
+    ) -> tuple[Conn, dict[str, str]]:  # fmt: skip
+        """Send a request and read its answer's head (:meth:`answer`); a socket error is
+        :meth:`unanswered`. The connection is closed when this raises."""
         conn: Conn | None = None
         try:
             try:
-                conn = self.open(location, method, "", {"Content-Length": str(len(body)), **headers}, body)
-                answered = self.answer(conn, location, action, operation)
-                return answered, conn.read_body(answered)
+                conn = self.open(location, method, query, headers, body)
+                return conn, self.answer(conn, location, action, operation)
             except OSError as error:
-                url = address(self.rt.endpoints[location.endpoint], location.bucket, location.key).url
-                raise self.unanswered(error, location, action, url) from None
+                raise self.unanswered(error, location, action) from None
         except BaseException:
             if conn is not None:
                 conn.close()
             raise
 
-    def unanswered(self, error: BaseException, location: ObjectLocation, action: str, url: str) -> TaskError:
+    def unanswered(self, error: BaseException, location: ObjectLocation, action: str) -> TaskError:
         """A socket error of a request (not of a body being read): not sent again here. As on the botocore
         path (outage.py), a request that got no answer is the engine's to wait for and report."""
-        return self.broken(error, location, action, url)
+        return self.broken(error, location, action)
 
-    def broken(self, error: BaseException, location: ObjectLocation, action: str, url: str) -> TaskError:
+    def broken(self, error: BaseException, location: ObjectLocation, action: str) -> TaskError:
         """A socket error as botocore reports it: a stall is a read timeout, a refused connect cannot reach
         the endpoint, anything else broke the connection."""
+        url = address(self.rt.endpoints[location.endpoint], location.bucket, location.key).url
         translated: BaseException
         if isinstance(error, TimeoutError):
             translated = botocore.exceptions.ReadTimeoutError(endpoint_url=url, error=error)
@@ -451,26 +466,15 @@ class LeanPath:
         """Send the GET of ``source`` (``range_``: start, end) and read its response head, which must
         announce the range's length (or ``size``, for a whole object); the body waits in the connection,
         which the caller closes unless it read it all."""
-        read = f"read {source.url}"
-        ask = {"Range": f"bytes={range_[0]}-{range_[1] - 1}"} if range_ else {}
-        conn: Conn | None = None
-        try:
-            try:
-                conn = self.open(source, "GET", "", ask)
-                got = self.answer(conn, source, read, "GetObject")
-            except OSError as error:
-                url = address(self.rt.endpoints[source.endpoint], source.bucket, source.key).url
-                raise self.unanswered(error, source, read, url) from None
-            expected = range_[1] - range_[0] if range_ else size
-            if expected is not None and int(got.get("content-length", "-1")) != expected:
-                raise TaskError(
-                    f"Reading {source.url} on the {self.rt.describe(source)} returned a different size than the "
-                    f"{expected} bytes announced."
-                )
-        except BaseException:
-            if conn is not None:
-                conn.close()
-            raise
+        ranged = {"Range": f"bytes={range_[0]}-{range_[1] - 1}"} if range_ else {}
+        conn, got = self.ask(source, "GET", "", ranged, f"read {source.url}", "GetObject")
+        expected = range_[1] - range_[0] if range_ else size
+        if expected is not None and int(got.get("content-length", "-1")) != expected:
+            conn.close()
+            raise TaskError(
+                f"Reading {source.url} on the {self.rt.describe(source)} returned a different size than the "
+                f"{expected} bytes announced."
+            )
         return conn, got
 
     def put_from(
@@ -480,30 +484,28 @@ class LeanPath:
         """PUT ``target`` + ``query`` with the next ``size`` body bytes of ``get`` (the GET of ``source``);
         the answer's headers.
         ``get`` is positioned after those bytes when this returns, and half read when it raises."""
-        target_url = address(self.rt.endpoints[target.endpoint], target.bucket, target.key).url
         put: Conn | None = None
         done = False
         try:
             try:
                 put = self.open(target, "PUT", query, {"Content-Length": str(size), **(extra or {})})
             except OSError as error:
-                raise self.unanswered(error, target, write, target_url) from None
+                raise self.unanswered(error, target, write) from None
             try:
                 self._pump(get, put, size, meter)
             except _Broken as broken:
                 if broken.side == "source":
-                    url = address(self.rt.endpoints[source.endpoint], source.bucket, source.key).url
-                    raise self.broken(broken.error, source, f"read {source.url}", url) from None
+                    raise self.broken(broken.error, source, f"read {source.url}") from None
                 # the target may have answered (refused) before taking the whole body
                 with contextlib.suppress(OSError, ValueError):
                     put.sock.settimeout(1.0)
                     self.answer(put, target, write, "PutObject")
-                raise self.unanswered(broken.error, target, write, target_url) from None
+                raise self.unanswered(broken.error, target, write) from None
             try:
                 answered = self.answer(put, target, write, "PutObject")
                 put.read_body(answered)
             except OSError as error:
-                raise self.unanswered(error, target, write, target_url) from None
+                raise self.unanswered(error, target, write) from None
             done = True
             return answered
         finally:
@@ -675,13 +677,10 @@ def copy_part(lean: LeanPath, task: PartTask, meter: Meter) -> PartDone:
     the scheduler combines and compares with the source's ``md5-N`` ETag."""
     source, upload, part = task.source, task.upload, task.part
     target = ObjectLocation(upload.endpoint, upload.bucket, upload.key)
-    query = f"?uploadId={quote(upload.upload_id, safe='-_.~')}&partNumber={part.number}"
+    query = _part_query(upload, part.number)
     write = f"upload part {part.number} of s3://{upload.bucket}/{upload.key}"
     _, answered = lean.copy(CopyJob(source, target, write, query, (part.start, part.end)), meter)
-    etag = clean_etag(answered.get("etag"))
-    if not is_plain_md5(etag):
-        lean.disabled.add(upload.endpoint)  # its part ETags prove nothing: hash parts through botocore
-        raise Unsupported("part ETags are not MD5s")
+    etag = _part_md5(lean, upload.endpoint, answered)
     return PartDone(task.task_id, part.number, etag, bytes.fromhex(etag), None, part.size)
 
 
@@ -748,7 +747,7 @@ def _parts_once(
             if started is None:
                 started = upload = create_upload(rt, task.task_id, target, head_of(got), listed)
         assert started is not None
-        query = f"?uploadId={quote(started.upload_id, safe='-_.~')}&partNumber={part.number}"
+        query = _part_query(started, part.number)
         into = ObjectLocation(started.endpoint, started.bucket, started.key)
         try:
             return lean.put_from(conn, source, into, write, query, part.size, meter)
@@ -761,11 +760,7 @@ def _parts_once(
         for part in parts:
             write = f"upload part {part.number} of {target.url}"
             answered = lean.resending(write, meter, functools.partial(send, part, write))
-            etag = clean_etag(answered.get("etag"))
-            if not is_plain_md5(etag):
-                lean.disabled.add(target.endpoint)  # its part ETags prove nothing: hash parts through botocore
-                raise Unsupported("part ETags are not MD5s")
-            etags.append((part.number, etag))
+            etags.append((part.number, _part_md5(lean, target.endpoint, answered)))
         assert upload is not None
         return upload, tuple(etags)
     except BaseException:
@@ -774,6 +769,21 @@ def _parts_once(
         if upload is not None:
             _abort_quietly(rt, upload)
         raise
+
+
+def _part_query(upload: UploadRef, number: int) -> str:
+    """The query of UploadPart ``number`` of ``upload``."""
+    return f"?uploadId={quote(upload.upload_id, safe='-_.~')}&partNumber={number}"
+
+
+def _part_md5(lean: LeanPath, endpoint: str, answered: Mapping[str, str]) -> str:
+    """An UploadPart answer's ETag, which must be the MD5 of what the target stored; else the endpoint's
+    part ETags prove nothing and its parts go through botocore (hashed) from now on."""
+    etag = clean_etag(answered.get("etag"))
+    if not is_plain_md5(etag):
+        lean.disabled.add(endpoint)
+        raise Unsupported("part ETags are not MD5s")
+    return etag
 
 
 def head_of(got: Mapping[str, str]) -> dict[str, Any]:
