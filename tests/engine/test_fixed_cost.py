@@ -96,7 +96,7 @@ def test_listings_follow_continuation_tokens_without_scanning_botocores_data(
     )
 
     def keys(_: int) -> list[list[str]]:
-        pages = list_pages(client, Bucket=upload_bucket, Prefix="pages/", MaxKeys=2)
+        pages = list_pages(client.list_objects_v2, Bucket=upload_bucket, Prefix="pages/", MaxKeys=2)
         return [[item["Key"] for item in page.get("Contents", [])] for page in pages]
 
     with ThreadPoolExecutor(4) as pool:

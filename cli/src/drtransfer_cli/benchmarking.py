@@ -368,7 +368,7 @@ def delete_prefix(client: Any, bucket: str, prefix: str) -> int:
     deleted = 0
     for _ in range(2):
         found = 0
-        for page in list_pages(client, Bucket=bucket, Prefix=prefix):
+        for page in list_pages(client.list_objects_v2, Bucket=bucket, Prefix=prefix):
             keys = [{"Key": item["Key"]} for item in page.get("Contents", []) if item["Key"].startswith(prefix)]
             if keys:
                 client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -276,12 +276,13 @@ def _ca_bundle(environment: tuple[str | None, ...]) -> str:
     return bundle
 
 
-def list_pages(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """The pages of ``client.list_objects_v2(**kwargs)``, followed by continuation token. Used instead of
-    botocore's paginator: its first use per process scans every service directory of botocore's data
-    (~10 ms), and threads that start listing at once each ran that scan (8 inspections: ~0.1 CPU-s)."""
+def list_pages(list_objects: Callable[..., dict[str, Any]], **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """The pages of ``list_objects(**kwargs)`` (a client's ``list_objects_v2``, or a call that wraps it),
+    followed by continuation token. Used instead of botocore's paginator: its first use per process scans
+    every service directory of botocore's data (~10 ms), and threads that start listing at once each ran
+    that scan (8 inspections: ~0.1 CPU-s)."""
     while True:
-        page: dict[str, Any] = client.list_objects_v2(**kwargs)
+        page = list_objects(**kwargs)
         yield page
         if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
             return

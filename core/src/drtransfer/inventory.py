@@ -112,7 +112,7 @@ class ModelInventory:
 def _list(client: Any, run: RunConfig, prefix: str, what: str) -> dict[str, SourceObject]:
     objects: dict[str, SourceObject] = {}
     try:
-        for page in list_pages(client, Bucket=run.local_bucket, Prefix=prefix):
+        for page in list_pages(client.list_objects_v2, Bucket=run.local_bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 loc = ObjectLocation(run.local.name, run.local_bucket, item["Key"])
                 objects[item["Key"]] = SourceObject(loc, int(item["Size"]), item["ETag"].strip('"'))

@@ -206,7 +206,7 @@ def _check_permissions(run: RunConfig, endpoint: Endpoint, client: Any, *, probe
 def _list_prefix(client: Any, bucket: str, prefix: str) -> TargetListing | None:
     """Every (key, size, ETag) under ``prefix``, page by page; None past :data:`LISTING_LIMIT` keys."""
     found: list[tuple[str, int, str]] = []
-    for page in list_pages(client, Bucket=bucket, Prefix=prefix):
+    for page in list_pages(client.list_objects_v2, Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             found.append((item["Key"], int(item["Size"]), clean_etag(item.get("ETag"))))
         if len(found) > LISTING_LIMIT:
@@ -235,7 +235,7 @@ def list_target(run: RunConfig, client: Any) -> dict[str, int]:
     prefix = run.upload_prefix.strip("/") + "/"
     out: dict[str, int] = {}
     try:
-        for page in list_pages(client, Bucket=run.upload_bucket, Prefix=prefix):
+        for page in list_pages(client.list_objects_v2, Bucket=run.upload_bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 out[item["Key"]] = int(item["Size"])
     except Exception as error:

@@ -31,7 +31,7 @@ SERVE_POLL_SECONDS = 1.0
 def print_tree(server: SeaweedServer, bucket: str) -> None:
     client = server.client()
     click.echo(f"\ns3://{bucket}/ on the upload server:")
-    for page in list_pages(client, Bucket=bucket):
+    for page in list_pages(client.list_objects_v2, Bucket=bucket):
         for item in page.get("Contents", []):
             click.echo(f"  {app.human_bytes(item['Size']):>10}  {item['Key']}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import threading
 import time
@@ -16,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from drtransfer.endpoints import Endpoint
+from drtransfer.endpoints import Endpoint, list_pages
 from drtransfer.engine.checksums import clean_etag
 from drtransfer.engine.messages import (
     AbortDone,
@@ -93,19 +94,16 @@ def list_keys(
     """(key, size, ETag) of every object under ``root`` whose key is in ``keys``; None when there are
     more than ``limit`` objects under ``root``."""
     listing: list[tuple[str, int, str]] = []
-    kwargs: dict[str, Any] = {"Prefix": root.key}
     seen = 0
-    while True:
-        page = rt.call(root.endpoint, root.bucket, f"list {root.url}", "list_objects_v2", **kwargs)
+    list_objects = functools.partial(rt.call, root.endpoint, root.bucket, f"list {root.url}", "list_objects_v2")
+    for page in list_pages(list_objects, Prefix=root.key):
         for item in page.get("Contents", []):
             seen += 1
             if item["Key"] in keys:
                 listing.append((item["Key"], int(item["Size"]), clean_etag(item.get("ETag"))))
         if limit is not None and seen > limit:
             return None
-        if not page.get("IsTruncated"):
-            return listing
-        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+    return listing
 
 
 def sweep_roots(rt: Runtime, roots: Sequence[ObjectLocation], *, dry_run: bool) -> int:

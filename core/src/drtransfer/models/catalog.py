@@ -162,7 +162,7 @@ def _scan(
     root = base.strip("/") + "/" if base.strip("/") else ""
     tops: list[str] = []
     try:
-        for page in list_pages(client, Bucket=bucket, Prefix=root, Delimiter="/"):
+        for page in list_pages(client.list_objects_v2, Bucket=bucket, Prefix=root, Delimiter="/"):
             tops.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
     except Exception as error:
         raise describe_client_error(

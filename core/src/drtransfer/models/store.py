@@ -51,7 +51,7 @@ def list_prefix(client: Any, endpoint: Endpoint, bucket: str, prefix: str) -> di
     root = prefix.strip("/") + "/" if prefix.strip("/") else ""
     found: dict[str, Listed] = {}
     try:
-        for page in list_pages(client, Bucket=bucket, Prefix=root):
+        for page in list_pages(client.list_objects_v2, Bucket=bucket, Prefix=root):
             for item in page.get("Contents", []):
                 relative = item["Key"][len(root) :]
                 found[relative] = Listed(relative, int(item["Size"]), item["ETag"].strip('"'), item.get("LastModified"))
