@@ -110,7 +110,7 @@ def test_a_bad_rate_is_one_sentence(text: str) -> None:
 
 
 def test_chunks_stay_small_enough_for_every_thread_to_send_often() -> None:
-    fast = throttle_module.Throttle(100 * MiB, 10, lambda: None)
-    slow = throttle_module.Throttle(100 * 1024, 10, lambda: None)
+    fast = throttle_module.Throttle(100 * MiB, 10, lambda seconds: None)
+    slow = throttle_module.Throttle(100 * 1024, 10, lambda seconds: None)
     assert fast.chunk == throttle_module.MAX_CHUNK
     assert slow.chunk == throttle_module.MIN_CHUNK

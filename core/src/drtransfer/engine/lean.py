@@ -24,7 +24,6 @@ import select
 import socket
 import ssl
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -441,10 +440,7 @@ class LeanPath:
             self.rt.client_retried(len(reasons), tuple(reasons), action, endpoint)
 
     def backoff(self, attempt: int) -> None:
-        deadline = time.monotonic() + random.random() * 2**attempt  # botocore legacy: rand x 2^(n-1)
-        while (left := deadline - time.monotonic()) > 0:
-            self.rt.check_cancel()
-            time.sleep(min(left, 0.2))
+        self.rt.sleep(random.random() * 2**attempt)  # botocore legacy: rand x 2^(n-1)
 
     def _copy_once(self, job: CopyJob, meter: Meter) -> tuple[dict[str, str], dict[str, str]]:
         source, range_ = job.source, job.range_

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from drtransfer.engine.lean import LeanPath
 
 PROGRESS_INTERVAL = 0.2  # seconds between progress reports of one task (plus one at its end)
+CANCEL_SLICE = 0.2  # seconds a wait sleeps between looks at the cancel flag
 # Codes that no retry will fix: fail the operation at once with the sentence.
 NON_RETRYABLE = {
     "AccessDenied",
@@ -170,7 +171,7 @@ class Runtime:
         self._current = threading.local()  # (model, op_index) of the task this thread works on
         self._lean: LeanPath | None = None
         # --bandwidth-limit: this process's share, or None (nothing is paced)
-        self.throttle = build_throttle(settings.process_bandwidth, settings.concurrency, self.check_cancel)
+        self.throttle = build_throttle(settings.process_bandwidth, settings.concurrency, self.sleep)
         self.read_step = READ_CHUNK if self.throttle is None else self.throttle.chunk  # bytes per body read
         if multiprocessing.parent_process() is not None:
             # A worker process: what it inherited and imported lives as long as it does; the collector
@@ -227,6 +228,14 @@ class Runtime:
     def check_cancel(self) -> None:
         if self.cancel.is_set():
             raise Cancelled
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, looking at the cancel flag every :data:`CANCEL_SLICE` seconds (a backoff, a
+        bandwidth limit's pause): Ctrl-C ends the wait."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.check_cancel()
+            time.sleep(min(left, CANCEL_SLICE))
 
     # ---- errors and retries ----------------------------------------------------------------------
 

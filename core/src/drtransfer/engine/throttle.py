@@ -10,7 +10,6 @@ not paced.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 
 from s3transfer.bandwidth import LeakyBucket, RequestExceededException, RequestToken
@@ -18,7 +17,6 @@ from s3transfer.bandwidth import LeakyBucket, RequestExceededException, RequestT
 KiB = 1024
 MAX_CHUNK = 256 * KiB  # bytes per paced send: small enough for a smooth rate, large enough for few calls
 MIN_CHUNK = 16 * KiB
-SLICE = 0.2  # seconds per sleep between looks at the cancel flag
 # awscli's max_bandwidth units: KB and KiB are both 1024 bytes (and so on up)
 _UNITS = {"": 1, "B": 1, "K": KiB, "M": KiB**2, "G": KiB**3, "T": KiB**4}
 _RATE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([KMGT])(?:I?B)?|(B))?(?:/S)?")
@@ -38,15 +36,15 @@ def parse_rate(text: str) -> int:
 
 class Throttle:
     """One process's pace: :meth:`take` returns once ``count`` more bytes fit in ``rate`` bytes per second
-    across all the process's threads. ``check`` is called between sleeps (it raises to cancel)."""
+    across all the process's threads. ``sleep`` waits (the runtime's: it raises to cancel)."""
 
-    def __init__(self, rate: int, threads: int, check: Callable[[], None]) -> None:
+    def __init__(self, rate: int, threads: int, sleep: Callable[[float], None]) -> None:
         self.rate = rate
         # Each of the process's threads gets a chunk about every threads x chunk / rate seconds: keep that
         # under ~1/4 s, so no request goes silent for long (S3 drops a body idle for ~20 s).
         self.chunk = max(MIN_CHUNK, min(MAX_CHUNK, rate // (4 * max(1, threads))))
         self._bucket = LeakyBucket(rate)
-        self._check = check
+        self._sleep = sleep
 
     def take(self, count: int) -> None:
         token = RequestToken()  # one per request: the bucket's schedule knows a retry by it
@@ -55,15 +53,12 @@ class Throttle:
                 self._bucket.consume(count, token)
                 return
             except RequestExceededException as wait:
-                deadline = time.monotonic() + wait.retry_time
-                while (left := deadline - time.monotonic()) > 0:
-                    self._check()
-                    time.sleep(min(left, SLICE))
+                self._sleep(wait.retry_time)
 
 
-def build(rate: int | None, threads: int, check: Callable[[], None]) -> Throttle | None:
+def build(rate: int | None, threads: int, sleep: Callable[[float], None]) -> Throttle | None:
     """The process's throttle, or None (no limit: nothing is paced and no limiter exists)."""
-    return None if rate is None else Throttle(rate, threads, check)
+    return None if rate is None else Throttle(rate, threads, sleep)
 
 
 __all__ = ["MAX_CHUNK", "Throttle", "build", "parse_rate"]
