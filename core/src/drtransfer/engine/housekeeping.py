@@ -154,6 +154,13 @@ def abort_upload(rt: Runtime, upload: UploadRef) -> None:
             raise
 
 
+def abort_quietly(rt: Runtime, upload: UploadRef) -> None:
+    """Abort ``upload`` after its copy failed, ignoring a failure to: the scheduler still holds it among the
+    open uploads and aborts it at the end of the run."""
+    with contextlib.suppress(TaskError):
+        abort_upload(rt, upload)
+
+
 # ---- the end of a failed or interrupted run --------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ import botocore.exceptions
 from drtransfer.endpoints import Endpoint, tls_ca_bundle
 from drtransfer.engine.buffers import READ_CHUNK
 from drtransfer.engine.checksums import clean_etag, content_md5, is_plain_md5, multipart_count, multipart_etag
-from drtransfer.engine.housekeeping import abort_upload
+from drtransfer.engine.housekeeping import abort_quietly
 from drtransfer.engine.lean_signer import Signer, make_signer
 from drtransfer.engine.messages import CompleteTask, OpDone, OpTask, PartDone, PartSpec, PartTask, UploadRef
 from drtransfer.engine.multipart import complete, create_upload, source_parts, target_metadata
@@ -701,10 +701,10 @@ def copy_multipart(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -
                 finish = CompleteTask(task.task_id, task.model, task.op_index, upload, etags, listed, None, size)
                 done = complete(rt, finish)
             except BaseException:
-                _abort_quietly(rt, upload)
+                abort_quietly(rt, upload)
                 raise
             return OpDone(task.task_id, "copied", size, Strategy.STREAM_MULTIPART.value, done.etag, upload)
-        _abort_quietly(rt, upload)
+        abort_quietly(rt, upload)
         meter.rewind(meter.total)
         real = source_parts(rt, source, size, count) if guessed else parts
         if real == parts:
@@ -763,7 +763,7 @@ def _parts_once(
         if get is not None:
             get.close()
         if upload is not None:
-            _abort_quietly(rt, upload)
+            abort_quietly(rt, upload)
         raise
 
 
@@ -786,11 +786,6 @@ def head_of(got: Mapping[str, str]) -> dict[str, Any]:
     """What a HEAD would have said (type, user metadata), from a GET's response head."""
     metadata = {k[len("x-amz-meta-") :]: v for k, v in got.items() if k.startswith("x-amz-meta-")}
     return {"ContentType": got.get("content-type") or "binary/octet-stream", "Metadata": metadata}
-
-
-def _abort_quietly(rt: Runtime, upload: UploadRef) -> None:
-    with contextlib.suppress(TaskError):  # else the scheduler aborts it at the end (open_uploads)
-        abort_upload(rt, upload)
 
 
 __all__ = [

@@ -7,7 +7,6 @@ Every byte read is checked against the source's ETag or stored checksum before t
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import threading
 import zlib
@@ -28,7 +27,7 @@ from drtransfer.engine.checksums import (
     stored_checksum,
     whole_checksum,
 )
-from drtransfer.engine.housekeeping import abort_upload
+from drtransfer.engine.housekeeping import abort_quietly
 from drtransfer.engine.messages import OpDone, OpMultipart, OpTask, PartDone, PartTask, UploadRef, Verify
 from drtransfer.engine.multipart import create_upload, own_parts, source_parts, target_metadata
 from drtransfer.engine.runtime import SOURCE_DIGEST_REFUSED, Meter, Runtime, TaskError
@@ -228,8 +227,7 @@ def sequential(
             rt.quietly(target.endpoint, target.bucket, "delete_object", Key=target.key)
             raise TaskError(f"The target reported ETag {final} for {target.url} instead of {sent}.")
     except BaseException:
-        with contextlib.suppress(TaskError):  # else the scheduler aborts it at the end
-            abort_upload(rt, upload)
+        abort_quietly(rt, upload)
         raise
     return OpDone(task.task_id, "copied", size, SEQUENTIAL, final, upload)
 
