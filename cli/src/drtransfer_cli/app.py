@@ -144,7 +144,8 @@ def _ask(question: str) -> str:
 
 
 def rate(text: str) -> int:
-    """Bytes per second from ``20MB/s`` and the like (see :func:`drtransfer.engine.throttle.parse_rate`)."""
+    """Bytes per second from ``20MB/s`` and the like (see :func:`drtransfer.engine.throttle.parse_rate`);
+    its name is the word DRTRANSFER_ENGINE's error uses ("... is not a valid rate.")."""
     return parse_rate(text)
 
 
