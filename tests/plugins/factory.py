@@ -146,6 +146,7 @@ def make_inventory(
         reward_function=obj("reward_function.py"),
         model_metadata=obj("model/model_metadata.json"),
         metadata=parse_model_metadata(files["model/model_metadata.json"], "metadata"),
+        metadata_body=files["model/model_metadata.json"],
         hyperparameters=obj("ip/hyperparameters.json"),
         metrics=sorted((o for k, o in objects.items() if k.startswith(metrics_root)), key=lambda o: o.location.key),
         training_params=None,

@@ -81,7 +81,7 @@ def test_an_upload_lists_each_target_once_before_the_copies(tmp_path: Path, coun
     assert first.returncode == 0, first.stderr
     assert [json.loads(line)["status"] for line in first.stdout.splitlines()] == ["ok"] * 3
     assert requests["LIST"] == 2 * len(runs)  # the check's listing (handed to the engine) and the audit's
-    assert requests["GET"] == 2  # HeadBucket, one sweep of the bucket's unfinished uploads
+    assert requests["GET"] == 1  # one sweep of the bucket's unfinished uploads, no HeadBucket
     assert [u["Key"] for u in list_multipart_uploads(counted, target)] == ["delta-up/kept.bin"]
 
     # The same upload again: the handed-over listing shows every object there, so nothing is copied.
@@ -95,6 +95,47 @@ def test_an_upload_lists_each_target_once_before_the_copies(tmp_path: Path, coun
     assert all(line["skipped"] > 0 for line in lines), lines
     assert "COPY" not in requests and "PUT" not in requests, requests
     assert requests["LIST"] == 2 * len(runs)
+
+
+@pytest.fixture(scope="module")
+def counted_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    server = start_seaweed(tmp_path_factory.mktemp("weed-counted-target"), count_requests=True)
+    yield server
+    server.stop(graceful=False)
+
+
+def test_across_endpoints_each_source_object_is_read_once(
+    tmp_path: Path, counted: SeaweedServer, counted_target: SeaweedServer
+) -> None:
+    source, target = unique_bucket("src"), unique_bucket("dst")
+    counted.create_bucket(source)
+    counted_target.create_bucket(target)
+    runs = (("0", "alpha"), ("1", "beta"))
+    drfc = seed_drfc(tmp_path / "drfc", counted, counted_target, source, target, runs, checkpoints=(1, 2), scale=0.02)
+    plan = drfc.run("upload", *drfc.upload_args(), "-d", "--no-progress")
+    copies = [line for line in plan.stdout.splitlines() if line.lstrip().startswith("copy ")]
+    assert plan.returncode == 0 and copies, plan.stdout + plan.stderr
+    assert not any("model_metadata.json" in line for line in copies)  # put from the inspected bytes
+    before = counted.request_counts()
+
+    done = drfc.run("upload", *drfc.upload_args(), "-f", "--no-progress", "--json")
+
+    assert done.returncode == 0, done.stderr
+    requests = requests_to(counted, source, before)
+    # per run: one listing; the inspection's reads of the checkpoint index, the model metadata and the
+    # training params; then one GET per copied object (all single-part here), none for the metadata
+    assert requests == {"LIST": len(runs), "GET": 3 * len(runs) + len(copies)}, (requests, len(copies))
+    sizes = {line["run_id"]: line for line in map(json.loads, done.stdout.splitlines())}
+    assert {line["status"] for line in sizes.values()} == {"ok"}
+
+    def read(server: SeaweedServer, bucket: str, key: str) -> bytes:
+        body: bytes = server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    for _run_id, prefix in runs:
+        metadata = read(counted, source, f"{prefix}/model/model_metadata.json")
+        for key in (f"{prefix}-up/model_metadata.json", f"{prefix}-up/model/model_metadata.json"):
+            assert read(counted_target, target, key) == metadata
 
 
 def test_the_inspection_reads_each_small_file_once(counted: SeaweedServer) -> None:

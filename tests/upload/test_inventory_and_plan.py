@@ -13,7 +13,7 @@ from drtransfer.checkpoints import Selection
 from drtransfer.errors import ModelError
 from drtransfer.inventory import ModelInventory, inspect_model
 from drtransfer.locals3 import SeaweedServer
-from drtransfer.operations import CopyObject, DeleteObject, ObjectLocation, PutBytes
+from drtransfer.operations import DeleteObject, ObjectLocation, PutBytes
 from drtransfer.plan import add_wipe, plan_model
 from drtransfer.plugins import get_plugin_manager
 from drtransfer.runconfig import RunConfig
@@ -114,9 +114,13 @@ def test_plan_is_the_importable_layout_with_commit_objects_last(local_s3: Seawee
     assert yaml_data["REWARD_FILE_S3_KEY"] == "m-1/reward_function.py"
     assert yaml_data["SIMTRACE_S3_PREFIX"] == "m-1/training-simtrace"
     assert yaml_data["WORLD_NAME"] == "reInvent2019_track"  # kept from the source, not the current env
-    root_metadata = by_key["model_metadata.json"]
-    assert isinstance(root_metadata, CopyObject)
-    assert root_metadata.source.location.key == "m/model/model_metadata.json"
+    # Both metadata files are the bytes the inspection read and checked, put without reading the source again.
+    source_metadata = local_s3.client().get_object(Bucket=local_bucket, Key="m/model/model_metadata.json")["Body"]
+    expected_metadata = source_metadata.read()
+    for relative in ("model_metadata.json", "model/model_metadata.json"):
+        metadata = by_key[relative]
+        assert isinstance(metadata, PutBytes) and metadata.body == expected_metadata
+        assert metadata.content_type == "application/json"
 
 
 def test_training_params_generated_only_when_the_source_has_none(local_s3: SeaweedServer, local_bucket: str) -> None:

@@ -113,8 +113,8 @@ def test_dry_run_over_an_earlier_upload_shows_the_commit_objects_as_written(drfc
     for relative in ("model_metadata.json", "model/deepracer_checkpoints.json", "model/.coach_checkpoint"):
         [line] = [text for text in lines if f" s3://{drfc.upload_bucket}/{TARGET}/{relative} (" in text]
         assert "[skip]" not in line, line  # a real run clears them first and writes them again
-    [metadata] = [text for text in lines if f"-> s3://{drfc.upload_bucket}/{TARGET}/model_metadata.json (" in text]
-    assert metadata.lstrip().startswith("copy ")
+    [metadata] = [text for text in lines if f" s3://{drfc.upload_bucket}/{TARGET}/model_metadata.json (" in text]
+    assert metadata.lstrip().startswith("put ")  # the inspected bytes, not a second read of the source
     assert list_tree(drfc.upload, drfc.upload_bucket) == before
 
 

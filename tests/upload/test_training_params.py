@@ -56,6 +56,7 @@ def make_inventory(run: RunConfig, training_params: bytes | None = None) -> Mode
         reward_function=absent,
         model_metadata=absent,
         metadata={},
+        metadata_body=b"{}",
         hyperparameters=absent,
         metrics=[],
         training_params=params,

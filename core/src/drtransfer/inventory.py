@@ -53,6 +53,7 @@ class ModelInventory:
     reward_function: SourceObject | LocalFile | None
     model_metadata: SourceObject
     metadata: dict[str, Any]
+    metadata_body: bytes = field(repr=False)  # the bytes ``metadata`` was parsed from (the plan puts them)
     hyperparameters: SourceObject
     metrics: list[SourceObject]
     training_params: SourceObject | None
@@ -236,7 +237,8 @@ def inspect_model(run: RunConfig, client: Any, *, reward_function: bool = True) 
     index = CheckpointIndex.parse(reader(index_obj), index_url)
 
     metadata_obj = need("model/model_metadata.json", "model metadata")
-    metadata = parse_model_metadata(reader(metadata_obj), f"{root}model/model_metadata.json")
+    metadata_body = reader(metadata_obj)
+    metadata = parse_model_metadata(metadata_body, f"{root}model/model_metadata.json")
     hyper = need("ip/hyperparameters.json", "hyperparameters file")
 
     reward = _reward_function(run, client, objects, prefix) if reward_function else None
@@ -262,6 +264,7 @@ def inspect_model(run: RunConfig, client: Any, *, reward_function: bool = True) 
         reward_function=reward,
         model_metadata=metadata_obj,
         metadata=metadata,
+        metadata_body=metadata_body,
         hyperparameters=hyper,
         metrics=sorted(metrics, key=lambda o: o.location.key),
         training_params=training_params,

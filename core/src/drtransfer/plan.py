@@ -4,7 +4,7 @@ Target keys (deepracer-domain §3.3 step 9, without DRfC's bugs)::
 
     model/N_Step-M.ckpt.data-00000-of-00001, .index, .meta   copies of the chosen checkpoint only
     model/model_N.pb                                           copy
-    model/model_metadata.json                                  copy of the source's model/model_metadata.json
+    model/model_metadata.json                                  the bytes of the source's, as inspected
     reward_function.py                                         --reward-function, else the prefix root's, else
                                                                DR_LOCAL_S3_REWARD_KEY (not for -p): copy or put
     metrics/...                                                every object of the metrics prefix
@@ -13,7 +13,7 @@ Target keys (deepracer-domain §3.3 step 9, without DRfC's bugs)::
     ip/hyperparameters.json                                    copy
     model/deepracer_checkpoints.json   (commit)                last = best = the chosen entry
     model/.coach_checkpoint            (commit)                the chosen checkpoint's name
-    model_metadata.json                (commit)                copy, at the root
+    model_metadata.json                (commit)                the same bytes, at the root
 
 Commit operations run only after every other operation of the model succeeded, so a half-finished
 upload never looks importable.
@@ -64,7 +64,9 @@ def plan_model(
     for suffix in CHECKPOINT_SUFFIXES:
         copy(ckpt.files[suffix], f"model/{ckpt.name}{suffix}")
     copy(ckpt.files["pb"], f"model/model_{ckpt.number}.pb")
-    copy(model.model_metadata, "model/model_metadata.json")
+    # The inspection read and checked the metadata: those bytes are put, not copied again (two GETs
+    # fewer per model across endpoints, and what was checked is what is uploaded).
+    plan.add(PutBytes(_target(target, "model/model_metadata.json"), model.metadata_body, "application/json"))
     reward = model.reward_function
     if reward is None:
         raise ModelError(f"{model.url('')} was inspected without its reward function, which an upload needs.")
@@ -88,7 +90,7 @@ def plan_model(
         )
     )
     plan.add(PutBytes(_target(target, "model/.coach_checkpoint"), ckpt.name.encode(), "text/plain", commit=True))
-    copy(model.model_metadata, "model_metadata.json", commit=True)
+    plan.add(PutBytes(_target(target, "model_metadata.json"), model.metadata_body, "application/json", commit=True))
     return plan
 
 

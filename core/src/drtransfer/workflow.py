@@ -109,11 +109,9 @@ def check_targets(
     def check(run: RunConfig, first: bool) -> TargetListing | None:
         endpoint = target_endpoint(run)
         client = client_for(endpoint)
-        if first:
-            _check_bucket(run, endpoint, client)
         # Each prefix is listed; the write check (2 requests) is made once per bucket, under the first
         # run's prefix: the models of one command share their target's credentials and policy.
-        return _check_permissions(run, endpoint, client, probe_write=probe_write and first)
+        return _check_permissions(run, endpoint, client, probe_write=probe_write and first, explain=first)
 
     # The runs are checked in parallel threads; the first failure in the runs' order is raised, as a
     # sequential check would (a bucket's first run checks the bucket and comes before the others).
@@ -187,16 +185,24 @@ def _denied(kind: str, error: Exception, run: RunConfig, endpoint: Endpoint, cli
     )
 
 
-def _check_permissions(run: RunConfig, endpoint: Endpoint, client: Any, *, probe_write: bool) -> TargetListing | None:
+def _check_permissions(
+    run: RunConfig, endpoint: Endpoint, client: Any, *, probe_write: bool, explain: bool
+) -> TargetListing | None:
     """The engine needs each target prefix's listing (to skip what is there) and writes under it:
     check both before any byte moves; the listing is returned (None above :data:`LISTING_LIMIT`). The
     write check starts a multipart upload under the prefix and aborts it at once, so no object is ever
-    written (an abort that fails is swept by the next run, as the upload lies under the target prefix)."""
+    written (an abort that fails is swept by the next run, as the upload lies under the target prefix).
+
+    A listing that answers shows the bucket is there and readable, so no HeadBucket is sent before it.
+    Only a listing the server refused (``explain``: a bucket's first run) is followed by one: its 404
+    or 403 tells a missing bucket from refused credentials or a missing permission."""
     prefix = run.upload_prefix.strip("/") + "/"
     bucket = run.upload_bucket
     try:
         listing = _list_prefix(client, bucket, prefix)
     except Exception as error:
+        if explain and error_code(error):  # an answer, not a broken connection
+            _check_bucket(run, endpoint, client)  # raises the bucket's own sentence when that is what is wrong
         raise _denied("list", error, run, endpoint, client) from None
     if probe_write:
         _check_write(run, endpoint, client, prefix)
