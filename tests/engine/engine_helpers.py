@@ -54,9 +54,10 @@ def put_single(client: Any, bucket: str, key: str, data: bytes, **extra: Any) ->
     client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
 
 
-def put_multipart(client: Any, bucket: str, key: str, data: bytes, part: int = PART) -> str:
-    """Upload ``data`` in parts of ``part`` bytes, so the object's ETag is ``md5-N``."""
-    upload = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/x-test")
+def put_multipart(client: Any, bucket: str, key: str, data: bytes, part: int = PART, **extra: Any) -> str:
+    """Upload ``data`` in parts of ``part`` bytes, so the object's ETag is ``md5-N`` (``extra``: more
+    CreateMultipartUpload parameters)."""
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key, **{"ContentType": "application/x-test", **extra})
     parts = []
     for number, start in enumerate(range(0, len(data), part), start=1):
         answer = client.upload_part(

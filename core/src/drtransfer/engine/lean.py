@@ -39,7 +39,14 @@ from drtransfer.engine.checksums import clean_etag, content_md5, is_plain_md5, m
 from drtransfer.engine.housekeeping import abort_quietly
 from drtransfer.engine.lean_signer import Signer, make_signer
 from drtransfer.engine.messages import CompleteTask, OpDone, OpTask, PartDone, PartSpec, PartTask, UploadRef
-from drtransfer.engine.multipart import complete, create_upload, source_parts, target_metadata
+from drtransfer.engine.multipart import (
+    STORED_HEADERS,
+    complete,
+    create_upload,
+    source_parts,
+    stored_headers,
+    target_metadata,
+)
 from drtransfer.engine.runtime import Meter, Runtime, TaskError
 from drtransfer.engine.strategy import Strategy, guess_layout
 from drtransfer.operations import CopyObject, ObjectLocation
@@ -625,6 +632,7 @@ def copy_small(lean: LeanPath, task: OpTask, op: CopyObject, meter: Meter) -> Op
             return None
         head = head_of(got)
         headers = {"Content-MD5": content_md5(bytes.fromhex(etag)), "Content-Type": head["ContentType"]}
+        headers.update({STORED_HEADERS[name]: value for name, value in stored_headers(head).items()})
         headers.update({f"x-amz-meta-{k}": v for k, v in target_metadata(head, etag).items()})
         return headers
 
@@ -783,9 +791,13 @@ def _part_md5(lean: LeanPath, endpoint: str, answered: Mapping[str, str]) -> str
 
 
 def head_of(got: Mapping[str, str]) -> dict[str, Any]:
-    """What a HEAD would have said (type, user metadata), from a GET's response head."""
+    """What a HEAD would have said (type, user metadata, the stored headers), from a GET's response head."""
     metadata = {k[len("x-amz-meta-") :]: v for k, v in got.items() if k.startswith("x-amz-meta-")}
-    return {"ContentType": got.get("content-type") or "binary/octet-stream", "Metadata": metadata}
+    head: dict[str, Any] = {"ContentType": got.get("content-type") or "binary/octet-stream", "Metadata": metadata}
+    for name, header in STORED_HEADERS.items():
+        if got.get(header.lower()):
+            head[name] = got[header.lower()]
+    return head
 
 
 __all__ = [

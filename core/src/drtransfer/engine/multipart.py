@@ -50,6 +50,31 @@ def source_parts(
     return tuple(parts)
 
 
+# The standard headers S3 stores with an object besides its type: botocore's name (in a HEAD or GET answer,
+# and as a PutObject or CreateMultipartUpload parameter) and the HTTP header's. A CopyObject with the COPY
+# directive keeps them by itself; every other copy sends them (as awscli's and rclone's copies do).
+STORED_HEADERS = {
+    "CacheControl": "Cache-Control",
+    "ContentDisposition": "Content-Disposition",
+    "ContentEncoding": "Content-Encoding",
+    "ContentLanguage": "Content-Language",
+}
+
+
+def stored_headers(response: Mapping[str, Any]) -> dict[str, Any]:
+    """The source's :data:`STORED_HEADERS` in ``response`` (a HEAD or GET answer), as parameters. A
+    Content-Encoding of ``aws-chunked`` (which some servers echo from the upload) describes how the body
+    was sent, not the object, and is dropped."""
+    found: dict[str, Any] = {name: str(response[name]) for name in STORED_HEADERS if response.get(name)}
+    if "ContentEncoding" in found:
+        codings = [c.strip() for c in found["ContentEncoding"].split(",") if c.strip().lower() != "aws-chunked"]
+        if codings:
+            found["ContentEncoding"] = ", ".join(codings)
+        else:
+            del found["ContentEncoding"]
+    return found
+
+
 def target_metadata(response: Mapping[str, Any], source_etag: str) -> dict[str, str]:
     """The source's user metadata plus the source ETag, for a streamed or part-copied target."""
     metadata = {
@@ -64,7 +89,7 @@ def create_upload(rt: Runtime, task_id: int, target: ObjectLocation, head: Mappi
     answer = rt.call(
         target.endpoint, target.bucket, f"start the upload of {target.url}", "create_multipart_upload",
         Key=target.key, ContentType=head.get("ContentType") or "binary/octet-stream",
-        Metadata=target_metadata(head, etag),
+        Metadata=target_metadata(head, etag), **stored_headers(head),
     )  # fmt: skip
     upload = UploadRef(target.endpoint, target.bucket, target.key, answer["UploadId"])
     rt.emit(UploadStarted(task_id, upload))

@@ -29,7 +29,7 @@ from drtransfer.engine.checksums import (
 )
 from drtransfer.engine.housekeeping import abort_quietly
 from drtransfer.engine.messages import OpDone, OpMultipart, OpTask, PartDone, PartTask, UploadRef, Verify
-from drtransfer.engine.multipart import create_upload, own_parts, source_parts, target_metadata
+from drtransfer.engine.multipart import create_upload, own_parts, source_parts, stored_headers, target_metadata
 from drtransfer.engine.runtime import SOURCE_DIGEST_REFUSED, Meter, Runtime, TaskError
 from drtransfer.engine.strategy import SEQUENTIAL_PARTS_IN_FLIGHT, Strategy, one_get
 from drtransfer.operations import CopyObject, ObjectLocation
@@ -99,7 +99,8 @@ def stream_small(rt: Runtime, task: OpTask, op: CopyObject, meter: Meter) -> OpD
             answer = rt.call(
                 target.endpoint, target.bucket, f"write {target.url}", "put_object", Key=target.key, Body=data,
                 ContentType=response.get("ContentType") or "binary/octet-stream",
-                Metadata=target_metadata(response, etag), source_digest=trusted, **check,
+                Metadata=target_metadata(response, etag), **stored_headers(response), source_digest=trusted,
+                **check,
             )  # fmt: skip
         except TaskError as error:
             if error.code == SOURCE_DIGEST_REFUSED:
