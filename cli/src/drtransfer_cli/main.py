@@ -12,6 +12,7 @@ import importlib
 import click
 
 from drtransfer import __version__
+from drtransfer_cli.entry import collecting
 
 # command name -> the module of drtransfer_cli.commands whose register() defines it
 # (tests/plugins/test_lazy_commands.py checks this against what every module registers)
@@ -47,7 +48,7 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             for name, command in registered(COMMANDS[cmd_name]).items():
                 self.commands.setdefault(name, command)
-            gc.freeze()  # what the command imported lives until exit too (see main)
+            collecting()  # what the command imported lives until exit too (see main and entry.py)
         return self.commands.get(cmd_name)
 
 
