@@ -9,7 +9,15 @@ from typing import Any
 from drtransfer.engine import MiB, run_transfer
 from drtransfer.engine.multipart import stored_headers
 from drtransfer.locals3 import SeaweedServer
-from tests.engine.engine_helpers import base_settings, copy_plan, put_multipart, put_single, random_bytes, strategies
+from tests.engine.engine_helpers import (
+    assert_copied,
+    base_settings,
+    copy_plan,
+    put_multipart,
+    put_single,
+    random_bytes,
+    strategies,
+)
 
 HEADERS = {
     "ContentType": "application/x-tar",
@@ -54,6 +62,7 @@ def test_copies_across_endpoints_keep_the_headers(
     assert used["t/small"] == "stream" and used["t/parts"] == "stream-multipart", used
     assert used["t/single-big"] in ("stream-multipart", "stream-sequential"), used
     assert_headers_kept(upload_s3, upload_bucket, ["t/" + key for key in data])
+    assert_copied(upload_s3, upload_bucket, "t/", data)  # the bytes as stored: nothing decoded the "gzip"
 
 
 def test_server_side_copies_keep_the_headers(
@@ -74,6 +83,7 @@ def test_server_side_copies_keep_the_headers(
         "t/parts": "upload-part-copy",
     }
     assert_headers_kept(local_s3, target, ["t/" + key for key in data])
+    assert_copied(local_s3, target, "t/", data)
 
 
 def test_aws_chunked_is_how_a_body_was_sent_not_a_stored_header() -> None:
