@@ -52,7 +52,7 @@ def source_parts(
 
 # The standard headers S3 stores with an object besides its type: botocore's name (in a HEAD or GET answer,
 # and as a PutObject or CreateMultipartUpload parameter) and the HTTP header's. A CopyObject with the COPY
-# directive keeps them by itself; every other copy sends them (as awscli's and rclone's copies do).
+# directive keeps them by itself; every other copy sends them.
 STORED_HEADERS = {
     "CacheControl": "Cache-Control",
     "ContentDisposition": "Content-Disposition",
@@ -63,8 +63,8 @@ STORED_HEADERS = {
 
 def stored_headers(response: Mapping[str, Any]) -> dict[str, Any]:
     """The source's :data:`STORED_HEADERS` in ``response`` (a HEAD or GET answer), as parameters. A
-    Content-Encoding of ``aws-chunked`` (which some servers echo from the upload) describes how the body
-    was sent, not the object, and is dropped."""
+    Content-Encoding of ``aws-chunked`` describes how a body was sent, not the object (S3 does not store
+    it), and is dropped should a server echo it."""
     found: dict[str, Any] = {name: str(response[name]) for name in STORED_HEADERS if response.get(name)}
     if "ContentEncoding" in found:
         codings = [c.strip() for c in found["ContentEncoding"].split(",") if c.strip().lower() != "aws-chunked"]
