@@ -18,6 +18,7 @@ from drtransfer.locals3 import SeaweedServer
 from drtransfer.operations import ModelPlan, ObjectLocation
 from drtransfer.samples import seed_model
 from tests.conftest import list_multipart_uploads, start_seaweed, unique_bucket
+from tests.engine.engine_helpers import target_bytes
 from tests.engine.test_faults import rclone_s3  # noqa: F401 (the fixture: `rclone serve s3`)
 from tests.infra.drfc import seed_drfc
 from tests.upload.test_inventory_and_plan import make_run
@@ -125,17 +126,11 @@ def test_across_endpoints_each_source_object_is_read_once(
     # per run: one listing; the inspection's reads of the checkpoint index, the model metadata and the
     # training params; then one GET per copied object (all single-part here), none for the metadata
     assert requests == {"LIST": len(runs), "GET": 3 * len(runs) + len(copies)}, (requests, len(copies))
-    sizes = {line["run_id"]: line for line in map(json.loads, done.stdout.splitlines())}
-    assert {line["status"] for line in sizes.values()} == {"ok"}
-
-    def read(server: SeaweedServer, bucket: str, key: str) -> bytes:
-        body: bytes = server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
-        return body
-
+    assert [json.loads(line)["status"] for line in done.stdout.splitlines()] == ["ok"] * len(runs)
     for _run_id, prefix in runs:
-        metadata = read(counted, source, f"{prefix}/model/model_metadata.json")
+        metadata = target_bytes(counted, source, f"{prefix}/model/model_metadata.json")
         for key in (f"{prefix}-up/model_metadata.json", f"{prefix}-up/model/model_metadata.json"):
-            assert read(counted_target, target, key) == metadata
+            assert target_bytes(counted_target, target, key) == metadata
 
 
 def test_the_inspection_reads_each_small_file_once(counted: SeaweedServer) -> None:
