@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from drtransfer.endpoints import make_s3_client
 from drtransfer.engine.checksums import is_plain_md5
 from drtransfer.errors import ModelError
-from drtransfer.inventory import inspect_model, parse_model_metadata
+from drtransfer.inventory import inspect_model
 from drtransfer.operations import SourceObject
 from drtransfer.packaging import (
     MemberSource,
@@ -46,10 +46,10 @@ def build_from_s3(run: RunConfig, request: PackageRequest, host: PluginHost) -> 
     inventory = inspect_model(run, client, reward_function=False)
     selection = host.select_checkpoint(request.checkpoint or "last", inventory, run)
     pb = selection.checkpoint.files["pb"]
-    # Read the metadata once: the bytes checked against the car's rules are the bytes packaged.
+    # The metadata as the inspection read and parsed it: the bytes checked against the car's rules are
+    # the bytes packaged.
     metadata_url = inventory.url("model/model_metadata.json")
-    metadata_bytes = inventory.read(inventory.model_metadata)
-    metadata = parse_model_metadata(metadata_bytes, metadata_url)
+    metadata_bytes, metadata = inventory.metadata_body, inventory.metadata
     name, note = resolve_archive_name(run, request.name)
     members = [
         MemberSource(CAR_MODEL_MEMBER, pb.location.url, _s3_opener(client, run, pb)),
