@@ -12,7 +12,6 @@ import importlib
 import click
 
 from drtransfer import __version__
-from drtransfer_cli.entry import collecting
 
 # command name -> the module of drtransfer_cli.commands whose register() defines it
 # (tests/plugins/test_lazy_commands.py checks this against what every module registers)
@@ -36,6 +35,13 @@ def registered(module: str) -> dict[str, click.Command]:
     group = click.Group()
     importlib.import_module(f"drtransfer_cli.commands.{module}").register(group)
     return dict(group.commands)
+
+
+def collecting() -> None:
+    """The command's modules are in: freeze what they made and collect as usual from here on (the console
+    scripts start with the collector off: drtransfer_cli/entry.py)."""
+    gc.freeze()
+    gc.enable()
 
 
 class LazyGroup(click.Group):
