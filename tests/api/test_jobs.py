@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from drtransfer.config import load_runs
 from drtransfer.engine import EngineSettings
 from drtransfer.events import Event
 from drtransfer.jobs import CarRequest, Declined, JobSubscriber, Notifications, UploadRequest, package_cars, upload
 from drtransfer.locals3 import SeaweedServer
 from drtransfer.runconfig import RunConfig
-from drtransfer.samples import seed_model
 from tests.conftest import list_tree
-from tests.infra.drfc import drfc_config_for
 
 ENGINE = EngineSettings(processes=0, concurrency=4)
 QUIET = Notifications(environ={})
@@ -38,19 +34,6 @@ class Recorder(JobSubscriber):
 
     def on_event(self, event: Event, **kwargs: Any) -> None:
         self.events.append(event)
-
-
-@pytest.fixture
-def runs(
-    tmp_path: Path, local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> list[RunConfig]:
-    for prefix in ("alpha", "beta"):
-        seed_model(local_s3.client(), local_bucket, prefix, checkpoints=(1, 2), best=1, scale=0.02)
-    pairs = [("0", "alpha", "alpha-up"), ("1", "beta", "beta-up")]
-    files = drfc_config_for(tmp_path, local_s3, local_bucket, upload_s3, upload_bucket, pairs)
-    monkeypatch.setenv("DRTRANSFER_STATE_DIR", str(tmp_path / "state"))
-    return load_runs(files.run_files, environ=dict(files.environ))
 
 
 def test_a_declined_confirmation_writes_nothing(

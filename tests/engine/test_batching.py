@@ -12,7 +12,7 @@ import pytest
 
 from drtransfer.endpoints import Credentials, Endpoint
 from drtransfer.engine.lean import LeanPath
-from drtransfer.engine.local_executor import BatchSender, LocalExecutor
+from drtransfer.engine.local_executor import BatchSender, LocalExecutor, PipeWatcher, WorkerProcess
 from drtransfer.engine.messages import OpDone, Progress, Report, Task, TaskFailed
 from drtransfer.engine.runtime import Runtime
 from drtransfer.engine.scheduler import run
@@ -176,3 +176,27 @@ def test_a_report_that_cannot_be_pickled_ends_its_task_as_failed_and_the_others_
     assert isinstance(received[1], TaskFailed) and received[1].task_id == 2
     assert received[1].error.startswith("Unexpected error:") and received[1].retryable
     assert received[2] == OpDone(3, "copied", 4, "stream")
+
+
+def test_pipe_watcher_names_the_workers_with_reports_and_those_whose_pipe_ended() -> None:
+    """The parent's one poll object for the run (not a selector per wait) finds each worker's waiting
+    message and a pipe whose worker is gone (end of file: the worker is then marked lost)."""
+    ends = [multiprocessing.Pipe(duplex=False) for _ in range(2)]
+    workers = [WorkerProcess(None, None, reader) for reader, _ in ends]
+    watcher = PipeWatcher()
+    for worker in workers:
+        watcher.add(worker)
+    assert watcher.ready(0) == []
+    assert not any(w.readable() for w in workers if w.readable)
+
+    ends[1][1].send([Progress(0, 0, 1)])
+    assert watcher.ready(1) == [workers[1]]
+    assert workers[1].readable is not None and workers[1].readable()
+    assert workers[1].results.recv() == [Progress(0, 0, 1)]
+    assert watcher.ready(0) == []
+
+    ends[0][1].close()  # the worker died: its pipe reads as ended
+    assert watcher.ready(1) == [workers[0]]
+    workers[0].lost = True
+    watcher.remove(workers[0])
+    assert watcher.ready(0) == []

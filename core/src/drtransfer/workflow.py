@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -413,6 +413,23 @@ def prepare_uploads(
         except DrTransferError as error:
             item.error = str(error)
     return prepared
+
+
+@contextlib.contextmanager
+def workers_started_early(executor: Executor, runs: Sequence[RunConfig], settings: EngineSettings) -> Iterator[None]:
+    """Start ``executor``'s workers now, for every run's endpoints, if it can (the local executor): they
+    get ready while the parent inspects and plans, and :func:`execute` then runs on them. Workers nobody
+    ran are stopped when the block ends. Start them after the parent's first S3 client: a forked worker
+    then inherits botocore's parsed S3 model instead of parsing it again."""
+    start_early = getattr(executor, "start_early", None)
+    if start_early is None:
+        yield
+        return
+    start_early(endpoint_map(runs), settings)
+    try:
+        yield
+    finally:
+        executor.release_early()  # type: ignore[attr-defined]
 
 
 def execute(

@@ -18,6 +18,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import select
 import signal
 import sys
 import threading
@@ -148,9 +149,15 @@ class BatchSender:
 
 
 def worker_main(
-    tasks: Any, results: Any, cancel: Any, endpoints: Mapping[str, Endpoint], settings: EngineSettings
+    tasks: Any,
+    results: Any,
+    cancel: Any,
+    endpoints: Mapping[str, Endpoint],
+    settings: EngineSettings,
+    warm: bool = False,
 ) -> None:
-    """Entry point of a worker process: ``tasks`` and ``results`` are its own ends of its two pipes."""
+    """Entry point of a worker process: ``tasks`` and ``results`` are its own ends of its two pipes.
+    ``warm``: started before the plan is done, so build the clients now, while there is nothing to do."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which cancels us
     _limit_malloc_arenas()
     inbox: queue.Queue[Task | None] = queue.Queue()
@@ -172,6 +179,8 @@ def worker_main(
 
     threading.Thread(target=pump, name="drtransfer-inbox", daemon=True).start()
     runtime = Runtime(endpoints, settings, sender.emit, cancel)
+    if warm:
+        runtime.warm()
     serve(inbox, sender.emit, cancel, runtime, settings.concurrency)
     sender.close()  # the last reports (each thread's WorkerStopped) before the process ends
 
@@ -186,11 +195,53 @@ class WorkerProcess:
     assigned: set[int] = field(default_factory=set)
     lost: bool = False
     outbox: list[Task] = field(default_factory=list)  # submitted, sent with the next flush
+    readable: Callable[[], bool] | None = None  # has a message (or end of file) waiting in ``results``
 
 
 def ends_task(report: Report) -> bool:
     """True for the one report that ends a task (the result or its failure)."""
     return getattr(report, "task_id", None) is not None and not isinstance(report, UploadStarted)
+
+
+class PipeWatcher:
+    """Which workers' report pipes can be read. One ``select.poll`` object kept for the run, where
+    ``multiprocessing.connection.wait`` and ``Connection.poll`` build a selector on every call: the
+    parent waits about once per task on small objects, and those selectors were a quarter of its CPU
+    there. Without ``select.poll`` (Windows), multiprocessing's own wait."""
+
+    def __init__(self) -> None:
+        self._poller = select.poll() if hasattr(select, "poll") else None
+        self._workers: dict[int, WorkerProcess] = {}
+
+    def add(self, worker: WorkerProcess) -> None:
+        fd = worker.results.fileno()
+        self._workers[fd] = worker
+        if self._poller is None:
+            worker.readable = lambda: bool(worker.results.poll())
+            return
+        self._poller.register(fd, select.POLLIN)
+        single = select.poll()  # one fd: a readiness check is one system call
+        single.register(fd, select.POLLIN)
+        worker.readable = lambda: bool(single.poll(0))
+
+    def remove(self, worker: WorkerProcess) -> None:
+        for fd, known in list(self._workers.items()):
+            if known is worker:
+                del self._workers[fd]
+                if self._poller is not None:
+                    self._poller.unregister(fd)
+
+    def ready(self, timeout: float) -> list[WorkerProcess]:
+        """The workers whose pipe has something to read (or hung up), waiting up to ``timeout`` seconds."""
+        live = [w for w in self._workers.values() if not w.lost]
+        if self._poller is None:
+            by_pipe = {w.results: w for w in live}
+            return [by_pipe[r] for r in multiprocessing.connection.wait(list(by_pipe), timeout)]
+        if len(live) < len(self._workers):
+            for worker in [w for w in self._workers.values() if w.lost]:
+                self.remove(worker)
+        events = self._poller.poll(max(0, int(timeout * 1000 + 0.999)))
+        return [self._workers[fd] for fd, _ in events if fd in self._workers]
 
 
 class LocalExecutor:
@@ -206,17 +257,49 @@ class LocalExecutor:
         self.results: queue.Queue[Report] = queue.Queue()  # processes=0: what the threads report
         self.arrived: deque[Report] = deque()  # reports read from the pipes (only this thread reads them)
         self.cancel_event: Any = None
+        self.watcher = PipeWatcher()
         self.started = False
+        self._early = False  # started by start_early and not yet taken by start
+        self._warm = False
         self._last_health = time.monotonic()
+
+    def start_early(self, endpoints: Mapping[str, Endpoint], settings: EngineSettings) -> None:
+        """Start the worker processes now, while the parent still inspects and plans: they build their
+        clients meanwhile, on a core the parent leaves idle, and :meth:`start` takes them as they are
+        when its endpoints are among ``endpoints`` and its settings are ``settings``. Call
+        :meth:`release_early` when the run is over: it stops them if the engine never ran."""
+        if self.started or settings.processes == 0:
+            return
+        self._launch(endpoints, settings, warm=True)
+        self._early = True
+
+    def release_early(self) -> None:
+        """Stop workers that :meth:`start_early` started and no :meth:`start` took (nothing to transfer,
+        the user declined, a check failed)."""
+        if self._early:
+            self._early = False
+            self.stop(cancel=True)
 
     def start(
         self, endpoints: Mapping[str, Endpoint], settings: EngineSettings, placement: Mapping[int, str] | None = None
     ) -> None:
         del placement  # one machine: every task runs here
+        if self._early:
+            self._early = False
+            wanted = all(self.endpoints.get(name) == endpoint for name, endpoint in endpoints.items())
+            if wanted and settings == self.settings:
+                return
+            self.stop(cancel=True)  # started for other endpoints or settings: start again
+            self.workers.clear()
+            self.watcher = PipeWatcher()
+        self._launch(endpoints, settings, warm=False)
+
+    def _launch(self, endpoints: Mapping[str, Endpoint], settings: EngineSettings, *, warm: bool) -> None:
         self.settings = settings
         self.endpoints = dict(endpoints)
         self._last_health = time.monotonic()
         self.started = True
+        self._warm = warm
         if settings.processes == 0:
             self.inbox = queue.Queue()
             self.cancel_event = threading.Event()
@@ -240,14 +323,16 @@ class LocalExecutor:
         result_reader, result_writer = self.context.Pipe(duplex=False)
         process = self.context.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(task_reader, result_writer, self.cancel_event, self.endpoints, self.settings),
+            args=(task_reader, result_writer, self.cancel_event, self.endpoints, self.settings, self._warm),
             name="drtransfer-worker",
             daemon=True,
         )
         process.start()
         task_reader.close()  # the child's ends: closed here, so a dead child reads as end-of-file
         result_writer.close()
-        self.workers.append(WorkerProcess(process, task_writer, result_reader))
+        worker = WorkerProcess(process, task_writer, result_reader)
+        self.workers.append(worker)
+        self.watcher.add(worker)
 
     def submit(self, task: Task) -> None:
         if self.inbox is not None:
@@ -289,14 +374,13 @@ class LocalExecutor:
 
     def _read_pipes(self, timeout: float) -> None:
         """Move every report waiting in a worker's pipe to :attr:`results` (waits up to ``timeout``)."""
-        readers = {w.results: w for w in self.workers if not w.lost}
-        for ready in multiprocessing.connection.wait(list(readers), timeout):
-            self._drain(readers[ready])
+        for worker in self.watcher.ready(timeout):
+            self._drain(worker)
 
     def _drain(self, worker: WorkerProcess) -> None:
         while not worker.lost:
             try:
-                if not worker.results.poll():
+                if worker.readable is None or not worker.readable():
                     return
                 batch: list[Report] = worker.results.recv()
             except Exception:  # end of file, or half a message from a killed process
@@ -324,6 +408,7 @@ class LocalExecutor:
             self._drain(worker)  # what it sent before it died still counts
             dead.append(worker)
             self.workers.remove(worker)
+            self.watcher.remove(worker)
             self._close(worker)
             if worker.process.is_alive():
                 worker.process.kill()
@@ -389,4 +474,4 @@ def local_executor(choice: ExecutorChoice, settings: EngineSettings) -> tuple[Ex
     return LocalExecutor(), settings
 
 
-__all__ = ["BatchSender", "LocalExecutor", "SharedFlag", "local_executor", "serve", "worker_main"]
+__all__ = ["BatchSender", "LocalExecutor", "PipeWatcher", "SharedFlag", "local_executor", "serve", "worker_main"]

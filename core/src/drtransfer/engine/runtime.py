@@ -192,6 +192,12 @@ class Runtime:
                 self._clients[name] = client
             return self._clients[name]
 
+    def warm(self) -> None:
+        """Build every endpoint's client (and the lean path) before the first task needs them."""
+        for name in self.endpoints:
+            self.client(name)
+        self.lean(*self.endpoints)
+
     def lean(self, *endpoints: str) -> LeanPath | None:
         """The lean data path when ``settings.data_path == "lean"`` and it can reach every one of ``endpoints``
         (:meth:`LeanPath.usable`), else None: botocore moves the body."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from drtransfer.config import apply_increment
 from drtransfer.engine import EngineSettings, TransferSubscriber
-from drtransfer.engine.executor import ExecutorChoice, ExecutorFactory
+from drtransfer.engine.executor import Executor, ExecutorChoice
 from drtransfer.errors import ConfigError, DrTransferError
 from drtransfer.events import BatchFinished, BatchStarted, CheckpointSelected, ModelFailed, ModelUploaded
 from drtransfer.importing import ImportOptions, ImportResult, PreparedImport, SecretSource, prepare_imports
@@ -30,7 +30,15 @@ from drtransfer.locking import target_locks
 from drtransfer.operations import Operation
 from drtransfer.plugins import PluginHost, get_plugin_manager
 from drtransfer.runconfig import RunConfig
-from drtransfer.workflow import Listings, PreparedModel, UploadOutcome, check_targets, execute, prepare_uploads
+from drtransfer.workflow import (
+    Listings,
+    PreparedModel,
+    UploadOutcome,
+    check_targets,
+    execute,
+    prepare_uploads,
+    workers_started_early,
+)
 
 
 @dataclass(frozen=True)
@@ -120,9 +128,11 @@ def upload(
             # Under the locks: the checks' listings of the targets become the engine's (nobody else of
             # ours writes there until the copies are done).
             listings = check_targets(runs, probe_write=not request.dry_run)
-            outcomes, imports = _prepare_and_transfer(
-                request, host, runs, sink, confirm, subscribers, make_executor, listings
-            )
+            executor, settings = make_executor(request.executor, request.engine)
+            with workers_started_early(executor, runs, settings):
+                outcomes, imports = _prepare_and_transfer(
+                    request, host, runs, sink, confirm, subscribers, executor, settings, listings
+                )
         if not request.dry_run:
             _increment(outcomes)
         import_results = _submit_imports(imports, outcomes, request, sink)
@@ -138,7 +148,8 @@ def _prepare_and_transfer(
     sink: EventSink,
     confirm: Confirm,
     subscribers: Sequence[TransferSubscriber],
-    make_executor: ExecutorFactory,
+    executor: Executor,
+    settings: EngineSettings,
     listings: Listings,
 ) -> tuple[list[UploadOutcome], list[PreparedImport]]:
     prepared = prepare_uploads(runs, host, checkpoint=request.checkpoint, wipe=request.wipe, listings=listings)
@@ -159,7 +170,6 @@ def _prepare_and_transfer(
                 )
             )
     retries = _RetryCount()
-    executor, settings = make_executor(request.executor, request.engine)
     outcomes = execute(prepared, settings, [*subscribers, retries], executor)
     for outcome in outcomes:
         outcome.extra["retries"] = retries.counts.get(outcome.prepared.run.key, 0)
