@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from drtransfer.engine.runtime import Runtime
 from drtransfer.engine.scheduler import run
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.locals3 import SeaweedServer
+from drtransfer.operations import ModelPlan
 from tests.engine.engine_helpers import assert_copied, base_settings, copy_plan, put_single, random_bytes
 
 
@@ -109,15 +112,21 @@ class _CountingExecutor(LocalExecutor):
         super().flush()
 
 
+def _small_copies(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str, count: int, size: int
+) -> tuple[dict[str, bytes], ModelPlan, dict[str, Endpoint]]:
+    """``count`` small source objects (``size`` bytes and up) and the plan that copies them to ``t/``."""
+    data = {f"metrics/eval-{n:03d}.json": random_bytes(size + n) for n in range(count)}
+    for key, body in data.items():
+        put_single(local_s3.client(), local_bucket, key, body)
+    plan = copy_plan("m", local_s3, "src", local_bucket, list(data), "dst", upload_bucket, "t/")
+    return data, plan, {"src": local_s3.endpoint("src"), "dst": upload_s3.endpoint("dst")}
+
+
 def test_small_copies_go_to_the_workers_in_batches(
     local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
 ) -> None:
-    client = local_s3.client()
-    data = {f"metrics/eval-{n:03d}.json": random_bytes(1024 + n) for n in range(60)}
-    for key, body in data.items():
-        put_single(client, local_bucket, key, body)
-    plan = copy_plan("m", local_s3, "src", local_bucket, list(data), "dst", upload_bucket, "t/")
-    endpoints = {"src": local_s3.endpoint("src"), "dst": upload_s3.endpoint("dst")}
+    data, plan, endpoints = _small_copies(local_s3, upload_s3, local_bucket, upload_bucket, 60, 1024)
     settings = base_settings(2, "forkserver", concurrency=4)
     executor = _CountingExecutor()
 
@@ -131,6 +140,45 @@ def test_small_copies_go_to_the_workers_in_batches(
     assert executor.largest == 2 * settings.concurrency
     assert executor.messages < executor.tasks_sent
     assert executor.most_inflight <= 2 * settings.threads  # the in-flight bound holds per batch too
+
+
+class _ReportCounter(LocalExecutor):
+    """Keeps every report the scheduler reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Report] = []
+
+    def reports(self, timeout: float) -> Iterator[Report]:
+        for report in super().reports(timeout):
+            self.seen.append(report)
+            yield report
+
+
+class _Bytes:
+    def __init__(self) -> None:
+        self.moved = 0
+
+    def on_progress(self, model_id: str, delta: int, **kwargs: Any) -> None:
+        self.moved += delta
+
+
+def test_a_small_copy_is_one_report_that_carries_its_bytes(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str
+) -> None:
+    """A copy done in one task sends its last bytes with its result, not as a Progress of their own
+    (on 2,000 small objects that was half of the parent's reports); subscribers still get every byte."""
+    data, plan, endpoints = _small_copies(local_s3, upload_s3, local_bucket, upload_bucket, 20, 2048)
+    executor, counted = _ReportCounter(), _Bytes()
+
+    [result] = run([plan], endpoints, base_settings(1), [counted], executor)
+
+    assert result.status == "ok", result.error
+    assert_copied(upload_s3, upload_bucket, "t/", data)
+    done = [r for r in executor.seen if isinstance(r, OpDone)]
+    assert sorted(r.progress for r in done) == sorted(len(body) for body in data.values())
+    assert not [r for r in executor.seen if isinstance(r, Progress)]
+    assert counted.moved == sum(len(body) for body in data.values())
 
 
 def test_the_lean_path_is_decided_once_per_endpoint_and_still_avoids_proxies(monkeypatch: pytest.MonkeyPatch) -> None:

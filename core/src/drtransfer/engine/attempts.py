@@ -40,7 +40,7 @@ from drtransfer.engine.messages import (
 from drtransfer.engine.outage import Failing, operation_endpoints
 from drtransfer.engine.settings import EngineSettings
 from drtransfer.engine.strategy import Strategy, buffered_bytes, choose_strategy
-from drtransfer.operations import CopyObject, DeleteObject, Operation, OperationResult, OperationStatus
+from drtransfer.operations import CopyObject, DeleteObject, OperationResult, OperationStatus
 
 log = logging.getLogger("drtransfer.engine")
 ProbeKey = tuple[str, str]  # (endpoint, bucket)
@@ -85,7 +85,7 @@ class Attempts:
                 why = f"the model's target is the whole bucket s3://{root.bucket}/"
             self.finish(state, "failed", error=f"Refusing to delete {op.target.url}: {why}.")
             return None
-        key = self._probe_key(op)
+        key = self._probe_key(state)
         if key is not None and not self.settings.dry_run:
             known = self.probes.get(key, "absent")
             if known is None or known == "absent":
@@ -126,15 +126,21 @@ class Attempts:
         endpoint = self.endpoints[name]
         return endpoint.url or f"https://s3.{endpoint.region}.amazonaws.com"
 
-    def _probe_key(self, op: Operation) -> ProbeKey | None:
-        """The bucket whose UploadPartCopy must be probed before ``op`` runs, if its strategy uses it."""
-        if choose_strategy(op, self.endpoints, self.settings) is not Strategy.UPLOAD_PART_COPY:
+    def _planned(self, state: OpState) -> Strategy:
+        """The strategy of the operation before any fallback or probe answer (chosen once per operation)."""
+        if state.planned is None:
+            state.planned = choose_strategy(state.op, self.endpoints, self.settings)
+        return state.planned
+
+    def _probe_key(self, state: OpState) -> ProbeKey | None:
+        """The bucket whose UploadPartCopy must be probed before the operation runs, if its strategy uses it."""
+        if self._planned(state) is not Strategy.UPLOAD_PART_COPY:
             return None
-        return (op.target.endpoint, op.target.bucket)
+        return (state.op.target.endpoint, state.op.target.bucket)
 
     def _op_task(self, model: ModelState, state: OpState) -> Item:
         op = state.op
-        key = self._probe_key(op)
+        key = self._probe_key(state)
         probe_ok = self.probes.get(key) if key else None
         listing = model.listing
         target = listing.get(op.target.key) if listing is not None else None
@@ -151,7 +157,7 @@ class Attempts:
             self.settings.dry_run,
         )
         # Accounted for the strategy chosen without this attempt's fallback or the probe's answer.
-        mem = buffered_bytes(choose_strategy(op, self.endpoints, self.settings), op, self.settings)
+        mem = buffered_bytes(self._planned(state), op, self.settings)
         return task, mem
 
     def on_probe(self, task: ProbeTask, report: Report) -> None:

@@ -38,6 +38,7 @@ from drtransfer.engine.messages import (
     Verify,
 )
 from drtransfer.engine.settings import EngineSettings
+from drtransfer.engine.strategy import Strategy
 from drtransfer.errors import ConfigError
 from drtransfer.operations import (
     CopyObject,
@@ -90,6 +91,7 @@ class OpState:
     copy: bool = False
     crc: str | None = None
     strategy: str = ""
+    planned: Strategy | None = None  # choose_strategy's answer without fallback or probe (Attempts._planned)
     result: OperationResult | None = None
 
 

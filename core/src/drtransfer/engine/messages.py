@@ -228,6 +228,7 @@ class OpDone:
     strategy: str
     etag: str = ""  # the target's ETag after the write, or the one the skip matched
     completed: UploadRef | None = None  # a multipart upload this task created and completed itself
+    progress: int = 0  # the task's last bytes moved, not sent as a Progress of their own (one report less)
 
 
 @dataclass(frozen=True)

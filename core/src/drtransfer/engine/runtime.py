@@ -143,6 +143,11 @@ class Meter:
         self.total -= count
         self.flush()
 
+    def take(self) -> int:
+        """The bytes not reported yet, which the caller reports with the task's result instead."""
+        pending, self._pending = self._pending, 0
+        return pending
+
     def flush(self) -> None:
         if self._pending and self._model >= 0:
             self._emit(Progress(self._model, self._op, self._pending))

@@ -30,6 +30,7 @@ from drtransfer.engine.messages import (
     AbortTask,
     AuditTask,
     ClientRetried,
+    OpDone,
     PrepareTask,
     ProbeTask,
     Progress,
@@ -129,6 +130,8 @@ class Scheduler:
         entry = self.dispatch.finished(task_id)
         if entry is None:
             return  # a task we gave up on (lost worker)
+        if isinstance(report, OpDone) and report.progress and entry.model >= 0:
+            self.attempts.on_progress(Progress(entry.model, entry.op, report.progress))  # as if sent alone
         task = entry.task
         if not isinstance(report, TaskFailed) and not (isinstance(report, AbortDone) and not report.ok):
             self.dispatch.health.ok(task_endpoints(task))  # wakes what waits for these endpoints

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 from drtransfer.engine import housekeeping, lean, multipart, server_copy, streaming
@@ -41,7 +42,10 @@ def run_task(rt: Runtime, task: Task) -> None:
     rt.working_on((model, getattr(task, "op_index", -1)))
     try:
         report = _route(rt, task, meter)
-        meter.flush()
+        if isinstance(report, OpDone) and model >= 0:
+            report = dataclasses.replace(report, progress=report.progress + meter.take())
+        else:
+            meter.flush()
         rt.emit(report)
     except Cancelled:
         meter.flush()
