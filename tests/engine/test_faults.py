@@ -56,6 +56,29 @@ def target_proxy(upload_s3: SeaweedServer) -> Any:
         yield proxy
 
 
+def test_a_write_to_a_fresh_target_is_retried_without_a_head(
+    local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
+    target_proxy: FaultProxy, recorder: Recorder,
+) -> None:  # fmt: skip
+    """A fresh target (DRoA's upload bucket: a new prefix, write-only) is never asked what it holds, not
+    even when a write is tried again after a reset: DRoA's role refuses the HEAD (AccessDenied), which
+    failed the import. What the failed attempt may have written is simply written again."""
+    data = {f"k{n}": random_bytes(4096 + n) for n in range(4)}
+    for key, body in data.items():
+        put_single(local_s3.client(), local_bucket, key, body)
+    target_proxy.add(Fault("reset", "up", "PUT", "/t/k2", after_bytes=100))
+    endpoints = {"src": local_s3.endpoint("src"), "dst": proxied(upload_s3, target_proxy, "dst")}
+    plan = copy_plan("m", local_s3, "src", local_bucket, sorted(data), "dst", upload_bucket, "t/")
+    plan.fresh_target = True
+
+    [result] = run_transfer([plan], endpoints, base_settings(0), [recorder])
+
+    assert result.status == "ok", result.error
+    assert target_proxy.fired and recorder.retries  # the reset happened and the write was tried again
+    assert_copied(upload_s3, upload_bucket, "t/", data)
+    assert [method for method, _ in target_proxy.seen if method not in ("PUT", "POST")] == []
+
+
 def test_corruption_is_caught_and_retried(
     local_s3: SeaweedServer, upload_s3: SeaweedServer, local_bucket: str, upload_bucket: str,
     source_proxy: FaultProxy, target_proxy: FaultProxy, workers: tuple[int, str | None], recorder: Recorder,

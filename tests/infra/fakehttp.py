@@ -44,6 +44,12 @@ class Response:
         return cls(status, json.dumps(data).encode(), {"Content-Type": content_type})
 
 
+class _Listener(ThreadingHTTPServer):
+    # socketserver's default backlog is 5; the services these stand in for accept what a client's
+    # dozens of parallel connections ask for at once.
+    request_queue_size = 128
+
+
 class FakeServer:
     """Serves ``handler`` on 127.0.0.1; ``stop()`` closes the listener (``url`` then refuses connections)."""
 
@@ -73,7 +79,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _Listener(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        name="fake-http", daemon=True)

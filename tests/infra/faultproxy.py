@@ -24,7 +24,8 @@ Whole-connection and HTTP-level faults (attributes, changeable while the proxy r
                   bodies, both directions) went through it
   slowdown_every  every k-th request is answered ``503 SlowDown`` (S3's throttling error) by the proxy
                   itself, never reaching the server; ``slowdown_methods`` limits which methods count
-Counters: ``connections``, ``resets``, ``slowdowns``, ``requests``.
+Counters: ``connections``, ``resets``, ``slowdowns``, ``requests``; ``seen``: (method, path) of every
+request forwarded to the server.
 Standalone: ``python tests/infra/faultproxy.py LISTEN UPSTREAM [--bandwidth B/s] [--latency S]
 [--reset-every K --reset-after B] [--slowdown-every K]``.
 """
@@ -110,6 +111,7 @@ class FaultProxy:
         self.resets = 0
         self.slowdowns = 0
         self.fired: list[str] = []
+        self.seen: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -291,6 +293,8 @@ class FaultProxy:
             if self.latency:
                 await asyncio.sleep(self.latency)
             conn.spend(len(head))
+            with self._lock:
+                self.seen.append((method, path))
             requests.append((method, path))
             arrived.set()
             writer.write(head)

@@ -151,7 +151,9 @@ class Attempts:
             op,
             model.plan.target_root,
             target,
-            listing is not None and state.attempt == 1,
+            # Later attempts ask the target what the last one left, unless it is a fresh root: nothing
+            # else can be there, and it may be write-only (DRoA's upload bucket refuses HEAD).
+            listing is not None and (state.attempt == 1 or model.plan.fresh_target),
             probe_ok if isinstance(probe_ok, bool) else None,
             state.force_stream,
             self.settings.dry_run,
