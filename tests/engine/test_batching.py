@@ -135,11 +135,11 @@ def test_small_copies_go_to_the_workers_in_batches(
     assert result.status == "ok", result.error
     assert_copied(upload_s3, upload_bucket, "t/", data)
     # the prepare, 60 copies and the audit: each task sent once; the first round of copies fills the
-    # in-flight bound (2 x 8 threads) at once, and each worker gets its 8 in one message
+    # in-flight bound (2 x the threads of both workers) at once, and each worker gets its share in one message
     assert executor.tasks_sent == 62
-    assert executor.largest == 2 * settings.concurrency
+    assert executor.largest == settings.in_flight // settings.processes
     assert executor.messages < executor.tasks_sent
-    assert executor.most_inflight <= 2 * settings.threads  # the in-flight bound holds per batch too
+    assert executor.most_inflight <= settings.in_flight  # the in-flight bound holds per batch too
 
 
 class _ReportCounter(LocalExecutor):

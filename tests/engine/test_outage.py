@@ -121,7 +121,7 @@ def test_target_back_before_the_deadline_everything_succeeds(
         plan = copy_plan("m", local_s3, "src", local_bucket, sorted(data), "dst", "target", "t/")
         outage = Outage(target, after=3 * MiB, restart_after=8)
         # backoff capped at 2 s: recovery is seen at the first retry after the restart
-        settings = base_settings(0, concurrency=2, stall_deadline=120.0, retry_max_delay=2.0)
+        settings = base_settings(0, concurrency=2, small_requests=2, stall_deadline=120.0, retry_max_delay=2.0)
         runner, results = run_in_thread([plan], endpoints, settings, [outage])
         runner.join(240)
         assert not runner.is_alive()
@@ -137,7 +137,7 @@ def test_target_back_before_the_deadline_everything_succeeds(
         # Operations that had not started when the target died were held back, not sent one by one
         # against the dead server: only what was in flight (4 tasks at most with 2 threads) retried.
         retried = set(outage.ops)
-        assert len(retried) <= 2 * settings.threads, sorted(retried)
+        assert len(retried) <= settings.in_flight, sorted(retried)
     finally:
         target.stop()
 

@@ -166,6 +166,7 @@ ENGINE_TUNABLES: dict[str, Callable[[str], Any]] = {
     "start_method": str,
     "data_path": str,
     "bandwidth_limit": rate,
+    "small_requests": int,
 }
 
 

@@ -99,7 +99,11 @@ engine_options = compose(
     click.option(
         "--processes", type=click.IntRange(min=0), help="Worker processes (default: CPU count; 0 = in-process)."
     ),
-    click.option("--concurrency", type=click.IntRange(min=1), help="Concurrent requests per process (default 10)."),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        help="Concurrent transfers per process (default 10); small objects get 3x as many requests.",
+    ),
     click.option("--part-size", type=ByteSize(), help="Multipart part size (default 8MB)."),
 )
 

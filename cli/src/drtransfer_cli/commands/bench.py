@@ -278,7 +278,7 @@ def register(cli: click.Group) -> None:
     @click.option("--processes", "processes", multiple=True, metavar="N[,N...]",
                   help="Worker processes to try (repeatable or comma-separated; default: CPU count).")
     @click.option("--concurrency", "concurrency", multiple=True, metavar="N[,N...]",
-                  help="Concurrent requests per process to try (default 10).")
+                  help="Concurrent transfers per process to try (default 10).")
     @click.option("--part-size", "part_size", multiple=True, metavar="SIZE[,SIZE...]",
                   help="Multipart part sizes to try, e.g. 8MB,16MB (default 8MB).")
     @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,

@@ -2,8 +2,10 @@
 
 Control tasks (probes, aborts) go first; then the models are served round-robin, each from its ready
 queue (parts, completions, prepares ...) or by starting its next operation, so one large model never holds
-the others back. Tasks in flight are bounded in number (2 x threads) and in the bytes they buffer
-(threads x part size), so memory stays about ``processes x concurrency x part size``.
+the others back. Tasks in flight are bounded in number (2 x the workers' threads), transfers among them
+(2 x ``processes x concurrency``) and in the bytes they buffer (``processes x concurrency x part size``),
+so memory stays about that whatever the object sizes, while small requests (objects up to
+``SMALL_OBJECT``, listings, completes) fill the threads left: they wait on the servers, not on bytes.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from dataclasses import dataclass
 
 from drtransfer.engine.executor import Executor
 from drtransfer.engine.lifecycle import ModelState
-from drtransfer.engine.messages import AbortTask, ProbeTask, Report, Task
+from drtransfer.engine.messages import AbortTask, OpTask, PartTask, ProbeTask, Report, Task
 from drtransfer.engine.outage import EndpointHealth
-from drtransfer.engine.settings import EngineSettings
+from drtransfer.engine.settings import SMALL_OBJECT, EngineSettings
 
 Item = tuple[Task, int]  # a task and the bytes it buffers in a worker
 LOOP_WAIT = 0.2  # longest wait for a report between two dispatch rounds
@@ -33,6 +35,15 @@ class Inflight:
     model: int
     op: int
     generation: int  # of the operation when the task was submitted
+    small: bool  # a small request (small_request): not counted among the transfers
+
+
+def small_request(task: Task) -> bool:
+    """True for a task that moves at most ``SMALL_OBJECT`` bytes of an object: an operation on a small
+    object, or a task that moves none (prepare, probe, complete, abort, remove, audit)."""
+    if isinstance(task, OpTask):
+        return task.op.size <= SMALL_OBJECT
+    return not isinstance(task, PartTask)
 
 
 class Dispatcher:
@@ -53,7 +64,9 @@ class Dispatcher:
         self.control: deque[Item] = deque()  # probes and aborts: before anything else
         self.inflight: dict[int, Inflight] = {}
         self.inflight_mem = 0
-        self.max_tasks = settings.threads * 2
+        self.max_tasks = settings.in_flight
+        self.max_transfers = settings.threads * 2
+        self.transfers = 0  # tasks in flight that are not small requests
         self.mem_budget = settings.threads * settings.part_size
         self.timers: list[tuple[float, int]] = []  # (due, timer id); a fired or woken timer's entry stays
         self.actions: dict[int, Callable[[], None]] = {}  # timer id -> what it runs, until it runs
@@ -111,29 +124,45 @@ class Dispatcher:
         entry = self.inflight.pop(task_id, None)
         if entry is not None:
             self.inflight_mem -= entry.mem
+            self.transfers -= not entry.small
         return entry
 
     def _fill(self) -> None:
+        small_only = False  # a transfer is waiting for room: only small requests may pass it
         while len(self.inflight) < self.max_tasks:
-            item = self._next_item()
+            item = self._next_item(small_only)
             if item is None:
                 return
             task, mem = item
-            if self.inflight_mem and self.inflight_mem + mem > self.mem_budget:
+            small = small_request(task)
+            if (self.inflight_mem and self.inflight_mem + mem > self.mem_budget) or (
+                not small and self.transfers >= self.max_transfers
+            ):
                 self._push_back(task, mem)
-                return
+                if small or small_only:
+                    return
+                small_only = True
+                continue
             self._submit(task, mem)
 
-    def _next_item(self) -> Item | None:
+    def _next_item(self, small_only: bool = False) -> Item | None:
+        """The next task, models taken round-robin; ``small_only``: a model whose next task is a transfer
+        is passed over (that task stays first in its queue)."""
         if self.control:
             return self.control.popleft()
         count = len(self.models)
         for step in range(count):
             model = self.models[(self.rr + step) % count]
+            if small_only and model.ready and not small_request(model.ready[0][0]):
+                continue
             item = self.model_item(model)
-            if item is not None:
-                self.rr = (self.rr + step + 1) % count
-                return item
+            if item is None:
+                continue
+            if small_only and not small_request(item[0]):
+                model.ready.appendleft(item)  # started now, sent when a transfer ends
+                continue
+            self.rr = (self.rr + step + 1) % count
+            return item
         return None
 
     def _push_back(self, task: Task, mem: int) -> None:
@@ -147,8 +176,10 @@ class Dispatcher:
         model = getattr(task, "model", -1)
         op_index = getattr(task, "op_index", -1)
         generation = self.models[model].ops[op_index].generation if model >= 0 and op_index >= 0 else 0
-        self.inflight[task.task_id] = Inflight(task, mem, model, op_index, generation)
+        small = small_request(task)
+        self.inflight[task.task_id] = Inflight(task, mem, model, op_index, generation, small)
         self.inflight_mem += mem
+        self.transfers += not small
         if model >= 0 and self.models[model].began is None:
             self.models[model].began = time.monotonic()  # its own clock: queued time is not its time
         self.executor.submit(task)

@@ -1,5 +1,6 @@
-"""The built-in :class:`~drtransfer.engine.executor.Executor`: P worker processes x ``concurrency`` threads
-on this machine, or ``concurrency`` threads in this process with ``processes=0``.
+"""The built-in :class:`~drtransfer.engine.executor.Executor`: P worker processes x ``worker_threads``
+threads on this machine (``concurrency`` transfers, the others for small requests), or as many threads in
+this process with ``processes=0``.
 
 Both shapes run the same :func:`serve` loop: threads take tasks from an in-process inbox and emit reports.
 Each worker process has pipes of its own (tasks in, reports out) and nothing else shared with its
@@ -174,14 +175,14 @@ def worker_main(
                 break
             for task in batch:
                 inbox.put(task)
-        for _ in range(settings.concurrency):
+        for _ in range(settings.worker_threads):
             inbox.put(STOP)
 
     threading.Thread(target=pump, name="drtransfer-inbox", daemon=True).start()
     runtime = Runtime(endpoints, settings, sender.emit, cancel)
     if warm:
         runtime.warm()
-    serve(inbox, sender.emit, cancel, runtime, settings.concurrency)
+    serve(inbox, sender.emit, cancel, runtime, settings.worker_threads)
     sender.close()  # the last reports (each thread's WorkerStopped) before the process ends
 
 
@@ -306,7 +307,7 @@ class LocalExecutor:
             runtime = Runtime(self.endpoints, settings, self.results.put, self.cancel_event)
             thread = threading.Thread(
                 target=serve,
-                args=(self.inbox, self.results.put, self.cancel_event, runtime, settings.concurrency),
+                args=(self.inbox, self.results.put, self.cancel_event, runtime, settings.worker_threads),
                 name="drtransfer-pool",
                 daemon=True,
             )
@@ -430,7 +431,7 @@ class LocalExecutor:
         else:
             self.flush()
         if not cancel and self.inbox is not None:
-            for _ in range(self.settings.concurrency):
+            for _ in range(self.settings.worker_threads):
                 self.inbox.put(STOP)
         for worker in self.workers:  # its threads stop once their task is done
             with contextlib.suppress(OSError):

@@ -13,6 +13,7 @@ GiB = 1024 * MiB
 MAX_SINGLE_COPY = 5 * GiB  # S3's limit for CopyObject and for one part
 MIN_PART = 5 * MiB  # S3's smallest non-last part
 MAX_PARTS = 10_000
+SMALL_OBJECT = 1 * MiB  # up to this a task is a small request (EngineSettings.small_requests)
 DATA_PATHS = ("lean", "botocore")
 
 
@@ -21,7 +22,10 @@ class EngineSettings:
     """How the engine runs.
 
     processes: worker processes (0 = everything in this process, for debugging and tests).
-    concurrency: concurrent requests per process.
+    concurrency: concurrent transfers per process (large objects and their parts; what bounds memory).
+    small_requests: concurrent requests per process in all, small ones included (objects up to
+        :data:`SMALL_OBJECT`, listings, completes); None = 3 x ``concurrency``. Small requests are
+        latency-bound: more of them at once keeps the servers busy (and spares them idle wake-ups).
     part_size: bytes per part of a streamed multipart copy (sources with multipart ETags keep their own
         part layout so their ETag can be checked).
     multipart_threshold: objects above this are streamed cross-endpoint as ranged GETs + UploadParts.
@@ -49,6 +53,7 @@ class EngineSettings:
 
     processes: int = os.cpu_count() or 1
     concurrency: int = 10
+    small_requests: int | None = None
     part_size: int = 8 * MiB
     multipart_threshold: int = 16 * MiB
     copy_threshold: int = 5 * GiB
@@ -71,6 +76,8 @@ class EngineSettings:
             problems.append("processes must be 0 or more")
         if self.concurrency < 1:
             problems.append("concurrency must be at least 1")
+        if self.small_requests is not None and self.small_requests < 1:
+            problems.append("small requests must be at least 1")
         if not MIN_PART <= self.part_size <= MAX_SINGLE_COPY:
             problems.append("part size must be between 5 MiB and 5 GiB")
         if self.multipart_threshold < 0 or self.copy_threshold < 0:
@@ -90,8 +97,20 @@ class EngineSettings:
 
     @property
     def threads(self) -> int:
-        """Requests that can run at once over the whole pool."""
+        """Transfers that can run at once over the whole pool."""
         return max(1, self.processes) * self.concurrency
+
+    @property
+    def worker_threads(self) -> int:
+        """Task threads per process: enough for ``small_requests``, never fewer than ``concurrency``."""
+        small = 3 * self.concurrency if self.small_requests is None else self.small_requests
+        return max(self.concurrency, small)
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks the scheduler keeps in flight at most: twice every worker thread (the next task waits in
+        the worker while its thread finishes one)."""
+        return 2 * max(1, self.processes) * self.worker_threads
 
     @property
     def process_bandwidth(self) -> int | None:
@@ -103,7 +122,7 @@ class EngineSettings:
     def client_settings(self) -> ClientSettings:
         return ClientSettings(
             # part uploads of a sequential stream run on helper threads beside the task threads
-            max_pool_connections=2 * self.concurrency + 2,
+            max_pool_connections=self.worker_threads + self.concurrency + 2,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             retry_mode="legacy",

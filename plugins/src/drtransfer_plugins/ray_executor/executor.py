@@ -80,7 +80,10 @@ def prepare(choice: ExecutorChoice, settings: EngineSettings) -> tuple[Executor,
     nodes = live_nodes()
     per_node = max(1, settings.processes)
     executor = RayExecutor(per_node, leave=joined)
-    return executor, dataclasses.replace(settings, processes=per_node * max(1, len(nodes)))
+    # An actor runs `concurrency` tasks at once (max_concurrency below): no lanes of their own for small
+    # requests, so the scheduler keeps no more of them in flight than the actors run.
+    processes = per_node * max(1, len(nodes))
+    return executor, dataclasses.replace(settings, processes=processes, small_requests=settings.concurrency)
 
 
 @dataclass
