@@ -421,15 +421,15 @@ def workers_started_early(executor: Executor, runs: Sequence[RunConfig], setting
     get ready while the parent inspects and plans, and :func:`execute` then runs on them. Workers nobody
     ran are stopped when the block ends. Start them after the parent's first S3 client: a forked worker
     then inherits botocore's parsed S3 model instead of parsing it again."""
-    start_early = getattr(executor, "start_early", None)
-    if start_early is None:
+    start_early, release_early = getattr(executor, "start_early", None), getattr(executor, "release_early", None)
+    if start_early is None or release_early is None:
         yield
         return
     start_early(endpoint_map(runs), settings)
     try:
         yield
     finally:
-        executor.release_early()  # type: ignore[attr-defined]
+        release_early()
 
 
 def execute(

@@ -143,7 +143,7 @@ class Dispatcher:
                     return
                 small_only = True
                 continue
-            self._submit(task, mem)
+            self._submit(task, mem, small)
 
     def _next_item(self, small_only: bool = False) -> Item | None:
         """The next task, models taken round-robin; ``small_only``: a model whose next task is a transfer
@@ -172,11 +172,10 @@ class Dispatcher:
         else:
             self.models[model].ready.appendleft((task, mem))
 
-    def _submit(self, task: Task, mem: int) -> None:
+    def _submit(self, task: Task, mem: int, small: bool) -> None:
         model = getattr(task, "model", -1)
         op_index = getattr(task, "op_index", -1)
         generation = self.models[model].ops[op_index].generation if model >= 0 and op_index >= 0 else 0
-        small = small_request(task)
         self.inflight[task.task_id] = Inflight(task, mem, model, op_index, generation, small)
         self.inflight_mem += mem
         self.transfers += not small
